@@ -1,0 +1,49 @@
+"""Shared pytest set-up: hypothesis profiles, the reference checkpoint, and our checkpoints.
+
+A test that needs ``../shared`` skips on a laptop without it but FAILS when ``CI`` is set: CI always has
+shared/, so a missing reference there is a broken pipeline, not a reason to go green.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from dt_circuits.paths import reference_checkpoint
+
+# CI: derandomized (a fixed example sequence) and no example database, so a run is a pure function of the code.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def require_reference() -> Path:
+    """Path of the published DTI checkpoint; fail under CI, skip elsewhere, when it is missing."""
+    path = reference_checkpoint()
+    if not path.exists():
+        msg = f"reference checkpoint missing at {path} (expected ../shared beside the repo)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_path() -> Path:
+    return require_reference()
+
+
+@pytest.fixture(scope="session")
+def reference_model(reference_path: Path):
+    from dt_circuits import load_checkpoint
+
+    return load_checkpoint(reference_path)

@@ -1,0 +1,335 @@
+"""Checkpoint I/O: our own format (safetensors + manifest.json) and the DTI importer.
+
+Loading never executes code from a file: our weights are safetensors, DTI files go through
+``torch.load(..., weights_only=True)``. Every way a file can be wrong ends in one CheckpointError line that
+names the problem (missing file, truncated file, unsafe pickle, wrong tensor shape, unsupported config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from dt_circuits.env import EnvSpec
+from dt_circuits.errors import CheckpointError, ConfigError
+from dt_circuits.model import DecisionTransformer, DTConfig
+
+FORMAT = "dt-circuits-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class CheckpointInfo:
+    """Where a model came from: attached to every loaded model as ``model.checkpoint_info``."""
+
+    path: str
+    kind: str  # "dt-circuits" or "dti"
+    env: EnvSpec
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name") or Path(self.path).stem
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> DecisionTransformer:
+    """Load our checkpoint directory (or its manifest/weights file) or a DTI ``.pt`` file, in eval mode."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_dir() or p.name in (MANIFEST_FILE, WEIGHTS_FILE):
+        model = _load_own(p if p.is_dir() else p.parent)
+    else:
+        model = import_dti(p)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+# -- our format ---------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    model: DecisionTransformer,
+    directory: str | os.PathLike[str],
+    *,
+    env: EnvSpec,
+    name: str,
+    training: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``directory`` atomically: weights and manifest land together or not at all."""
+    directory = Path(directory)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "model_config": model.cfg.to_dict(),
+        "env": env.to_dict(),
+        "training": training or {},
+    }
+    manifest.update(extra or {})
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        if directory.exists():
+            # keep files we do not own (figures, calibration JSON) across a rewrite
+            for item in directory.iterdir():
+                if item.name not in (WEIGHTS_FILE, MANIFEST_FILE):
+                    dest = tmp / item.name
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        manifest["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST_FILE
+    if not path.exists():
+        raise CheckpointError(f"not a dt-circuits checkpoint: {path} is missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"bad checkpoint: {path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"bad checkpoint: {path} is not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"bad checkpoint: {path} has format_version {manifest.get('format_version')!r}, "
+            f"this version reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def _load_own(directory: Path) -> DecisionTransformer:
+    manifest = read_manifest(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.exists():
+        raise CheckpointError(f"bad checkpoint: {weights} is missing")
+    expected = manifest.get("weights_sha256")
+    if expected and sha256_file(weights) != expected:
+        raise CheckpointError(f"bad checkpoint: {weights} does not match the sha256 in its manifest")
+    try:
+        cfg = DTConfig.from_dict(dict(manifest.get("model_config") or {}))
+        env = EnvSpec.from_dict(dict(manifest.get("env") or {}))
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"bad checkpoint config in {directory / MANIFEST_FILE}: {exc}") from None
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"bad checkpoint: {weights} is not readable safetensors ({exc})") from None
+    model = DecisionTransformer(cfg)
+    _assign(model, tensors, source=str(weights))
+    model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", env, manifest)
+    return model
+
+
+def _assign(model: DecisionTransformer, tensors: dict[str, torch.Tensor], *, source: str) -> None:
+    """Copy tensors into the model, naming any missing, unexpected, misshapen or non-finite one."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing:
+        raise CheckpointError(f"bad checkpoint {source}: missing tensor(s) {', '.join(missing)}")
+    if unexpected:
+        raise CheckpointError(f"bad checkpoint {source}: unexpected tensor(s) {', '.join(unexpected)}")
+    for name, value in tensors.items():
+        if tuple(value.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"bad checkpoint {source}: tensor {name} has shape {tuple(value.shape)}, "
+                f"expected {tuple(own[name].shape)}"
+            )
+        if not value.dtype.is_floating_point:
+            raise CheckpointError(f"bad checkpoint {source}: tensor {name} has dtype {value.dtype}")
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"bad checkpoint {source}: tensor {name} holds NaN or inf")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+
+
+# -- DTI import ---------------------------------------------------------------------------------------------
+
+#: DTI state_dict key -> (our key, transform)
+_DTI_GLOBAL = {
+    "reward_embedding.0.weight": ("W_rtg", lambda t: t[:, 0]),
+    "state_embedding.weight": ("W_state", lambda t: t.T),
+    "time_embedding.weight": ("W_time", lambda t: t),
+    "transformer.pos_embed.W_pos": ("W_pos", lambda t: t),
+    "action_predictor.weight": ("W_U", lambda t: t.T),
+    "action_predictor.bias": ("b_U", lambda t: t),
+}
+_DTI_BLOCK = ["attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "attn.b_Q", "attn.b_K", "attn.b_V", "attn.b_O",
+              "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out"]  # fmt: skip
+
+
+def _safe_torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next(
+            (line for line in first if "GLOBAL" in line or "Unsupported" in line),
+            first[0] if first else "",
+        )
+        raise CheckpointError(
+            f"refusing to load {path}: it is a pickle that would need code execution to unpickle ({detail.strip()})"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+    ) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"bad checkpoint {path}: not a readable torch file (truncated or corrupt?): {msg}"
+        ) from None
+
+
+def _json_config(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"bad checkpoint {path}: {key} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"bad checkpoint {path}: {key} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
+    """Import a DecisionTransformerInterpretability checkpoint (a torch.save'd dict with JSON-string configs).
+
+    Missing config keys are derived from tensor shapes; values this architecture cannot represent (LayerNorm,
+    CNN or linear time embeddings, longer contexts) are refused by name rather than silently mis-loaded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    raw = _safe_torch_load(path)
+    if not isinstance(raw, dict) or "model_state_dict" not in raw:
+        raise CheckpointError(f"bad checkpoint {path}: not a DTI checkpoint (no 'model_state_dict')")
+    sd = raw["model_state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"bad checkpoint {path}: model_state_dict is not a dict of tensors")
+    mcfg = _json_config(raw, "model_config", path)
+    ecfg = _json_config(raw, "environment_config", path)
+
+    def need(key: str) -> torch.Tensor:
+        if key not in sd:
+            raise CheckpointError(f"bad checkpoint {path}: missing tensor {key}")
+        return sd[key]
+
+    for key, bad, why in [
+        ("layer_norm", lambda v: bool(v), "LayerNorm is not supported (the post's model has none)"),
+        (
+            "state_embedding_type",
+            lambda v: str(v).lower() != "grid",
+            "only 'grid' state embeddings are supported",
+        ),
+        (
+            "time_embedding_type",
+            lambda v: v != "embedding",
+            "only 'embedding' time embeddings are supported",
+        ),
+        ("n_ctx", lambda v: v != 2, "only one timestep of context (n_ctx 2) is supported"),
+    ]:
+        if key in mcfg and bad(mcfg[key]):
+            raise CheckpointError(f"unsupported DTI model_config {key}={mcfg[key]!r} in {path}: {why}")
+    if ecfg.get("fully_observed") or ecfg.get("img_obs"):
+        raise CheckpointError(f"unsupported DTI environment_config in {path}: only the 7x7 partial grid view")
+
+    w_q = need("transformer.blocks.0.attn.W_Q")
+    n_layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.blocks.")})
+    n_inputs = need("state_embedding.weight").shape[-1]
+    encoding = {147: "index", 980: "one_hot"}.get(int(n_inputs))
+    if encoding is None:
+        raise CheckpointError(
+            f"bad checkpoint {path}: state_embedding.weight has {n_inputs} inputs; "
+            "expected 147 (index) or 980 (one-hot)"
+        )
+    if "one_hot_obs" in ecfg and bool(ecfg["one_hot_obs"]) != (encoding == "one_hot"):
+        raise CheckpointError(
+            f"bad checkpoint {path}: one_hot_obs={ecfg['one_hot_obs']} contradicts "
+            f"state_embedding.weight ({n_inputs} inputs)"
+        )
+    try:
+        cfg = DTConfig(
+            n_layers=int(mcfg.get("n_layers", n_layers)),
+            n_heads=int(mcfg.get("n_heads", w_q.shape[0])),
+            d_model=int(mcfg.get("d_model", w_q.shape[1])),
+            d_head=int(w_q.shape[-1]),
+            d_mlp=int(mcfg.get("d_mlp", need("transformer.blocks.0.mlp.W_in").shape[-1])),
+            max_timestep=int(need("time_embedding.weight").shape[0]) - 1,
+            obs_encoding=encoding,
+            n_actions=int(need("action_predictor.weight").shape[0]),
+        )
+        env = EnvSpec(
+            env_id=ecfg.get("env_id", EnvSpec.env_id),
+            max_steps=int(ecfg.get("max_steps", cfg.max_timestep)),
+            view_size=int(ecfg.get("view_size", 7)),
+        )
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"unsupported DTI config in {path}: {exc}") from None
+    if env.max_steps > cfg.max_timestep + 1:
+        raise CheckpointError(
+            f"bad checkpoint {path}: env max_steps {env.max_steps} needs more timesteps than the "
+            f"time embedding has ({cfg.max_timestep + 1} rows)"
+        )
+
+    tensors = {ours: fn(need(theirs)) for theirs, (ours, fn) in _DTI_GLOBAL.items()}
+    for layer in range(cfg.n_layers):
+        for name in _DTI_BLOCK:
+            tensors[f"blocks.{layer}.{name}"] = need(f"transformer.blocks.{layer}.{name}")
+    model = DecisionTransformer(cfg)
+    _assign(model, tensors, source=str(path))
+    manifest = {
+        "name": path.stem,
+        "model_config": cfg.to_dict(),
+        "env": env.to_dict(),
+        "source": {"kind": "dti", "path": str(path), "sha256": sha256_file(path)},
+        "dti_configs": {"model_config": mcfg, "environment_config": ecfg},
+    }
+    model.checkpoint_info = CheckpointInfo(str(path), "dti", env, manifest)
+    return model

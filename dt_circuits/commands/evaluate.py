@@ -1,0 +1,53 @@
+"""Roll a checkpoint out in the real env and print goal / collision / timeout rates per initial RTG.
+
+Example:
+  dt-circuits evaluate --checkpoint ../shared/reference/dti-dynamic-obstacles-reproduce-original-post-short.pt \\
+      --rtgs -1 0 0.9 --episodes 200
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "evaluate"
+HELP = "roll a checkpoint out in the real env and report outcome rates per RTG"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
+    p.add_argument(
+        "--rtgs",
+        type=float,
+        nargs="+",
+        default=[-1.0, 0.0, 0.9],
+        help="initial RTGs (default -1 0 0.9)",
+    )
+    p.add_argument("--episodes", type=int, default=200, help="episodes per RTG (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed for env layouts and action sampling (default 0)")
+    p.add_argument("--argmax", action="store_true", help="take the argmax action instead of sampling")
+    p.add_argument("--json", metavar="OUT", help="also write the per-RTG summaries to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dt_circuits.checkpoint import load_checkpoint
+    from dt_circuits.errors import ConfigError
+    from dt_circuits.rollout import rollout
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    model = load_checkpoint(args.checkpoint)
+    rows = []
+    print(f"{'rtg':>6} {'episodes':>8} {'goal':>6} {'collide':>8} {'timeout':>8} {'reward':>8} {'length':>7}")
+    for rtg in args.rtgs:
+        res = rollout(model, rtg=rtg, n_episodes=args.episodes, seed=args.seed, sample=not args.argmax)
+        s = res.summary()
+        rows.append(s)
+        print(
+            f"{rtg:>6.2f} {s['episodes']:>8d} {s['goal_rate']:>6.1%} {s['collision_rate']:>8.1%} "
+            f"{s['timeout_rate']:>8.1%} {s['mean_reward']:>8.3f} {s['mean_length']:>7.1f}"
+        )
+    if args.json:
+        from dt_circuits.io import write_json_atomic
+
+        write_json_atomic(args.json, {"checkpoint": str(args.checkpoint), "results": rows})
+    return 0

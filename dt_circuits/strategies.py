@@ -1,0 +1,53 @@
+"""Hypothesis strategies for valid grid states, RTGs and timesteps.
+
+Used by the property tests and by the claims' counterexample search: every state drawn here passes
+``validate_state``, so a failure found by shrinking is a real state the agent could face.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from dt_circuits.env import EnvSpec
+from dt_circuits.scenarios import GridState, valid_poses
+
+_SPEC = EnvSpec()
+
+
+@st.composite
+def grid_states(
+    draw: st.DrawFn,
+    spec: EnvSpec = _SPEC,
+    front: str | None = None,
+    min_obstacles: int = 0,
+) -> GridState:
+    """A valid GridState; ``front='obstacle'`` forces a ball directly in front, ``'empty'`` keeps it clear."""
+    poses = valid_poses(spec)
+    if front == "obstacle" or front == "empty":
+        poses = [
+            (p, d)
+            for p, d in poses
+            if (s := GridState(p, int(d), ())).front != spec.goal_pos
+            and 1 <= s.front[0] <= spec.size - 2
+            and 1 <= s.front[1] <= spec.size - 2
+        ]
+    pos, d = draw(st.sampled_from(poses))
+    base = GridState(pos, int(d), ())
+    interior = [(x, y) for y in range(1, spec.size - 1) for x in range(1, spec.size - 1)]
+    free = [c for c in interior if c not in (pos, spec.goal_pos, base.front)]
+    forced = (base.front,) if front == "obstacle" else ()
+    n_other = spec.n_obstacles - len(forced)
+    lo = max(0, min_obstacles - len(forced))
+    others = draw(st.lists(st.sampled_from(free), min_size=lo, max_size=n_other, unique=True))
+    if front is None and draw(st.booleans()) and base.front in interior and base.front != spec.goal_pos:
+        others = others[: n_other - 1] + [base.front] if others else [base.front]
+    return GridState(pos, int(d), tuple(sorted(set(forced + tuple(others)))))
+
+
+def rtgs(min_value: float = -1.0, max_value: float = 1.0) -> st.SearchStrategy[float]:
+    """Finite RTGs in the range the post studies."""
+    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, width=32)
+
+
+def timesteps(max_value: int = 300) -> st.SearchStrategy[int]:
+    return st.integers(0, max_value)
