@@ -295,11 +295,13 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
             f"state_embedding.weight ({n_inputs} inputs)"
         )
     try:
+        n_heads = int(mcfg.get("n_heads", w_q.shape[0]))
+        d_model = int(mcfg.get("d_model", w_q.shape[1]))
         cfg = DTConfig(
             n_layers=int(mcfg.get("n_layers", n_layers)),
-            n_heads=int(mcfg.get("n_heads", w_q.shape[0])),
-            d_model=int(mcfg.get("d_model", w_q.shape[1])),
-            d_head=int(w_q.shape[-1]),
+            n_heads=n_heads,
+            d_model=d_model,
+            d_head=int(mcfg.get("d_head", d_model // max(n_heads, 1))),  # DTI: d_model // n_heads
             d_mlp=int(mcfg.get("d_mlp", need("transformer.blocks.0.mlp.W_in").shape[-1])),
             max_timestep=int(need("time_embedding.weight").shape[0]) - 1,
             obs_encoding=encoding,

@@ -72,8 +72,12 @@ def rollout(
     n_envs: int = 64,
     episodes: range | None = None,
     on_episode: Callable[[int], None] | None = None,
+    record_states: bool = False,
 ) -> RolloutResult:
-    """Run ``n_episodes`` (or the slice ``episodes`` of them) at initial ``rtg``; argmax or sampled actions."""
+    """Run ``n_episodes`` (or the slice ``episodes`` of them) at initial ``rtg``; argmax or sampled actions.
+
+    ``record_states`` keeps every (obs, rtg, timestep) the model was queried on in ``extra["states"]``.
+    """
     env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
     todo = list(episodes if episodes is not None else range(n_episodes))
     n_slots = max(1, min(n_envs, len(todo)))
@@ -102,11 +106,14 @@ def rollout(
 
     for s in range(n_slots):
         start(s)
+    recorded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     model.eval()
     while True:
         active = [s for s in range(n_slots) if slot_ep[s] is not None]
         if not active:
             break
+        if record_states:
+            recorded.append((slot_obs[active].copy(), slot_rtg[active].copy(), slot_t[active].copy()))
         with torch.no_grad():
             logits = model(slot_obs[active], slot_rtg[active], slot_t[active])
         if sample:
@@ -128,7 +135,11 @@ def rollout(
                 if on_episode:
                     on_episode(1)
                 start(s)
+    extra = {}
+    if record_states:
+        extra["states"] = tuple(np.concatenate(parts) for parts in zip(*recorded, strict=True))
     return RolloutResult(
+        extra=extra,
         rtg=float(rtg),
         rewards=rewards,
         lengths=lengths,
