@@ -26,6 +26,22 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dt-circuits claims")
+    group.addoption(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="run the claims on this checkpoint (our directory or a DTI .pt); repeatable",
+    )
+    group.addoption("--roles", default=None, metavar="FILE", help="JSON roles file binding roles to components")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim: a claim from claims/ evaluated on one checkpoint")
+
+
 def require_reference() -> Path:
     """Path of the published DTI checkpoint; fail under CI, skip elsewhere, when it is missing."""
     path = reference_checkpoint()

@@ -1,0 +1,33 @@
+"""Our hypothesis for the post's key claim 3: the raw-index encoding couples goal and obstacle in the obstacle head.
+
+With index observations an obstacle (object id 6) looks like 3/4 of a goal (8) to any linear reader of the
+object channel, so the head that learns to avoid balls also pushes against stepping onto the goal — the post's
+"agents avoided the goal square" behaviour. With one-hot observations ball and goal are separate inputs, and no
+such coupling is forced.
+
+Stated before the checkpoints were trained: the obstacle head's OV push (forward − right) of the goal in front,
+divided by its push of a ball in front, is ≥ 0.5 (same sign, at least half as strong). Expected to hold on the
+raw-index checkpoint and fail on the one-hot one.
+"""
+
+from dt_circuits.claim import Check, Claim, Weights, front_cell_ov
+
+
+def goal_to_ball_ratio(subject) -> float:
+    ball = front_cell_ov(subject, "obstacle_head", "obstacle")
+    goal = front_cell_ov(subject, "obstacle_head", "goal")
+    return goal / ball if ball != 0 else float("nan")
+
+
+CLAIM = Claim(
+    id="encoding-shapes-algorithm",
+    statement="The obstacle head treats the goal as an obstacle: OV push of goal-in-front / ball-in-front >= 0.5",
+    source="post key claim 3 and Table 3 (an obstacle looks like 3/4 of a goal); hypothesis stated here",
+    checks=(
+        Check(
+            "OV goal/ball ratio (obstacle head, forward-right)",
+            Weights(goal_to_ball_ratio, "ratio of OV pushes, goal vs ball in front", "ratio"),
+            at_least=0.5,
+        ),
+    ),
+)

@@ -1,0 +1,53 @@
+"""Recording what each claim is expected to do on a checkpoint, with the numbers that were measured.
+
+A negative result is recorded, not hidden: the expectation says "fails" and keeps the effect and CI measured
+when it was recorded, so a later run can show what moved. Our checkpoints keep them in their manifest;
+foreign files (the DTI reference) in ``claims/expectations/<sha256>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dt_circuits.checkpoint import MANIFEST_FILE, read_manifest, sha256_file
+from dt_circuits.io import write_json_atomic
+from dt_circuits.subject import FOREIGN_EXPECTATIONS_DIR, Subject
+from dt_circuits.suite import ClaimRun
+
+
+def expectation_entry(run: ClaimRun) -> dict[str, Any]:
+    h = run.verdict.headline
+    return {
+        "expected": run.verdict.verdict,
+        "measured": {
+            "check": h.name,
+            "effect": round(h.effect, 6),
+            "ci_low": round(h.ci_low, 6),
+            "ci_high": round(h.ci_high, 6),
+            "bound": h.bound,
+            "n": h.n,
+        },
+    }
+
+
+def record_expectations(subject: Subject, runs: list[ClaimRun]) -> Path:
+    """Write the measured verdicts as the checkpoint's expectations; returns the file written."""
+    entries = {r.claim.id: expectation_entry(r) for r in runs}
+    source = Path(subject.source)
+    if source.is_dir():
+        manifest = read_manifest(source)
+        manifest.setdefault("expectations", {}).update(entries)
+        manifest["roles"] = subject.roles
+        write_json_atomic(source / MANIFEST_FILE, manifest)
+        subject.expectations.update(entries)
+        return source / MANIFEST_FILE
+    sha = sha256_file(source)
+    path = FOREIGN_EXPECTATIONS_DIR / f"{sha}.json"
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing.update({"checkpoint": source.name, "sha256": sha, "roles": subject.roles})
+    existing.setdefault("expectations", {}).update(entries)
+    write_json_atomic(path, existing)
+    subject.expectations.update(entries)
+    return path
