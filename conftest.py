@@ -13,6 +13,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from dt_circuits.paths import reference_checkpoint
+from dt_circuits.threads import configure_threads
+
+configure_threads()
 
 # CI: derandomized (a fixed example sequence) and no example database, so a run is a pure function of the code.
 settings.register_profile(

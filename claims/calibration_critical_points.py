@@ -9,6 +9,7 @@ from dt_circuits.claim import Check, Claim, Rollouts
 TOLERANCE = 0.25
 
 CLAIM = Claim(
+    kind="behaviour",
     id="calibration-critical-points",
     statement="Mean reward is within 0.25 of the RTG at RTG -1, 0 and 0.9",
     source="post Fig. 5 (critical points -1, 0 and ~1 are unbiased)",

@@ -65,7 +65,7 @@ class ClaimItem(pytest.Item):
         self.config.stash.setdefault(_RUNS, []).append((_label(self.checkpoint), run))
         details = "\n".join(
             f"  {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
-            f"needs {c.bound} (n={c.n}, {c.frac_meeting_bound:.0%} of examples meet it) — {c.describe}"
+            f"needs {c.bound} (n={c.n}, {c.frac_as_predicted:.0%} of examples as predicted) — {c.describe}"
             for c in run.verdict.checks
         )
         if run.expected == "fails":

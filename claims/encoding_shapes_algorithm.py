@@ -5,9 +5,11 @@ object channel, so the head that learns to avoid balls also pushes against stepp
 "agents avoided the goal square" behaviour. With one-hot observations ball and goal are separate inputs, and no
 such coupling is forced.
 
-Stated before the checkpoints were trained: the obstacle head's OV push (forward − right) of the goal in front,
-divided by its push of a ball in front, is ≥ 0.5 (same sign, at least half as strong). Expected to hold on the
-raw-index checkpoint and fail on the one-hot one.
+Stated before the checkpoints were trained: the obstacle head's OV circuit pushes forward − right down for a ball
+in front (≤ -0.1: it is an obstacle avoider), and its push for the goal in front, divided by its push for a ball,
+is ≥ 0.5 (same sign, at least half as strong). Expected to hold on the raw-index checkpoint and fail on the
+one-hot one. (The first check was added when the head-swap test showed the ratio alone is not head-specific: on
+the DTI reference both heads have a ratio ≥ 0.5, because both push *up* for ball and goal alike.)
 """
 
 from dt_circuits.claim import Check, Claim, Weights, front_cell_ov
@@ -20,10 +22,16 @@ def goal_to_ball_ratio(subject) -> float:
 
 
 CLAIM = Claim(
+    kind="head",
     id="encoding-shapes-algorithm",
     statement="The obstacle head treats the goal as an obstacle: OV push of goal-in-front / ball-in-front >= 0.5",
     source="post key claim 3 and Table 3 (an obstacle looks like 3/4 of a goal); hypothesis stated here",
     checks=(
+        Check(
+            "OV: ball in front, forward-right",
+            Weights(lambda s: front_cell_ov(s, "obstacle_head", "obstacle"), "OV push of a ball in front vs empty"),
+            at_most=-0.1,
+        ),
         Check(
             "OV goal/ball ratio (obstacle head, forward-right)",
             Weights(goal_to_ball_ratio, "ratio of OV pushes, goal vs ball in front", "ratio"),

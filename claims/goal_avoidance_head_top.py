@@ -9,11 +9,12 @@ from dt_circuits.claim import Ablation, Check, Claim, OnFamily
 ON = OnFamily("goal-from-top", rtg=-1.0)
 
 CLAIM = Claim(
+    kind="head",
     id="goal-avoidance-head-top",
     statement="Mean-ablating the goal head makes the agent step into the goal from the top at RTG -1",
     source="post Fig. 8 (P(forward) ~0 -> 0.48 when head 0 is ablated)",
     checks=(
-        Check("ablate goal head: ΔP(forward)", Ablation(ON, "goal_head"), at_least=0.25),
+        Check("ablate goal head: ΔP(forward)", Ablation(ON, "goal_head"), at_least=0.25, per_example="increase"),
         Check("control: ablate obstacle head: ΔP(forward)", Ablation(ON, "obstacle_head"), at_most=0.25, control=True),
     ),
 )

@@ -10,11 +10,14 @@ from dt_circuits.claim import Ablation, Check, Claim, OnFamily
 ON = OnFamily("obstacle-in-front", rtg=0.9)
 
 CLAIM = Claim(
+    kind="head",
     id="obstacle-avoidance-head",
     statement="Mean-ablating the obstacle head makes the agent walk into an obstacle in front at RTG 0.9",
     source="post Fig. 9 (P(forward) ~0 -> 0.9 when head 1 is ablated)",
     checks=(
-        Check("ablate obstacle head: ΔP(forward)", Ablation(ON, "obstacle_head"), at_least=0.25),
+        Check(
+            "ablate obstacle head: ΔP(forward)", Ablation(ON, "obstacle_head"), at_least=0.25, per_example="increase"
+        ),
         Check("control: ablate goal head: ΔP(forward)", Ablation(ON, "goal_head"), at_most=0.25, control=True),
     ),
 )

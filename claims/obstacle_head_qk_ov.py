@@ -9,6 +9,7 @@ goal there instead of empty space pushes forward − right down by at least 0.1 
 from dt_circuits.claim import Check, Claim, FrontObstacleRemoved, OnFamily, Weights, front_cell_ov
 
 CLAIM = Claim(
+    kind="head",
     id="obstacle-head-qk-ov",
     statement="The obstacle head attends away from RTG when a ball is in front (QK) and its OV circuit maps "
     "a ball or the goal in front to less forward",
@@ -18,6 +19,7 @@ CLAIM = Claim(
             "QK: Δ attention to RTG, ball in front vs removed",
             FrontObstacleRemoved(OnFamily("obstacle-in-front", rtg=0.9), metric="attn_to_rtg:obstacle_head"),
             at_most=-0.05,
+            per_example="decrease",
         ),
         Check(
             "OV: ball in front, forward-right",

@@ -15,6 +15,7 @@ def avoids(thing: str, family: str, rtg: float) -> Check:
 
 
 CLAIM = Claim(
+    kind="behaviour",
     id="rtg-behaviours",
     statement="Walls are always avoided; obstacles at RTG 0 and 0.9; the goal at RTG -1 and 0, sought at 0.9",
     source="post Table 1",

@@ -17,6 +17,7 @@ def cosine(subject) -> float:
 
 
 CLAIM = Claim(
+    kind="embedding",
     id="rtg-embedding-forward",
     statement="The RTG embedding points along forward - right in the residual stream",
     source="post 'Analysing the RTG and Time Tokens' (dot product ~1.13, right-left ~-0.16)",

@@ -15,6 +15,7 @@ def wall_minus_empty(subject) -> float:
 
 
 CLAIM = Claim(
+    kind="embedding",
     id="wall-detection-embedding",
     statement="With a wall in front the state embedding alone pushes against forward (forward - right < 0), "
     "through the front cell's object/colour weights",

@@ -131,8 +131,9 @@ class Ablation:
         )
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
+        """One state's change; the ablation value stays the dataset mean at the claim's RTG."""
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        return float(self._delta(subject, inputs, rtg)[0])
+        return float(self._delta(subject, inputs, self.on.rtg)[0])
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ class Check:
     at_least: float | None = None
     at_most: float | None = None
     control: bool = False
+    #: what each example is predicted to do: "bound" (meet the bound itself), "increase" (> 0), "decrease" (< 0)
+    per_example: Literal["bound", "increase", "decrease"] = "bound"
 
     def __post_init__(self) -> None:
         if self.at_least is None and self.at_most is None:
@@ -219,7 +222,14 @@ class Check:
             parts.append(f"≤ {self.at_most:g}")
         return " and ".join(parts)
 
+    def prediction_text(self) -> str:
+        return {"increase": "> 0", "decrease": "< 0"}.get(self.per_example, self.bound_text())
+
     def example_holds(self, value: float) -> bool:
+        if self.per_example == "increase":
+            return bool(value > 0)
+        if self.per_example == "decrease":
+            return bool(value < 0)
         lo_ok = self.at_least is None or value >= self.at_least
         hi_ok = self.at_most is None or value <= self.at_most
         return bool(lo_ok and hi_ok)
@@ -233,7 +243,7 @@ class CheckResult:
     ci_low: float
     ci_high: float
     n: int
-    frac_meeting_bound: float
+    frac_as_predicted: float
     bound: str
     unit: str
     describe: str
@@ -252,11 +262,17 @@ class Claim:
     statement: str
     source: str
     checks: tuple[Check, ...]
-    counterexample_search: Any = None  # a CounterexampleSearch, for claims with a per-state prediction
+    #: what the claim is about: falsification tests pick their control by it (swapped heads, random init)
+    kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
 
-    def evaluate(self, subject: Subject) -> Verdict:
+    def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
         results = [evaluate_check(self.id, c, subject) for c in self.checks]
-        return Verdict(self.id, self.statement, all(r.holds for r in results), results)
+        verdict = Verdict(self.id, self.statement, all(r.holds for r in results), results)
+        if search:
+            verdict.counterexamples = [
+                find_counterexample(self.id, c, subject) for c in self.checks if hasattr(c.measure, "per_state")
+            ]
+        return verdict
 
 
 @dataclass
@@ -265,6 +281,7 @@ class Verdict:
     statement: str
     holds: bool
     checks: list[CheckResult] = field(default_factory=list)
+    counterexamples: list[Counterexample] = field(default_factory=list)
 
     @property
     def headline(self) -> CheckResult:
@@ -279,7 +296,7 @@ class Verdict:
         h = self.headline
         return (
             f"{self.claim_id}: {self.verdict} — {h.name}: {h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}] "
-            f"(needs {h.bound}; n={h.n}, {h.frac_meeting_bound:.0%} of examples meet it) — {h.describe}"
+            f"(needs {h.bound}; n={h.n}, {h.frac_as_predicted:.0%} of examples as predicted) — {h.describe}"
         )
 
 
@@ -296,13 +313,104 @@ def evaluate_check(claim_id: str, check: Check, subject: Subject) -> CheckResult
         ci_low=float(lo),
         ci_high=float(hi),
         n=len(m.values),
-        frac_meeting_bound=frac,
+        frac_as_predicted=frac,
         bound=check.bound_text(),
         unit=m.unit,
         describe=m.describe,
         control=check.control,
         values=np.asarray(m.values, dtype=float),
     )
+
+
+# -- counterexample search -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counterexample:
+    """The simplest state found where a check's per-state prediction fails (None when none was found)."""
+
+    check: str
+    searched: int
+    state: GridState | None = None
+    rtg: float | None = None
+    timestep: int | None = None
+    value: float | None = None
+    prediction: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.check, "searched": self.searched, "prediction": self.prediction}
+        out["found"] = False
+        if self.state is not None:
+            out.update(
+                found=True,
+                agent_pos=list(self.state.agent_pos),
+                agent_dir=self.state.agent_dir,
+                obstacles=[list(o) for o in self.state.obstacles],
+                rtg=self.rtg,
+                timestep=self.timestep,
+                value=self.value,
+            )
+        return out
+
+    def describe(self) -> str:
+        if self.state is None:
+            return f"{self.check}: no counterexample in {self.searched} searched states"
+        s = self.state
+        return (
+            f"{self.check}: agent at {s.agent_pos} facing {s.agent_dir}, obstacles {list(s.obstacles)}, "
+            f"RTG {self.rtg:.3f}, t={self.timestep}: value {self.value:+.4f}, predicted {self.prediction}"
+        )
+
+
+SEARCH_EXAMPLES = 150
+
+
+def rtg_search_range(rtg: float) -> tuple[float, float]:
+    """The RTGs a per-state prediction is searched over: the behaviour regime the claim's RTG belongs to."""
+    if rtg >= 0.5:
+        return (0.5, 1.0)
+    if rtg <= -0.5:
+        return (-1.0, -0.5)
+    return (max(-1.0, rtg - 0.1), min(1.0, rtg + 0.1))
+
+
+def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examples: int = SEARCH_EXAMPLES):
+    """Hypothesis search (derandomized) over states of the check's family, RTGs in its regime and timesteps,
+    for a state where the per-example bound fails; hypothesis shrinks it to a minimal example."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis import strategies as st
+
+    from dt_circuits.strategies import family_states
+
+    on: OnFamily = check.measure.on
+    lo, hi = rtg_search_range(on.rtg)
+    t_max = min(on.timesteps[1], subject.model.cfg.max_timestep)
+    strategy = st.tuples(
+        family_states(on.family), st.floats(lo, hi, allow_nan=False), st.integers(on.timesteps[0], t_max)
+    )
+    counted = [0]
+
+    def violates(example: tuple[GridState, float, int]) -> bool:
+        counted[0] += 1
+        state, rtg, t = example
+        return not check.example_holds(check.measure.per_state(subject, state, rtg, t))
+
+    cfg = settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        state, rtg, t = find(strategy, violates, settings=cfg)
+    except Exception as exc:  # hypothesis.errors.NoSuchExample: the prediction held everywhere searched
+        if type(exc).__name__ != "NoSuchExample":
+            raise
+        return Counterexample(check.name, counted[0], prediction=check.prediction_text())
+    value = check.measure.per_state(subject, state, rtg, t)
+    return Counterexample(check.name, counted[0], state, float(rtg), int(t), float(value), check.prediction_text())
 
 
 def forward_right_unembed(subject: Subject) -> torch.Tensor:

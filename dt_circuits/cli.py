@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from dt_circuits import commands
 from dt_circuits.errors import DTCircuitsError
+from dt_circuits.threads import configure_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_threads()
     try:
         return int(args._run(args) or 0)
     except DTCircuitsError as exc:

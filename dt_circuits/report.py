@@ -46,6 +46,19 @@ def check_figure(run: ClaimRun, path: Path) -> Path:
     return save_png(fig, path)
 
 
+def counterexample_image(cx, subject: Subject, path: Path) -> Path:
+    """The full grid of a counterexample state, rendered by the real env (what a researcher would look at)."""
+    subject.renderer.place(cx.state)
+    frame = subject.renderer.env.get_frame(highlight=True, tile_size=24)
+    fig = Figure(figsize=(2.6, 2.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(frame)
+    ax.set_axis_off()
+    ax.set_title(f"RTG {cx.rtg:.2f}, t={cx.timestep}", fontsize=8)
+    return save_png(fig, path)
+
+
 def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: dict[str, Any]) -> Path:
     """Write index.html, results.json and one PNG per claim into ``directory``; returns index.html."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -65,16 +78,25 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
             f"<tr><td class='{'holds' if c.holds else 'fails'}'>{'holds' if c.holds else 'fails'}</td>"
             f"<td>{e(c.name)}{' (control)' if c.control else ''}</td><td>{c.effect:+.4f}</td>"
             f"<td>[{c.ci_low:+.4f}, {c.ci_high:+.4f}]</td><td>{e(c.bound)}</td><td>{c.n}</td>"
-            f"<td>{c.frac_meeting_bound:.0%}</td><td>{e(c.describe)}</td></tr>"
+            f"<td>{c.frac_as_predicted:.0%}</td><td>{e(c.describe)}</td></tr>"
             for c in r.verdict.checks
         )
         sections.append(
             f"<h2 id='{e(r.claim.id)}'>{e(r.claim.id)} — <span class='{r.verdict.verdict}'>{r.verdict.verdict}</span>"
             f" (expected {r.expected})</h2><p>{e(r.claim.statement)}. <i>Source: {e(r.claim.source)}.</i></p>"
             "<table><tr><th>check</th><th>name</th><th>effect</th><th>95% CI</th><th>bound</th><th>n</th>"
-            f"<th>examples meeting bound</th><th>measure</th></tr>{check_rows}</table>"
+            f"<th>examples as predicted</th><th>measure</th></tr>{check_rows}</table>"
             f"<img src='{png.name}' alt='per-example values for {e(r.claim.id)}'>"
         )
+        for i, cx in enumerate(r.verdict.counterexamples):
+            if cx.state is None:
+                sections.append(f"<p>Counterexample search — {e(cx.describe())}.</p>")
+                continue
+            img = counterexample_image(cx, subject, directory / f"{r.claim.id}-counterexample-{i}.png")
+            sections.append(
+                f"<p><b>Counterexample</b> (minimal, found by hypothesis in {cx.searched} states) — {e(cx.describe())}"
+                f"</p><img src='{img.name}' alt='counterexample state' style='max-width:16em'>"
+            )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>claims: {e(subject.name)}</title>"
         f"<style>{CSS}</style></head><body><h1>Claims on {e(subject.name)}</h1>"

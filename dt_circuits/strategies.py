@@ -51,3 +51,32 @@ def rtgs(min_value: float = -1.0, max_value: float = 1.0) -> st.SearchStrategy[f
 
 def timesteps(max_value: int = 300) -> st.SearchStrategy[int]:
     return st.integers(0, max_value)
+
+
+@st.composite
+def family_states(draw: st.DrawFn, family: str, spec: EnvSpec = _SPEC) -> GridState:
+    """A valid state of a named family ('<kind>-in-front', 'goal-from-top', 'goal-from-left'), any layout.
+
+    The counterexample search draws from here, so every state it reports belongs to the family the claim is
+    about, and hypothesis can shrink it (fewer obstacles, simpler pose).
+    """
+    from dt_circuits.scenarios import FRONT_KINDS, front_kind
+
+    interior = [(x, y) for y in range(1, spec.size - 1) for x in range(1, spec.size - 1)]
+    if family.startswith("goal-from-"):
+        gx, gy = spec.goal_pos
+        side = family.removeprefix("goal-from-")
+        pos, d = {"top": ((gx, gy - 1), 1), "left": ((gx - 1, gy), 0)}[side]
+        free = [c for c in interior if c not in (pos, spec.goal_pos)]
+        obstacles = draw(st.lists(st.sampled_from(free), max_size=spec.n_obstacles, unique=True))
+        return GridState(pos, d, tuple(sorted(obstacles)))
+    kind = family.removesuffix("-in-front")
+    if kind not in FRONT_KINDS:
+        raise ValueError(f"unknown state family {family!r}")
+    if kind in ("obstacle", "empty"):
+        return draw(grid_states(spec, front=kind))
+    poses = [(p, int(d)) for p, d in valid_poses(spec) if front_kind(GridState(p, int(d), ()), spec) == kind]
+    pos, d = draw(st.sampled_from(poses))
+    free = [c for c in interior if c not in (pos, spec.goal_pos)]
+    obstacles = draw(st.lists(st.sampled_from(free), max_size=spec.n_obstacles, unique=True))
+    return GridState(pos, d, tuple(sorted(obstacles)))

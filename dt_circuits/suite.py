@@ -83,21 +83,23 @@ class ClaimRun:
             "ci_high": h.ci_high,
             "headline_check": h.name,
             "bound": h.bound,
-            "frac_meeting_bound": h.frac_meeting_bound,
+            "frac_as_predicted": h.frac_as_predicted,
             "n": h.n,
             "checks": [c.to_dict() for c in self.verdict.checks],
+            "counterexamples": [c.to_dict() for c in self.verdict.counterexamples],
             "seconds": round(self.seconds, 3),
         }
 
 
-def run_claim(claim: Claim, subject: Subject) -> ClaimRun:
+def run_claim(claim: Claim, subject: Subject, *, search: bool = False) -> ClaimRun:
     start = time.perf_counter()
-    verdict = claim.evaluate(subject)
+    verdict = claim.evaluate(subject, search=search)
     return ClaimRun(claim, verdict, subject.expected(claim.id), time.perf_counter() - start)
 
 
-def run_suite(subject: Subject, claims: list[Claim] | None = None) -> list[ClaimRun]:
-    return [run_claim(c, subject) for c in (claims or discover())]
+def run_suite(subject: Subject, claims: list[Claim] | None = None, *, search: bool = False) -> list[ClaimRun]:
+    """Every claim on ``subject``; ``search`` also looks for a counterexample to each per-state prediction."""
+    return [run_claim(c, subject, search=search) for c in (claims or discover())]
 
 
 def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:

@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", help="write a static HTML report with figures into this folder")
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     p.add_argument(
+        "--no-search",
+        action="store_true",
+        help="skip the hypothesis counterexample search for per-state predictions (faster)",
+    )
+    p.add_argument(
         "--record-expectations",
         action="store_true",
         help="record the measured verdicts as this checkpoint's expectations (a deliberate, reviewed act: "
@@ -52,9 +57,13 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
         claims = [c for c in claims if c.id in args.only]
-    runs = run_suite(subject, claims)
+    runs = run_suite(subject, claims, search=not args.no_search)
     print(f"checkpoint {subject.source}  roles {json.dumps(subject.roles)}")
     print(format_table(runs))
+    for r in runs:
+        for cx in r.verdict.counterexamples:
+            if cx.state is not None:
+                print(f"counterexample  {r.claim.id}  {cx.describe()}")
     data = suite_json(subject, runs)
     data["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
