@@ -162,13 +162,23 @@ def pos_axis(hook_name: str) -> int | None:
     return 1
 
 
+def check_pos(model: DecisionTransformer, comp: Component, pos: int | None) -> None:
+    """Raise ConfigError unless ``pos`` is None or a token position the component's activation has."""
+    if pos is None:
+        return
+    if pos_axis(comp.hook_name) is None:
+        raise ConfigError(f"{comp} has no position axis; intervene on it without pos=")
+    if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < model.cfg.n_ctx:
+        raise ConfigError(f"pos {pos!r} is not a token position (0 = RTG, 1 = state)")
+
+
 def component_index(comp: Component, ndim: int, pos: int | None) -> tuple[Any, ...]:
     """Index into the activation selecting the component (and optionally one position)."""
     idx: list[Any] = [slice(None)] * ndim
     if pos is not None:
         axis = pos_axis(comp.hook_name)
         if axis is None:
-            raise ConfigError(f"{comp} has no position axis; ablate it without pos=")
+            raise ConfigError(f"{comp} has no position axis; intervene on it without pos=")
         idx[axis] = pos
     if isinstance(comp, Head):
         idx[2] = comp.head  # hook_z: [batch, pos, head, d_head]
@@ -240,7 +250,8 @@ def hooked(model: DecisionTransformer, fwd_hooks: FwdHooks) -> Iterator[Decision
     """
     hooks = list(fwd_hooks)
     for name, _ in hooks:
-        check_hook_name(model, name)
+        if isinstance(name, str):  # TransformerLens also accepts a filter function on names
+            check_hook_name(model, name)
     with model.hooks(fwd_hooks=hooks):
         yield model
 
@@ -354,6 +365,7 @@ def ablation_hooks(
     comps = resolve_all(model, components)
     hooks: FwdHooks = []
     for comp in comps:
+        check_pos(model, comp, pos)
         name = comp.hook_name
         if method == "zero":
             fn = _replace_hook(comp, pos, torch.zeros_like)

@@ -20,6 +20,7 @@ from dt_circuits.interventions import (
     ComponentLike,
     FwdHooks,
     Inputs,
+    check_pos,
     collect_activations,
     component_index,
     resolve,
@@ -120,6 +121,7 @@ def injection_scan(
     if len(clean) != len(corrupt):
         raise ConfigError(f"clean ({len(clean)}) and corrupt ({len(corrupt)}) need the same number of states")
     comp = resolve(model, site)
+    check_pos(model, comp, pos)
     grid = _grid(coeffs, "coeffs")
     name = comp.hook_name
     a_clean = collect_activations(model, clean, [comp]).acts[name]

@@ -95,12 +95,24 @@ def test_attribution_under_hooks_stays_exact_and_says_where_the_intervention_act
 
 def test_directions_and_metrics():
     assert direction_vector("forward").tolist() == [0, 0, 1]
-    for spec in ["forward-right", "forward - right", "Forward/Right", "forward\u2212right", ("forward", "right"), (2, 1)]:
+    for spec in [
+        "forward-right",
+        "forward - right",
+        "Forward/Right",
+        "forward\u2212right",
+        ("forward", "right"),
+        (2, 1),
+    ]:
         assert direction_vector(spec).tolist() == [0, -1, 1], spec
         assert direction_name(spec) == "forward-right"
     assert direction_name([0.5, 0.5, -1.0]) == "[0.5, 0.5, -1]"
     assert action_index(Action.LEFT) == 0 and action_index("RIGHT") == 1
-    for bad, fragment in [("up", "unknown action 'up'"), ("forward-forward", "itself"), ([1, 2], "3 entries"), (5, "5")]:
+    for bad, fragment in [
+        ("up", "unknown action 'up'"),
+        ("forward-forward", "itself"),
+        ([1, 2], "3 entries"),
+        (5, "5"),
+    ]:
         with pytest.raises(ConfigError, match=fragment):
             direction_vector(bad)
     logits = torch.tensor([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]])

@@ -59,7 +59,9 @@ def test_table3_arithmetic_for_index_and_one_hot():
     w1 = state_embedding_projection(one_hot, "forward-right")
     bits = [names.index(b) for b in ("object=wall", "colour=grey", "state=open")]
     assert cell_contribution(one_hot, "forward-right", "wall") == pytest.approx(float(w1[bits, x, y].sum()))
-    assert cell_contribution(one_hot, "forward-right", (2, 5, 0), cell=(0, 0)) == pytest.approx(float(w1[bits, 0, 0].sum()))
+    assert cell_contribution(one_hot, "forward-right", (2, 5, 0), cell=(0, 0)) == pytest.approx(
+        float(w1[bits, 0, 0].sum())
+    )
     with pytest.raises(ConfigError, match="unknown cell value 'lava'"):
         cell_contribution(index, "forward", "lava")
     with pytest.raises(ConfigError, match="outside the 7x7 view"):

@@ -253,4 +253,6 @@ def test_position_restricted_ablation_leaves_the_other_position_alone():
     assert torch.equal(z[:, STATE_POS, 0], z0[:, STATE_POS, 0])
     assert (z[:, STATE_POS, 1] == 0).all()
     with pytest.raises(ConfigError, match="no position axis"):
-        ablation_hooks(model, "hook_state_embed", "zero", pos=STATE_POS)[0][1](torch.zeros(2, 128))
+        ablation_hooks(model, "hook_state_embed", "zero", pos=STATE_POS)
+    with pytest.raises(ConfigError, match="pos 2 is not a token position"):
+        ablation_hooks(model, "L0H1", "zero", pos=2)
