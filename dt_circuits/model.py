@@ -26,6 +26,7 @@ from dt_circuits.env import CHANNEL_MAX, N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
 from dt_circuits.errors import ConfigError, InvalidInputError
 
 ObsEncoding = Literal["index", "one_hot"]
+_CHANNEL_MAX_T = torch.tensor(CHANNEL_MAX)
 RTG_POS, STATE_POS = 0, 1
 
 
@@ -100,15 +101,19 @@ class Attention(nn.Module):
         self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
-        k = self.hook_k(torch.einsum("bpd,hde->bphe", x, self.W_K) + self.b_K)
-        v = self.hook_v(torch.einsum("bpd,hde->bphe", x, self.W_V) + self.b_V)
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.cfg.d_head)
-        n = x.shape[1]
+        # one GEMM per projection (heads side by side), bmm over heads for W_O: low overhead at every batch size
+        b, n, d = x.shape
+        h, e = self.cfg.n_heads, self.cfg.d_head
+        flat = x.reshape(b * n, d)
+        q = self.hook_q((flat @ self.W_Q.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_Q)
+        k = self.hook_k((flat @ self.W_K.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_K)
+        v = self.hook_v((flat @ self.W_V.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_V)
+        scores = (q.transpose(1, 2) @ k.permute(0, 2, 3, 1)) / math.sqrt(e)  # [batch, head, query, key]
         scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:n, :n], float("-inf")))
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
-        result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+        z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))  # [batch, pos, head, d_head]
+        per_head = z.permute(2, 0, 1, 3).reshape(h, b * n, e) @ self.W_O  # [head, batch*pos, d_model]
+        result = self.hook_result(per_head.view(h, b, n, d).permute(1, 2, 0, 3))  # [batch, pos, head, d_model]
         return result.sum(dim=2) + self.b_O
 
 
@@ -161,7 +166,7 @@ def as_model_inputs(
     if obs_t.dtype.is_floating_point or obs_t.dtype == torch.bool or obs_t.is_complex():
         raise InvalidInputError(f"obs must hold integer Minigrid indices (uint8), got dtype {obs_t.dtype}")
     batch = obs_t.shape[0]
-    if batch and (int(obs_t.min()) < 0 or any(int(obs_t[..., c].max()) > m for c, m in enumerate(CHANNEL_MAX))):
+    if batch and bool(((obs_t < 0) | (obs_t > _CHANNEL_MAX_T.to(obs_t.device))).any()):
         raise InvalidInputError(
             "obs has values outside Minigrid's ranges "
             f"(object 0..{CHANNEL_MAX[0]}, colour 0..{CHANNEL_MAX[1]}, state 0..{CHANNEL_MAX[2]})"
