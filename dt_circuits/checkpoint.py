@@ -13,17 +13,16 @@ import os
 import pickle
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dt_circuits.env import EnvSpec
 from dt_circuits.errors import CheckpointError, ConfigError
+from dt_circuits.io import default_mode
 from dt_circuits.model import DecisionTransformer, DTConfig
 
 FORMAT = "dt-circuits-checkpoint"
@@ -96,6 +95,7 @@ def save_checkpoint(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        os.chmod(tmp, default_mode(directory=True))  # mkdtemp's 0o700 would hide the checkpoint from others
         if directory.exists():
             # keep files we do not own (figures, calibration JSON) across a rewrite
             for item in directory.iterdir():
@@ -103,6 +103,7 @@ def save_checkpoint(
                     dest = tmp / item.name
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        os.chmod(tmp / WEIGHTS_FILE, default_mode())  # safetensors writes 0o600
         manifest["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         if directory.exists():
@@ -120,13 +121,22 @@ def save_checkpoint(
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of one of our checkpoints, with the type of every field the package reads checked.
+
+    A manifest is data from disk (a download, a hand edit); a wrong type here must end as one CheckpointError
+    line, not as an AttributeError deep inside a claim run.
+    """
     path = Path(directory) / MANIFEST_FILE
     if not path.exists():
         raise CheckpointError(f"not a dt-circuits checkpoint: {path} is missing")
+    if not path.is_file():
+        raise CheckpointError(f"bad checkpoint: {path} is not a file")
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"bad checkpoint: {path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"bad checkpoint: cannot read {path} ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"bad checkpoint: {path} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -134,7 +144,37 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
             f"bad checkpoint: {path} has format_version {manifest.get('format_version')!r}, "
             f"this version reads {FORMAT_VERSION}"
         )
+    _check_manifest_fields(manifest, path)
     return manifest
+
+
+#: Optional manifest fields read by the package, and the JSON type each must have.
+_MANIFEST_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "model_config": (dict, "a JSON object"),
+    "env": (dict, "a JSON object"),
+    "training": (dict, "a JSON object"),
+    "roles": (dict, "a JSON object"),
+    "expectations": (dict, "a JSON object"),
+    "weights_sha256": (str, "a string"),
+}
+
+
+def _check_manifest_fields(manifest: dict[str, Any], path: Path) -> None:
+    for key, (kind, text) in _MANIFEST_TYPES.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise CheckpointError(
+                f"bad checkpoint: {path} field {key!r} must be {text}, got {type(manifest[key]).__name__}"
+            )
+    for role, comp in (manifest.get("roles") or {}).items():
+        if not isinstance(comp, str):
+            raise CheckpointError(f"bad checkpoint: {path} binds role {role!r} to {comp!r}, not a component name")
+    for claim_id, entry in (manifest.get("expectations") or {}).items():
+        if not isinstance(entry, dict) or entry.get("expected") not in ("holds", "fails"):
+            raise CheckpointError(
+                f"bad checkpoint: {path} expectation for {claim_id!r} must be an object with "
+                '"expected": "holds" or "fails"'
+            )
 
 
 def _load_own(directory: Path) -> DecisionTransformer:
@@ -142,6 +182,8 @@ def _load_own(directory: Path) -> DecisionTransformer:
     weights = directory / WEIGHTS_FILE
     if not weights.exists():
         raise CheckpointError(f"bad checkpoint: {weights} is missing")
+    if not weights.is_file():
+        raise CheckpointError(f"bad checkpoint: {weights} is not a file")
     expected = manifest.get("weights_sha256")
     if expected and sha256_file(weights) != expected:
         raise CheckpointError(f"bad checkpoint: {weights} does not match the sha256 in its manifest")
@@ -150,19 +192,46 @@ def _load_own(directory: Path) -> DecisionTransformer:
         env = EnvSpec.from_dict(dict(manifest.get("env") or {}))
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"bad checkpoint config in {directory / MANIFEST_FILE}: {exc}") from None
+    if env.max_steps > cfg.max_timestep + 1:  # a rollout would run past the time embedding mid-episode
+        raise CheckpointError(
+            f"bad checkpoint config in {directory / MANIFEST_FILE}: env max_steps {env.max_steps} needs more "
+            f"timesteps than the time embedding has ({cfg.max_timestep + 1} rows)"
+        )
     try:
         tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"bad checkpoint: {weights} is not readable safetensors ({exc})") from None
-    model = DecisionTransformer(cfg)
-    _assign(model, tensors, source=str(weights))
+    except Exception as exc:  # any parser failure on untrusted bytes is a bad file, never a crash
+        raise CheckpointError(f"bad checkpoint: {weights} is not readable safetensors ({_first_line(exc)})") from None
+    model = _build(cfg, tensors, source=str(weights))
     model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", env, manifest)
     return model
 
 
-def _assign(model: DecisionTransformer, tensors: dict[str, torch.Tensor], *, source: str) -> None:
-    """Copy tensors into the model, naming any missing, unexpected, misshapen or non-finite one."""
-    own = model.state_dict()
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _build(cfg: DTConfig, tensors: dict[str, torch.Tensor], *, source: str) -> DecisionTransformer:
+    """A model of shape ``cfg`` holding ``tensors``, after checking every tensor against that shape.
+
+    The shapes come from the config alone (``DTConfig.param_shapes``), so a config that claims a huge model
+    (max_timestep 1e12, d_mlp 1e9) is refused by name before anything is allocated. The layer count is checked
+    against the file first, so n_layers 1e6 does not even list a million blocks' shapes.
+    """
+    layers = {k.split(".")[1] for k in tensors if k.startswith("blocks.")}
+    if layers != {str(i) for i in range(len(layers))} or len(layers) != cfg.n_layers:
+        raise CheckpointError(
+            f"bad checkpoint {source}: the config says n_layers={cfg.n_layers} but the file holds "
+            f"{len(layers)} block(s) ({', '.join(sorted(layers, key=int)) or 'none'})"
+        )
+    _check_tensors(cfg.param_shapes(), tensors, source=source)
+    model = DecisionTransformer(cfg)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return model
+
+
+def _check_tensors(own: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor], *, source: str) -> None:
+    """Name any missing, unexpected, misshapen, non-float or non-finite tensor."""
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     if missing:
@@ -170,16 +239,14 @@ def _assign(model: DecisionTransformer, tensors: dict[str, torch.Tensor], *, sou
     if unexpected:
         raise CheckpointError(f"bad checkpoint {source}: unexpected tensor(s) {', '.join(unexpected)}")
     for name, value in tensors.items():
-        if tuple(value.shape) != tuple(own[name].shape):
+        if tuple(value.shape) != own[name]:
             raise CheckpointError(
-                f"bad checkpoint {source}: tensor {name} has shape {tuple(value.shape)}, "
-                f"expected {tuple(own[name].shape)}"
+                f"bad checkpoint {source}: tensor {name} has shape {tuple(value.shape)}, expected {own[name]}"
             )
         if not value.dtype.is_floating_point:
             raise CheckpointError(f"bad checkpoint {source}: tensor {name} has dtype {value.dtype}")
-        if not torch.isfinite(value).all():
-            raise CheckpointError(f"bad checkpoint {source}: tensor {name} holds NaN or inf")
-    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+        if not torch.isfinite(value.to(torch.float32)).all():
+            raise CheckpointError(f"bad checkpoint {source}: tensor {name} holds NaN or inf (as float32)")
 
 
 # -- DTI import ---------------------------------------------------------------------------------------------
@@ -195,9 +262,23 @@ _DTI_GLOBAL = {
 }
 _DTI_BLOCK = ["attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "attn.b_Q", "attn.b_K", "attn.b_V", "attn.b_O",
               "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out"]  # fmt: skip
+#: Number of dimensions of every DTI tensor this importer reads (checked before any shape is indexed).
+_DTI_NDIM = {"reward_embedding.0.weight": 2, "state_embedding.weight": 2, "time_embedding.weight": 2,
+             "transformer.pos_embed.W_pos": 2, "action_predictor.weight": 2, "action_predictor.bias": 1,
+             "attn.W_Q": 3, "attn.W_K": 3, "attn.W_V": 3, "attn.W_O": 3, "attn.b_Q": 2, "attn.b_K": 2,
+             "attn.b_V": 2, "attn.b_O": 1, "mlp.W_in": 2, "mlp.b_in": 1, "mlp.W_out": 2, "mlp.b_out": 1}  # fmt: skip
 
 
 def _safe_torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with every failure turned into one CheckpointError line.
+
+    A pickle that names a callable (GLOBAL) is refused as one that would run code. The weights-only unpickler
+    cannot tell other disallowed opcodes in a bare pickle from corrupt bytes, so those are refused naming both
+    possibilities. Anything else the parser raises on corrupt bytes (RuntimeError, struct.error, IndexError,
+    ...) is a bad file: untrusted bytes never surface as a crash.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"bad checkpoint {path}: not a file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -206,21 +287,15 @@ def _safe_torch_load(path: Path) -> Any:
             (line for line in first if "GLOBAL" in line or "Unsupported" in line),
             first[0] if first else "",
         )
+        what = (
+            "it is a pickle that would need code execution to unpickle"
+            if "GLOBAL" in detail
+            else "the weights-only unpickler rejects it (a pickle that would need code execution, or corrupt bytes)"
+        )
+        raise CheckpointError(f"refusing to load {path}: {what} ({detail.strip()})") from None
+    except Exception as exc:  # any parser failure on untrusted bytes is a bad file, never a crash
         raise CheckpointError(
-            f"refusing to load {path}: it is a pickle that would need code execution to unpickle ({detail.strip()})"
-        ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        KeyError,
-        AttributeError,
-    ) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"bad checkpoint {path}: not a readable torch file (truncated or corrupt?): {msg}"
+            f"bad checkpoint {path}: not a readable torch file (truncated or corrupt?): {_first_line(exc)}"
         ) from None
 
 
@@ -251,14 +326,19 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
     if not isinstance(raw, dict) or "model_state_dict" not in raw:
         raise CheckpointError(f"bad checkpoint {path}: not a DTI checkpoint (no 'model_state_dict')")
     sd = raw["model_state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"bad checkpoint {path}: model_state_dict is not a dict of tensors")
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise CheckpointError(f"bad checkpoint {path}: model_state_dict is not a dict of named tensors")
     mcfg = _json_config(raw, "model_config", path)
     ecfg = _json_config(raw, "environment_config", path)
 
     def need(key: str) -> torch.Tensor:
         if key not in sd:
             raise CheckpointError(f"bad checkpoint {path}: missing tensor {key}")
+        ndim = _DTI_NDIM[key.split(".", 3)[-1] if key.startswith("transformer.blocks.") else key]
+        if sd[key].ndim != ndim:
+            raise CheckpointError(
+                f"bad checkpoint {path}: tensor {key} has shape {tuple(sd[key].shape)}, expected {ndim} dimensions"
+            )
         return sd[key]
 
     for key, bad, why in [
@@ -312,7 +392,7 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
             max_steps=int(ecfg.get("max_steps", cfg.max_timestep)),
             view_size=int(ecfg.get("view_size", 7)),
         )
-    except (ConfigError, TypeError, ValueError) as exc:
+    except (ConfigError, TypeError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"unsupported DTI config in {path}: {exc}") from None
     if env.max_steps > cfg.max_timestep + 1:
         raise CheckpointError(
@@ -324,8 +404,7 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
     for layer in range(cfg.n_layers):
         for name in _DTI_BLOCK:
             tensors[f"blocks.{layer}.{name}"] = need(f"transformer.blocks.{layer}.{name}")
-    model = DecisionTransformer(cfg)
-    _assign(model, tensors, source=str(path))
+    model = _build(cfg, tensors, source=str(path))
     manifest = {
         "name": path.stem,
         "model_config": cfg.to_dict(),

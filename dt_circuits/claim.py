@@ -10,7 +10,8 @@ not do this") or further conditions. A claim holds iff every check holds. Compon
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,8 +77,9 @@ class OnFamily:
     timesteps: tuple[int, int] = (0, 60)
 
     def inputs(self, subject: Subject) -> tuple[StateFamily, Inputs]:
+        """The family's states at this RTG; layouts and timesteps follow the subject's generation seed."""
         fam = subject.family(self.family)
-        rng = np.random.default_rng([zlib.crc32(self.family.encode()), 5])
+        rng = np.random.default_rng(subject.seed_key(zlib.crc32(self.family.encode()), 5))
         lo, hi = self.timesteps
         t = rng.integers(lo, min(hi, subject.model.cfg.max_timestep) + 1, len(fam))
         return fam, Inputs.make(fam.obs, np.full(len(fam), self.rtg, np.float32), t)
@@ -175,7 +177,10 @@ class Weights:
 
 @dataclass(frozen=True)
 class Rollouts:
-    """Per-episode outcome in the real env at an initial RTG (sampled actions, seeded)."""
+    """Per-episode outcome in the real env at an initial RTG (sampled actions, seeded).
+
+    ``seed`` is the base seed; the subject moves it with its generation seed (``Subject.derived_seed``).
+    """
 
     rtg: float
     value: Literal["reward", "goal", "collision", "timeout"] = "reward"
@@ -365,6 +370,35 @@ class Counterexample:
 SEARCH_EXAMPLES = 150
 
 
+@contextmanager
+def source_constants_off() -> Iterator[None]:
+    """Keep hypothesis from mixing constants found in the source of imported local modules into its draws.
+
+    Since 6.131 hypothesis sometimes draws literals from every *local* module in ``sys.modules``. A derandomized
+    search then depends on which modules the entry point imported (the CLI imports every command, pytest the
+    conftests) and on edits to unrelated code, so ``dt-circuits claims`` and ``pytest claims/`` would report
+    different counterexamples. Inside this block the search draws from its strategy and its seed only.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - older hypothesis: no source constants to turn off
+        yield
+        return
+    original = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if original is None or cache is None or not hasattr(providers, "Constants"):
+        yield
+        return
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.cache.clear()
+
+
 def rtg_search_range(rtg: float) -> tuple[float, float]:
     """The RTGs a per-state prediction is searched over: the behaviour regime the claim's RTG belongs to."""
     if rtg >= 0.5:
@@ -385,9 +419,10 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
     on: OnFamily = check.measure.on
     lo, hi = rtg_search_range(on.rtg)
     t_max = min(on.timesteps[1], subject.model.cfg.max_timestep)
-    strategy = st.tuples(
-        family_states(on.family), st.floats(lo, hi, allow_nan=False), st.integers(on.timesteps[0], t_max)
-    )
+    # the regime's end points and the claim's own RTG are tried explicitly (hypothesis reaches float bounds only
+    # by chance), then any RTG in between
+    rtgs = st.one_of(st.sampled_from(sorted({lo, hi, float(on.rtg)})), st.floats(lo, hi, allow_nan=False))
+    strategy = st.tuples(family_states(on.family), rtgs, st.integers(on.timesteps[0], t_max))
     counted = [0]
 
     def violates(example: tuple[GridState, float, int]) -> bool:
@@ -404,7 +439,8 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
         suppress_health_check=list(HealthCheck),
     )
     try:
-        state, rtg, t = find(strategy, violates, settings=cfg)
+        with source_constants_off():
+            state, rtg, t = find(strategy, violates, settings=cfg)
     except Exception as exc:  # hypothesis.errors.NoSuchExample: the prediction held everywhere searched
         if type(exc).__name__ != "NoSuchExample":
             raise

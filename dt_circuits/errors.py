@@ -6,7 +6,14 @@ so the CLI can print ``str(error)`` alone and exit non-zero instead of a deep tr
 
 
 class DTCircuitsError(Exception):
-    """Base class: the message is the whole story, printed as one line by the CLI."""
+    """Base class: the message is the whole story, printed as one line by the CLI.
+
+    Messages often quote a parser's own error (numpy, json, safetensors), which may span lines; ``str`` folds
+    them into one line so the CLI's "one line on stderr" promise holds whatever was quoted.
+    """
+
+    def __str__(self) -> str:
+        return " ".join(part.strip() for part in super().__str__().splitlines() if part.strip())
 
 
 class CheckpointError(DTCircuitsError):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dt_circuits.checkpoint import MANIFEST_FILE, read_manifest, sha256_file
+from dt_circuits.errors import ConfigError
 from dt_circuits.io import write_json_atomic
 from dt_circuits.subject import FOREIGN_EXPECTATIONS_DIR, Subject
 from dt_circuits.suite import ClaimRun
@@ -45,7 +46,12 @@ def record_expectations(subject: Subject, runs: list[ClaimRun]) -> Path:
         return source / MANIFEST_FILE
     sha = sha256_file(source)
     path = FOREIGN_EXPECTATIONS_DIR / f"{sha}.json"
-    existing = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        existing = json.loads(path.read_bytes().decode("utf-8")) if path.exists() else {}
+    except (ValueError, RecursionError, OSError) as exc:
+        raise ConfigError(f"cannot record expectations: {path} is not readable JSON ({exc})") from None
+    if not isinstance(existing, dict) or not isinstance(existing.get("expectations", {}), dict):
+        raise ConfigError(f"cannot record expectations: {path} is not an expectations file (a JSON object)")
     existing.update({"checkpoint": source.name, "sha256": sha, "roles": subject.roles})
     existing.setdefault("expectations", {}).update(entries)
     write_json_atomic(path, existing)

@@ -7,6 +7,7 @@ the Figure; :func:`save_png` writes it.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from matplotlib.patches import Rectangle
 from dt_circuits.attribution import Attribution
 from dt_circuits.env import ACTION_NAMES, AGENT_VIEW_CELL, FRONT_VIEW_CELL
 from dt_circuits.errors import ConfigError
+from dt_circuits.io import write_bytes_atomic
 from dt_circuits.scans import InjectionScan, RTGScan
 
 DIVERGING = "RdBu"
@@ -37,11 +39,10 @@ def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 80) -> Path:
-    """Write ``fig`` as PNG (parents created) and return the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, format="png", dpi=dpi)
-    return p
+    """Write ``fig`` as PNG (parents created) atomically: an interrupted run never leaves half an image."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return write_bytes_atomic(Path(path), buf.getvalue())
 
 
 def _means(attr: Attribution | Mapping[str, float], grouped: bool) -> dict[str, float]:

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
+@functools.cache
+def _umask() -> int:
+    umask = os.umask(0o022)  # the only portable way to read it; read once, restored at once
+    os.umask(umask)
+    return umask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions ``open``/``mkdir`` would give a new file (0o666) or folder (0o777) under the umask.
+
+    ``tempfile.mkstemp``/``mkdtemp`` create 0o600/0o700 entries; renamed into place they would make results,
+    data files and checkpoints unreadable to other users and CI jobs, so atomic writes restore these modes.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write to a temp file in the same folder, then rename over ``path``."""
+    """Write to a temp file in the same folder, flush it to disk, then rename over ``path``.
+
+    Readers see the old file or the new one, never a mix. A rewritten file keeps its permissions; a new one gets
+    the usual (umask) permissions.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else default_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -24,5 +50,11 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """UTF-8 text, written atomically (see :func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    return write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    """JSON (indent 2, trailing newline), written atomically (see :func:`write_bytes_atomic`)."""
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")

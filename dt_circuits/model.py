@@ -27,6 +27,8 @@ from dt_circuits.errors import ConfigError, InvalidInputError
 
 ObsEncoding = Literal["index", "one_hot"]
 _CHANNEL_MAX_T = torch.tensor(CHANNEL_MAX)
+#: Unsigned dtypes torch cannot compare on CPU; widened to int64 (values >= 2**63 wrap negative: out of range).
+_WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
 RTG_POS, STATE_POS = 0, 1
 
 
@@ -53,7 +55,7 @@ class DTConfig:
             raise ConfigError(
                 f"model config n_ctx {self.n_ctx!r} is not supported: only one timestep of context (n_ctx 2)"
             )
-        if not isinstance(self.max_timestep, int) or self.max_timestep < 0:
+        if not isinstance(self.max_timestep, int) or isinstance(self.max_timestep, bool) or self.max_timestep < 0:
             raise ConfigError(f"model config max_timestep must be >= 0, got {self.max_timestep!r}")
         if self.obs_encoding not in ("index", "one_hot"):
             raise ConfigError(
@@ -64,6 +66,28 @@ class DTConfig:
     def n_obs_inputs(self) -> int:
         """Inputs to the state embedding: 3 index channels or 20 one-hot bits, each over the 7x7 view."""
         return (3 if self.obs_encoding == "index" else ONE_HOT_DEPTH) * 49
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every entry of the model's state_dict, without building it.
+
+        Loaders check a file against this before allocating anything, so a config that claims a huge model
+        (max_timestep 1e12) costs nothing to refuse. ``tests/test_hostile_inputs.py`` pins it to the real model.
+        """
+        d, h, e, m, a = self.d_model, self.n_heads, self.d_head, self.d_mlp, self.n_actions
+        shapes: dict[str, tuple[int, ...]] = {
+            "W_rtg": (d,),
+            "W_state": (self.n_obs_inputs, d),
+            "W_time": (self.max_timestep + 1, d),
+            "W_pos": (self.n_ctx, d),
+            "W_U": (d, a),
+            "b_U": (a,),
+        }
+        block = {"attn.W_Q": (h, d, e), "attn.W_K": (h, d, e), "attn.W_V": (h, d, e), "attn.W_O": (h, e, d),
+                 "attn.b_Q": (h, e), "attn.b_K": (h, e), "attn.b_V": (h, e), "attn.b_O": (d,),
+                 "mlp.W_in": (d, m), "mlp.b_in": (m,), "mlp.W_out": (m, d), "mlp.b_out": (d,)}  # fmt: skip
+        for layer in range(self.n_layers):
+            shapes.update({f"blocks.{layer}.{k}": v for k, v in block.items()})
+        return shapes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +177,10 @@ class Block(nn.Module):
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(resid)))
 
 
+def _whole(x: float) -> str:
+    return f"{x:.0f}" if abs(x) < 1e15 else f"{x:.3g}"
+
+
 def as_model_inputs(
     obs: Any, rtg: Any, timestep: Any, *, max_timestep: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -165,19 +193,24 @@ def as_model_inputs(
         raise InvalidInputError(f"obs must have shape (B, 7, 7, 3) [x, y, channel], got {tuple(obs_t.shape)}")
     if obs_t.dtype.is_floating_point or obs_t.dtype == torch.bool or obs_t.is_complex():
         raise InvalidInputError(f"obs must hold integer Minigrid indices (uint8), got dtype {obs_t.dtype}")
+    if obs_t.dtype in _WIDE_UNSIGNED:
+        obs_t = obs_t.to(torch.int64)
     batch = obs_t.shape[0]
     if batch and bool(((obs_t < 0) | (obs_t > _CHANNEL_MAX_T.to(obs_t.device))).any()):
         raise InvalidInputError(
             "obs has values outside Minigrid's ranges "
             f"(object 0..{CHANNEL_MAX[0]}, colour 0..{CHANNEL_MAX[1]}, state 0..{CHANNEL_MAX[2]})"
         )
+    if rtg is None or (rtg.is_complex() if isinstance(rtg, torch.Tensor) else np.iscomplexobj(rtg)):
+        raise InvalidInputError(f"rtg must be a real number or an array of real numbers, got {type(rtg).__name__}")
     try:
-        rtg_t = (
-            rtg.to(torch.float32)
-            if isinstance(rtg, torch.Tensor)
-            else torch.as_tensor(np.asarray(rtg, dtype=np.float32))
-        )
-    except (TypeError, ValueError) as exc:
+        with np.errstate(over="ignore"):  # 1e300 becomes inf in float32 and is refused just below, by name
+            rtg_t = (
+                rtg.to(torch.float32)
+                if isinstance(rtg, torch.Tensor)
+                else torch.as_tensor(np.asarray(rtg, dtype=np.float32))
+            )
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"rtg must be a number or an array of numbers: {exc}") from None
     if rtg_t.ndim == 0 or rtg_t.numel() == 1:
         rtg_t = rtg_t.reshape(1).expand(batch)
@@ -185,22 +218,27 @@ def as_model_inputs(
         raise InvalidInputError(f"rtg must have shape ({batch},) or be a scalar, got {tuple(rtg_t.shape)}")
     if not torch.isfinite(rtg_t).all():
         raise InvalidInputError("rtg must be finite (got NaN or inf)")
-    try:
-        ts = torch.as_tensor(timestep)
-    except (TypeError, ValueError, RuntimeError) as exc:
+    try:  # through numpy so a Python float stays float64 (1000.00001 must not round to a valid 1000.0)
+        ts = timestep if isinstance(timestep, torch.Tensor) else torch.as_tensor(np.asarray(timestep))
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise InvalidInputError(f"timestep must be an integer or an array of integers: {exc}") from None
+    if ts.is_complex():
+        raise InvalidInputError("timestep must hold whole numbers, got complex values")
     if ts.dtype.is_floating_point and (not torch.isfinite(ts).all() or not torch.equal(ts, ts.round())):
         raise InvalidInputError("timestep must hold whole numbers")
-    ts = ts.to(torch.long)
     if ts.ndim == 0 or ts.numel() == 1:
         ts = ts.reshape(1).expand(batch)
     if tuple(ts.shape) != (batch,):
         raise InvalidInputError(f"timestep must have shape ({batch},) or be a scalar, got {tuple(ts.shape)}")
-    if batch and (int(ts.min()) < 0 or int(ts.max()) > max_timestep):
-        raise InvalidInputError(
-            f"timestep must be in 0..{max_timestep} (the time embedding's range), got {int(ts.min())}..{int(ts.max())}"
-        )
-    return obs_t, rtg_t, ts
+    if batch:
+        # range-checked before the cast to int64, so 1e20 or 2**64 - 1 is reported as itself, not wrapped around
+        wide = ts.to(torch.float64)
+        lo, hi = float(wide.min()), float(wide.max())
+        if lo < 0 or hi > max_timestep:
+            raise InvalidInputError(
+                f"timestep must be in 0..{max_timestep} (the time embedding's range), got {_whole(lo)}..{_whole(hi)}"
+            )
+    return obs_t, rtg_t, ts.to(torch.long)
 
 
 class DecisionTransformer(HookedRootModule):
@@ -247,7 +285,7 @@ class DecisionTransformer(HookedRootModule):
             idx = obs.to(torch.long) + self._one_hot_offsets
             x = torch.zeros(*obs.shape[:-1], ONE_HOT_DEPTH, dtype=torch.float32, device=obs.device)
             x.scatter_(-1, idx, 1.0)
-        return x.permute(0, 3, 1, 2).reshape(obs.shape[0], -1)
+        return x.permute(0, 3, 1, 2).reshape(obs.shape[0], self.cfg.n_obs_inputs)  # explicit: batch 0 works too
 
     # -- forward --------------------------------------------------------------------------------------------
     def forward(self, obs: Any, rtg: Any, timestep: Any) -> torch.Tensor:

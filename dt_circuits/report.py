@@ -1,6 +1,7 @@
 """A static HTML report of a claims run: the verdict table, each check's numbers, and its per-example spread.
 
-Everything is in one folder (index.html + PNGs) so it can be attached to a CI run or opened from disk.
+Everything is in one folder (index.html + PNGs) so it can be attached to a CI run or opened from disk. Every
+file is written atomically, and index.html last, so a report that has an index is a complete one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dt_circuits.figures import save_png
+from dt_circuits.io import write_json_atomic, write_text_atomic
 from dt_circuits.subject import Subject
 from dt_circuits.suite import ClaimRun
 
@@ -105,7 +107,5 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
         "<table><tr><th>claim</th><th>verdict</th><th>expected</th><th>effect</th><th>95% CI</th><th>bound</th>"
         f"<th>headline check</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>"
     )
-    (directory / "results.json").write_text(json.dumps(data, indent=2) + "\n")
-    index = directory / "index.html"
-    index.write_text(page)
-    return index
+    write_json_atomic(directory / "results.json", data)
+    return write_text_atomic(directory / "index.html", page)

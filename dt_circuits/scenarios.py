@@ -39,9 +39,39 @@ def _interior(spec: EnvSpec) -> list[Cell]:
     return [(x, y) for y in range(1, spec.size - 1) for x in range(1, spec.size - 1)]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_cell(value: object, what: str) -> None:
+    """Raise InvalidStateError unless ``value`` is an (x, y) pair of integers (a cell, not 1.5 or "ab")."""
+    try:
+        x, y = value  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise InvalidStateError(f"{what} must be an (x, y) pair of integers, got {value!r}") from None
+    if not (_is_int(x) and _is_int(y)):
+        raise InvalidStateError(f"{what} must be an (x, y) pair of integers, got {value!r}")
+
+
 def validate_state(state: GridState, spec: EnvSpec = EnvSpec()) -> None:
-    """Raise InvalidStateError naming the first reason ``state`` cannot exist in the env."""
+    """Raise InvalidStateError naming the first reason ``state`` cannot exist in the env.
+
+    Types are checked first: a request such as agent_dir 1.5 or a 3-number obstacle must be refused by name,
+    not silently truncated into some other state.
+    """
+    if not isinstance(state, GridState):
+        raise InvalidStateError(f"a state must be a GridState, got {type(state).__name__}")
     lo, hi = 1, spec.size - 2
+    _check_cell(state.goal, "goal")
+    _check_cell(state.agent_pos, "agent_pos")
+    if not _is_int(state.agent_dir):
+        raise InvalidStateError(f"agent_dir must be an integer 0..3 (right, down, left, up), got {state.agent_dir!r}")
+    try:
+        obstacles = list(state.obstacles)
+    except TypeError:
+        raise InvalidStateError(f"obstacles must be a sequence of (x, y) cells, got {state.obstacles!r}") from None
+    for ob in obstacles:
+        _check_cell(ob, "each obstacle")
     if tuple(state.goal) != spec.goal_pos:
         raise InvalidStateError(f"goal moved to {tuple(state.goal)}; Dynamic Obstacles fixes it at {spec.goal_pos}")
     if int(state.agent_dir) not in DIR_TO_VEC:
@@ -54,7 +84,7 @@ def validate_state(state: GridState, spec: EnvSpec = EnvSpec()) -> None:
     if tuple(state.agent_pos) == spec.goal_pos:
         raise InvalidStateError(f"agent at {tuple(state.agent_pos)} is on the goal (the episode would be over)")
     seen: set[Cell] = set()
-    for ob in state.obstacles:
+    for ob in obstacles:
         ob = tuple(ob)
         if not (0 <= ob[0] < spec.size and 0 <= ob[1] < spec.size):
             raise InvalidStateError(f"obstacle at {ob} is outside the {spec.size}x{spec.size} grid")
@@ -67,8 +97,17 @@ def validate_state(state: GridState, spec: EnvSpec = EnvSpec()) -> None:
         if ob in seen:
             raise InvalidStateError(f"two obstacles at {ob}")
         seen.add(ob)
-    if len(state.obstacles) > spec.n_obstacles:
-        raise InvalidStateError(f"{len(state.obstacles)} obstacles; the env has at most {spec.n_obstacles}")
+    if len(obstacles) > spec.n_obstacles:
+        raise InvalidStateError(f"{len(obstacles)} obstacles; the env has at most {spec.n_obstacles}")
+
+
+def check_request(*, seed: int, n: int | None = None) -> None:
+    """Raise InvalidStateError for a family request numpy would reject obscurely (negative seed) or that
+    would give an empty family (n < 1), on which every claim statistic is NaN."""
+    if not _is_int(seed) or seed < 0:
+        raise InvalidStateError(f"seed must be a non-negative integer, got {seed!r}")
+    if n is not None and (not _is_int(n) or n < 1):
+        raise InvalidStateError(f"the number of states must be a positive integer, got {n!r}")
 
 
 class StateRenderer:
@@ -170,8 +209,9 @@ def in_front(
     Other obstacles never sit in the front cell (that would change ``kind``). For 'obstacle' the front ball is
     one of the env's four, so ``other_obstacles`` defaults to three; otherwise four.
     """
-    if kind not in FRONT_KINDS:
+    if not isinstance(kind, str) or kind not in FRONT_KINDS:
         raise InvalidStateError(f"unknown front kind {kind!r}; expected one of {', '.join(FRONT_KINDS)}")
+    check_request(seed=seed)
     n_other = other_obstacles
     if n_other is None:
         n_other = spec.n_obstacles - 1 if kind == "obstacle" else spec.n_obstacles
@@ -210,8 +250,9 @@ def goal_in_front(
     """
     gx, gy = spec.goal_pos
     poses = {"top": ((gx, gy - 1), Direction.DOWN), "left": ((gx - 1, gy), Direction.RIGHT)}
-    if side not in poses:
+    if not isinstance(side, str) or side not in poses:
         raise InvalidStateError(f"unknown goal side {side!r}; expected 'top' or 'left'")
+    check_request(seed=seed, n=n)
     pos, d = poses[side]
     rng = np.random.default_rng([seed, 100 + list(poses).index(side)])
     seen: dict[GridState, None] = {}
@@ -234,6 +275,7 @@ def random_states(
     n: int, *, seed: int = 0, spec: EnvSpec = EnvSpec(), renderer: StateRenderer | None = None
 ) -> StateFamily:
     """Uniformly random valid states (pose and full obstacle layout), e.g. as a mean-ablation dataset."""
+    check_request(seed=seed, n=n)
     rng = np.random.default_rng([seed, 7])
     poses = valid_poses(spec)
     states = []
@@ -261,6 +303,7 @@ def random_walk(
     n: int, *, seed: int = 0, spec: EnvSpec = EnvSpec(), max_episode_steps: int | None = None
 ) -> WalkDataset:
     """``n`` observations from uniformly random actions, resetting on episode end, fully seeded."""
+    check_request(seed=seed, n=n)
     env = spec.make()
     rng = np.random.default_rng([seed, 11])
     obs_list, ts = [], []

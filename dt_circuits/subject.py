@@ -3,6 +3,10 @@
 Claims name components by role (``obstacle_head``); a Subject binds roles to components for one checkpoint —
 from a roles file, our manifest, or the post's binding by default — and caches what several claims share
 (rendered families, dataset means for ablation, rollouts) so a suite evaluates each thing once.
+
+Every random draw behind a claim's numbers (obstacle layouts of the state families, their timesteps, the
+rollout seeds, the random walk the ablation means come from) derives from one ``generation_seed``. Seed 0 is
+the recorded run; other seeds ask "would the verdict survive other, equally valid data?" (``flakecheck``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from dt_circuits import scenarios
 from dt_circuits.checkpoint import load_checkpoint, sha256_file
-from dt_circuits.errors import ConfigError
+from dt_circuits.errors import ConfigError, DTCircuitsError
 from dt_circuits.interventions import Component, Head, Inputs, dataset_means, parse_component
 from dt_circuits.model import DecisionTransformer
 from dt_circuits.paths import REPO_ROOT
@@ -28,6 +32,8 @@ POST_ROLES: dict[str, str] = {"obstacle_head": "L0H1", "goal_head": "L0H0", "goa
 #: Expected verdicts for foreign checkpoints, keyed by the file's sha256 (ours live in their manifests).
 FOREIGN_EXPECTATIONS_DIR = REPO_ROOT / "claims" / "expectations"
 MEAN_DATASET_SIZE = 2000
+#: Mixed into derived seeds at generation seeds other than 0, so no derived key can collide with a seed-0 key.
+_GENERATION_TAG = 0x6E5EED
 
 
 def load_roles(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -35,10 +41,14 @@ def load_roles(path: str | os.PathLike[str]) -> dict[str, str]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"roles file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"roles file {p} is not a file")
     try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigError(f"roles file {p} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read roles file {p} ({exc.strerror or exc})") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise ConfigError(f"roles file {p} must be a JSON object mapping role names to components")
     unknown = set(data) - set(POST_ROLES)
@@ -56,12 +66,25 @@ class Subject:
     roles: dict[str, str]
     expectations: dict[str, dict[str, Any]]
     source: str
+    #: the seed every generated input derives from (0: the recorded numbers); see the module docstring
+    generation_seed: int = 0
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        seed = self.generation_seed
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"generation_seed must be a non-negative integer, got {seed!r}")
+
     @classmethod
-    def load(cls, path: str | os.PathLike[str], roles_file: str | os.PathLike[str] | None = None) -> Subject:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        roles_file: str | os.PathLike[str] | None = None,
+        *,
+        generation_seed: int = 0,
+    ) -> Subject:
         model = load_checkpoint(path)
-        return cls.from_model(model, roles_file=roles_file)
+        return cls.from_model(model, roles_file=roles_file, generation_seed=generation_seed)
 
     @classmethod
     def from_model(
@@ -72,14 +95,20 @@ class Subject:
         roles_file: str | os.PathLike[str] | None = None,
         roles: dict[str, str] | None = None,
         expectations: dict[str, dict[str, Any]] | None = None,
+        generation_seed: int = 0,
     ) -> Subject:
         info = getattr(model, "checkpoint_info", None)
         manifest = info.manifest if info else {}
         bound = dict(POST_ROLES)
+        origin = dict.fromkeys(bound, "the post's binding")
         bound.update(manifest.get("roles") or {})
+        origin.update(dict.fromkeys(manifest.get("roles") or {}, "the checkpoint manifest"))
         if roles_file is not None:
-            bound.update(load_roles(roles_file))
+            from_file = load_roles(roles_file)
+            bound.update(from_file)
+            origin.update(dict.fromkeys(from_file, f"roles file {roles_file}"))
         bound.update(roles or {})
+        origin.update(dict.fromkeys(roles or {}, "the caller"))
         if expectations is None:
             expectations = manifest.get("expectations") or (foreign_expectations(info.path) if info else {})
         subject = cls(
@@ -88,9 +117,13 @@ class Subject:
             roles=bound,
             expectations=dict(expectations or {}),
             source=info.path if info else "<in memory>",
+            generation_seed=generation_seed,
         )
-        for role in bound:
-            subject.component(role)  # fail early on a binding to a component the model lacks
+        for role in bound:  # fail early, naming the role and where it was bound, on a component the model lacks
+            try:
+                subject.component(role)
+            except DTCircuitsError as exc:
+                raise ConfigError(f"role {role!r} bound to {bound[role]!r} by {origin[role]}: {exc}") from None
         return subject
 
     # -- roles -------------------------------------------------------------------------------------------------
@@ -113,24 +146,40 @@ class Subject:
             self._cache["renderer"] = scenarios.StateRenderer()
         return self._cache["renderer"]
 
-    def family(self, name: str, seed: int = 0) -> scenarios.StateFamily:
-        """A named family: '<kind>-in-front' or 'goal-from-top' / 'goal-from-left'. Shared by all subjects."""
-        return _family(name, seed)
+    # -- generation seeds ----------------------------------------------------------------------------------------
+    def seed_key(self, *key: int) -> list[int]:
+        """An RNG key for one random draw: ``key`` itself at generation seed 0 (the recorded numbers), else
+        ``key`` extended by a tag and the generation seed (a different, equally valid draw)."""
+        return list(key) if self.generation_seed == 0 else [*key, _GENERATION_TAG, int(self.generation_seed)]
+
+    def derived_seed(self, base: int) -> int:
+        """An integer seed (e.g. a rollout's) for this generation seed; ``base`` itself at generation seed 0."""
+        if self.generation_seed == 0:
+            return int(base)
+        return int(np.random.SeedSequence(self.seed_key(int(base))).generate_state(1)[0])
+
+    def family(self, name: str) -> scenarios.StateFamily:
+        """A named family: '<kind>-in-front' or 'goal-from-top' / 'goal-from-left', with the obstacle layouts
+        of this subject's generation seed. Shared by all subjects with that seed."""
+        return _family(name, self.generation_seed)
 
     def ablation_means(self, components: list[Component], rtg: float) -> Any:
         """Dataset means over a seeded random walk in the real env, queried at ``rtg`` (computed once)."""
         key = ("means", float(rtg))
         if key not in self._cache:
-            walk = _walk()
+            walk = _walk(self.generation_seed)
             data = Inputs.make(walk.obs, np.full(len(walk.obs), rtg, np.float32), walk.timesteps)
             every = [parse_component(c, self.model) for c in _all_components(self.model)]
             self._cache[key] = dataset_means(self.model, data, every)
         return self._cache[key]
 
     def rollouts(self, rtg: float, episodes: int, seed: int) -> RolloutResult:
+        """Sampled episodes at ``rtg``; ``seed`` is the claim's base seed, moved by the generation seed."""
         key = ("rollouts", float(rtg), episodes, seed)
         if key not in self._cache:
-            self._cache[key] = rollout(self.model, rtg=rtg, n_episodes=episodes, seed=seed, sample=True)
+            self._cache[key] = rollout(
+                self.model, rtg=rtg, n_episodes=episodes, seed=self.derived_seed(seed), sample=True
+            )
         return self._cache[key]
 
     def expected(self, claim_id: str) -> str:
@@ -143,7 +192,7 @@ def _all_components(model: DecisionTransformer) -> list[str]:
 
 
 _FAMILIES: dict[tuple[str, int], scenarios.StateFamily] = {}
-_WALK: list[scenarios.WalkDataset] = []
+_WALKS: dict[int, scenarios.WalkDataset] = {}
 
 
 def _family(name: str, seed: int) -> scenarios.StateFamily:
@@ -159,10 +208,10 @@ def _family(name: str, seed: int) -> scenarios.StateFamily:
     return _FAMILIES[key]
 
 
-def _walk() -> scenarios.WalkDataset:
-    if not _WALK:
-        _WALK.append(scenarios.random_walk(MEAN_DATASET_SIZE, seed=0, max_episode_steps=100))
-    return _WALK[0]
+def _walk(seed: int) -> scenarios.WalkDataset:
+    if seed not in _WALKS:
+        _WALKS[seed] = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=100)
+    return _WALKS[seed]
 
 
 def foreign_expectations(path: str) -> dict[str, dict[str, Any]]:
@@ -173,4 +222,15 @@ def foreign_expectations(path: str) -> dict[str, dict[str, Any]]:
     candidate = FOREIGN_EXPECTATIONS_DIR / f"{sha256_file(p)}.json"
     if not candidate.exists():
         return {}
-    return json.loads(candidate.read_text()).get("expectations", {})
+    try:
+        data = json.loads(candidate.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError, OSError) as exc:
+        raise ConfigError(f"expectations file {candidate} is not readable JSON ({exc})") from None
+    expectations = data.get("expectations", {}) if isinstance(data, dict) else None
+    if not isinstance(expectations, dict) or not all(
+        isinstance(e, dict) and e.get("expected") in ("holds", "fails") for e in expectations.values()
+    ):
+        raise ConfigError(
+            f'expectations file {candidate} must map claim ids to objects with "expected": "holds" or "fails"'
+        )
+    return expectations

@@ -1,0 +1,63 @@
+"""Run the claims under N generation seeds and report every claim whose verdict changes between runs.
+
+Each run redraws everything a claim's numbers rest on: the obstacle layouts of the state families, their
+timesteps, the rollout seeds and the random walk the ablation means come from (run 0 uses generation seed 0,
+the recorded numbers). What a claim states stays fixed. The table gives each claim's verdict counts and the
+range of its margin (how far its CIs clear their bounds; >= 0 holds); every flaky claim is then listed with the
+flipping check's effect, CI and margin in every run. Exits 1 if any verdict flips, 0 otherwise.
+
+Example:
+  dt-circuits flakecheck --checkpoint ../shared/reference/dti-dynamic-obstacles-reproduce-original-post-short.pt \\
+      --runs 20 --json out/flakecheck-reference.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "flakecheck"
+HELP = "run the claims under N generation seeds; report every claim whose verdict flips (exit 1 if any)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dt_circuits.flakecheck import DEFAULT_RUNS
+
+    p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
+    p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"number of runs (default {DEFAULT_RUNS})")
+    p.add_argument(
+        "--first-seed", type=int, default=0, help="generation seed of the first run (default 0: the recorded run)"
+    )
+    p.add_argument("--roles", metavar="FILE", help="JSON roles file (as for `dt-circuits claims`)")
+    p.add_argument("--only", nargs="+", metavar="ID", help="check only these claim ids")
+    p.add_argument("--json", metavar="OUT", help="write every run's verdicts, effects, CIs and margins here")
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dt_circuits.checkpoint import load_checkpoint
+    from dt_circuits.errors import ConfigError
+    from dt_circuits.flakecheck import flakecheck, format_report
+    from dt_circuits.io import write_json_atomic
+    from dt_circuits.suite import discover
+
+    claims = discover()
+    if args.only:
+        unknown = set(args.only) - {c.id for c in claims}
+        if unknown:
+            raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
+        claims = [c for c in claims if c.id in args.only]
+    model = load_checkpoint(args.checkpoint)
+
+    def progress(seed: int, seconds: float) -> None:
+        if not args.quiet:
+            print(f"generation seed {seed}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    report = flakecheck(
+        model, runs=args.runs, first_seed=args.first_seed, claims=claims, roles_file=args.roles, on_run=progress
+    )
+    print(f"checkpoint {report.checkpoint}  generation seeds {report.seeds[0]}..{report.seeds[-1]}")
+    print(format_report(report))
+    if args.json:
+        write_json_atomic(args.json, report.to_dict())
+    return 1 if report.flaky else 0

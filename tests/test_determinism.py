@@ -1,0 +1,253 @@
+"""Determinism: the same inputs give the same numbers, bytes and hypothesis examples, run after run; and the
+flake check, which asks whether a verdict survives other equally valid data, reports what it should.
+
+A merge gate that flakes teaches people to re-run until green; these tests pin every source of randomness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dt_circuits import cli
+from dt_circuits.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from dt_circuits.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts
+from dt_circuits.env import EnvSpec
+from dt_circuits.errors import ConfigError
+from dt_circuits.flakecheck import flakecheck, format_report, margin
+from dt_circuits.paths import REPO_ROOT
+from dt_circuits.subject import Subject
+from dt_circuits.suite import discover, run_suite, suite_json
+from tests.helpers import random_model
+
+CLAIMS = {c.id: c for c in discover()}
+
+
+def _without_timings(data: Any) -> Any:
+    """The JSON minus wall-clock fields (the only thing allowed to differ between two runs)."""
+    if isinstance(data, dict):
+        return {k: _without_timings(v) for k, v in data.items() if k != "seconds"}
+    if isinstance(data, list):
+        return [_without_timings(v) for v in data]
+    return data
+
+
+def _canonical(data: Any) -> str:
+    """Exact comparison text (NaN compares equal to itself here, unlike in ==)."""
+    return json.dumps(_without_timings(data), sort_keys=True)
+
+
+# -- hypothesis in CI -------------------------------------------------------------------------------------------------
+
+
+def test_ci_profile_is_derandomized_without_a_database():
+    from hypothesis import settings
+
+    ci = settings.get_profile("ci")
+    assert ci.derandomize is True and ci.database is None
+
+
+def test_ci_selects_the_derandomized_profile():
+    """With CI set (and no HYPOTHESIS_PROFILE), loading conftest makes the CI profile the default."""
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_PROFILE"}
+    env["CI"] = "1"
+    code = (
+        "import conftest\nfrom hypothesis import settings\n"
+        "print(settings.default.derandomize, settings.default.database is None)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]
+
+
+# -- bytes ------------------------------------------------------------------------------------------------------------
+
+
+def test_saving_the_same_model_twice_or_after_a_round_trip_gives_identical_bytes(tmp_path: Path):
+    model = random_model(3)
+    a = save_checkpoint(model, tmp_path / "a", env=EnvSpec(max_steps=300), name="x")
+    b = save_checkpoint(random_model(3), tmp_path / "b", env=EnvSpec(max_steps=300), name="x")
+    c = save_checkpoint(load_checkpoint(a), tmp_path / "c", env=EnvSpec(max_steps=300), name="x")
+    for name in (WEIGHTS_FILE, MANIFEST_FILE):
+        assert (a / name).read_bytes() == (b / name).read_bytes() == (c / name).read_bytes(), name
+
+
+# -- generation seeds -------------------------------------------------------------------------------------------------
+
+
+def test_generation_seed_zero_keeps_the_historical_keys_and_other_seeds_move_them():
+    model = random_model(0)
+    zero, seven = Subject.from_model(model), Subject.from_model(model, generation_seed=7)
+    assert zero.generation_seed == 0 and zero.seed_key(11, 5) == [11, 5] and zero.derived_seed(3) == 3
+    assert seven.seed_key(11, 5) != [11, 5] and seven.derived_seed(3) != 3
+    assert seven.derived_seed(3) == Subject.from_model(model, generation_seed=7).derived_seed(3)
+    with pytest.raises(ConfigError, match="generation_seed"):
+        Subject.from_model(model, generation_seed=True)
+
+
+def _numbers(subject: Subject, measure) -> np.ndarray:
+    if isinstance(measure, Rollouts):  # episode lengths: rewards alone may all be -1 on a random model
+        return subject.rollouts(measure.rtg, measure.episodes, measure.seed).lengths
+    return np.asarray(measure.measure(subject).values)
+
+
+@pytest.mark.parametrize(
+    "measure",
+    [
+        Behaviour(OnFamily("obstacle-in-front", 0.9)),  # layouts and timesteps
+        Ablation(OnFamily("goal-from-top", -1.0), "L0H0"),  # ... and the ablation-mean random walk
+        Rollouts(0.9, "reward", episodes=6),  # rollout seeds
+    ],
+    ids=["family", "ablation", "rollouts"],
+)
+def test_every_random_draw_follows_the_generation_seed(measure):
+    model = random_model(2, scale=1.0)
+    a = _numbers(Subject.from_model(model, generation_seed=5), measure)
+    b = _numbers(Subject.from_model(model, generation_seed=5), measure)
+    zero = _numbers(Subject.from_model(model), measure)
+    assert np.array_equal(a, b), "same generation seed, different numbers"
+    assert not np.array_equal(a, zero), "the generation seed does not reach this draw"
+
+
+# -- the claims suite on the reference, twice --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_suite(reference_path, tmp_path_factory):
+    """The whole suite (with the counterexample search) on the reference, twice at once: here, and in a fresh
+    CLI process with its own hash seed, caches, imported modules and hypothesis state."""
+    out = tmp_path_factory.mktemp("again") / "again.json"
+    argv = [sys.executable, "-m", "dt_circuits.cli", "claims", "--checkpoint", str(reference_path), "--json", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        subject = Subject.load(reference_path)
+        here = suite_json(subject, run_suite(subject, search=True))
+        _, err = proc.communicate(timeout=900)
+    finally:
+        proc.kill()
+    assert proc.returncode in (0, 1), err
+    return subject, here, json.loads(out.read_text())
+
+
+@pytest.mark.reference
+def test_claims_suite_twice_on_the_reference_gives_identical_json(reference_suite):
+    _, here, there = reference_suite
+    assert _canonical(there) == _canonical(json.loads(json.dumps(here)))
+
+
+@pytest.mark.reference
+def test_generation_seed_zero_reproduces_the_recorded_numbers(reference_suite):
+    subject, data, _ = reference_suite
+    assert subject.expectations, "no recorded expectations for the reference"
+    for claim in data["claims"]:
+        recorded = subject.expectations[claim["id"]]["measured"]
+        for key in ("effect", "ci_low", "ci_high"):
+            assert round(claim[key], 6) == pytest.approx(recorded[key], abs=1e-6), (claim["id"], key)
+
+
+# -- the flake check ---------------------------------------------------------------------------------------------------
+
+
+def test_margin_is_how_far_the_ci_clears_the_bound():
+    from dt_circuits.claim import CheckResult
+
+    def result(lo: float, hi: float) -> CheckResult:
+        return CheckResult("c", True, (lo + hi) / 2, lo, hi, 10, 1.0, "", "", "", False)
+
+    assert margin(Check("c", None, at_least=0.25), result(0.3, 0.4)) == pytest.approx(0.05)
+    assert margin(Check("c", None, at_most=0.1), result(0.0, 0.15)) == pytest.approx(-0.05)
+    assert margin(Check("c", None, at_least=-0.25, at_most=0.25), result(-0.2, 0.1)) == pytest.approx(0.05)
+    assert np.isnan(margin(Check("c", None, at_least=0.0), result(float("nan"), float("nan"))))
+
+
+def _claim(check: Check) -> Claim:
+    return Claim(id="probe", statement="probe", source="test", checks=(check,))
+
+
+def test_flakecheck_reports_a_verdict_that_flips_with_its_runs_and_margins():
+    """A bound placed between two seeds' CI lower ends must be reported as flaky, run by run."""
+    model = random_model(2, scale=1.0)
+    measure = Behaviour(OnFamily("obstacle-in-front", 0.9))
+    probe = Check("probe", measure, at_least=-1.0)
+    lows = [
+        Claim("x", "x", "x", (probe,)).evaluate(Subject.from_model(model, generation_seed=s)).checks[0].ci_low
+        for s in (0, 1)
+    ]
+    assert lows[0] != lows[1]
+    bound = float(np.mean(lows))
+    report = flakecheck(model, runs=2, claims=[_claim(Check("probe", measure, at_least=bound))])
+    (entry,) = report.claims
+    assert entry.flips and report.flaky == [entry] and sorted(entry.verdicts) == ["fails", "holds"]
+    assert [m >= 0 for m in entry.checks[0].margins] == [lo >= bound for lo in lows]
+    text = format_report(report)
+    assert "FLAKY probe" in text and "generation seed   1" in text and "1 of 1 claims flip" in text
+    stable = flakecheck(model, runs=2, claims=[_claim(Check("probe", measure, at_least=-1.0))])
+    assert not stable.flaky and "no verdict flips" in format_report(stable)
+
+
+def test_flakecheck_refuses_fewer_than_two_runs():
+    with pytest.raises(ConfigError, match="at least 2 runs"):
+        flakecheck(random_model(0), runs=1, claims=[CLAIMS["rtg-embedding-forward"]])
+
+
+def test_flakecheck_command_writes_json_and_exits_0_when_nothing_flips(tmp_path, capsys):
+    ckpt = save_checkpoint(random_model(3), tmp_path / "ckpt", env=EnvSpec(), name="t")
+    out = tmp_path / "flake.json"
+    argv = ["flakecheck", "--checkpoint", str(ckpt), "--runs", "3", "--only", "rtg-embedding-forward"]
+    rc = cli.main([*argv, "--json", str(out), "--quiet"])
+    assert rc == 0, capsys.readouterr()
+    data = json.loads(out.read_text())
+    assert data["runs"] == 3 and data["generation_seeds"] == [0, 1, 2] and data["flaky"] == []
+    (claim,) = data["claims"]
+    assert claim["id"] == "rtg-embedding-forward" and len(set(claim["checks"][0]["effect"])) == 1  # weights only
+    assert cli.main(["flakecheck", "--checkpoint", str(ckpt), "--runs", "1"]) == 2
+    assert "at least 2 runs" in capsys.readouterr().err
+
+
+# -- the counterexample search ----------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A measure that records every state the search tries and never fails: the whole generated sequence."""
+
+    def __init__(self) -> None:
+        self.on = OnFamily("obstacle-in-front", 0.9)
+        self.seen: list = []
+
+    def per_state(self, subject: Subject, state, rtg: float, t: int) -> float:
+        self.seen.append((state, rtg, t))
+        return 0.0
+
+
+def _searched_sequence(subject: Subject) -> list:
+    from dt_circuits.claim import find_counterexample
+
+    recorder = _Recorder()
+    cx = find_counterexample("probe", Check("probe", recorder, at_most=1.0), subject)
+    assert cx.state is None and len(recorder.seen) >= 100
+    return recorder.seen
+
+
+def test_counterexample_search_does_not_depend_on_which_local_modules_are_imported(tmp_path, monkeypatch):
+    """Hypothesis can draw literals from imported local modules' source; the search must not (the CLI and pytest
+    import different modules, and unrelated edits would move the counterexamples)."""
+    import importlib.util
+
+    subject = Subject.from_model(random_model(4, scale=1.0))
+    before = _searched_sequence(subject)
+    literals = ", ".join([*(str(i) for i in range(70)), *(f"{x / 40:.3f}" for x in range(-40, 41))])
+    module = tmp_path / "probe_constants.py"
+    module.write_text(f"VALUES = [{literals}]\n")
+    spec = importlib.util.spec_from_file_location("probe_constants", module)
+    monkeypatch.setitem(sys.modules, "probe_constants", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(sys.modules["probe_constants"])
+    assert _searched_sequence(subject) == before
