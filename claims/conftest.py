@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from dt_circuits.suite import ClaimRun, claim_files, default_checkpoints, load_claim, run_claim
+from dt_circuits.suite import (
+    ClaimRun,
+    claim_files,
+    default_checkpoints,
+    discover,
+    load_claim,
+    rollout_requests,
+    run_claim,
+)
 
 CLAIMS_DIR = Path(__file__).parent
 _SUBJECTS: dict[tuple[str, str | None], object] = {}
@@ -27,7 +35,10 @@ def _subject(path: str, roles: str | None):
 
     key = (path, roles)
     if key not in _SUBJECTS:
-        _SUBJECTS[key] = Subject.load(path, roles_file=roles)
+        subject = Subject.load(path, roles_file=roles)
+        # all rollout checks of all claims at once, on every core (the numbers do not depend on it)
+        subject.prefetch_rollouts(rollout_requests(discover()))
+        _SUBJECTS[key] = subject
     return _SUBJECTS[key]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,13 @@ def _run_chunk(task: tuple[int, float, int, int, int, bool]) -> tuple[int, int, 
     return k, start, res.rewards, res.lengths, res.outcomes
 
 
+def _start_method() -> str:
+    """``fork`` on Linux: a spawned worker re-imports torch and TransformerLens (~5-7 s each), which cost more
+    than a whole claims suite's rollouts gain from a second core. Forked workers inherit the imports and set
+    one torch thread before any work, the same guard PyTorch's DataLoader workers use. Elsewhere: ``spawn``."""
+    return "fork" if sys.platform == "linux" and "fork" in mp.get_all_start_methods() else "spawn"
+
+
 def evaluate_rtgs(
     model: DecisionTransformer,
     rtgs: Sequence[float],
@@ -125,7 +133,7 @@ def evaluate_rtgs(
             _WORKER.clear()
             _WORKER.update(saved)
     else:
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(_start_method())
         with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(payload,)) as pool:
             for out in pool.imap_unordered(_run_chunk, tasks):
                 store(out)

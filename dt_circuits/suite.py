@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claim import Claim, Verdict
+from dt_circuits.claim import Claim, Rollouts, Verdict
 from dt_circuits.errors import ConfigError
 from dt_circuits.paths import REPO_ROOT
 from dt_circuits.subject import Subject
@@ -99,7 +99,19 @@ def run_claim(claim: Claim, subject: Subject, *, search: bool = False) -> ClaimR
 
 def run_suite(subject: Subject, claims: list[Claim] | None = None, *, search: bool = False) -> list[ClaimRun]:
     """Every claim on ``subject``; ``search`` also looks for a counterexample to each per-state prediction."""
-    return [run_claim(c, subject, search=search) for c in (claims or discover())]
+    claims = claims or discover()
+    subject.prefetch_rollouts(rollout_requests(claims))
+    return [run_claim(c, subject, search=search) for c in claims]
+
+
+def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
+    """Every (rtg, episodes, seed) the claims' rollout checks will ask for, so they run as one parallel batch."""
+    return [
+        (check.measure.rtg, check.measure.episodes, check.measure.seed)
+        for claim in claims
+        for check in claim.checks
+        if isinstance(check.measure, Rollouts)
+    ]
 
 
 def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:
