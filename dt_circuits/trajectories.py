@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,10 @@ FORMAT_VERSION = 1
 OUTCOMES = ("goal", "collision", "timeout")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ARRAYS = ("obs", "actions", "lengths", "rewards", "sources", "env_seeds")
+
+
+#: what a trajectory file may decompress to: ~12x the committed file's 80 MB of arrays, far below any RAM here
+MAX_UNCOMPRESSED_BYTES = 1 << 30
 
 
 class TrajectoryFileError(DTCircuitsError):
@@ -265,12 +271,24 @@ class TrajectoryDataset:
             with zipfile.ZipFile(path) as zf:
                 if "meta.json" not in zf.namelist():
                     raise TrajectoryFileError(f"{path} is not a {FORMAT} file (no meta.json)")
+                total = sum(info.file_size for info in zf.infolist())
+                if total > MAX_UNCOMPRESSED_BYTES:
+                    raise TrajectoryFileError(
+                        f"{path} would decompress to {total:,} bytes (limit {MAX_UNCOMPRESSED_BYTES:,}); "
+                        "refusing a possible zip bomb"
+                    )
                 header = json.loads(zf.read("meta.json"))
+                if not isinstance(header, dict):
+                    raise TrajectoryFileError(f"{path}: meta.json is not a JSON object")
                 arrays = {}
                 for name in _ARRAYS:
                     with zf.open(f"{name}.npy") as f:
                         arrays[name] = np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
-        except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, json.JSONDecodeError) as exc:
+        except (
+            zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, RecursionError, NotImplementedError,
+            RuntimeError, lzma.LZMAError, zlib.error,
+        ) as exc:  # fmt: skip
+            # every way a damaged zip, stream or .npy header can fail; UnicodeDecodeError is a ValueError
             raise TrajectoryFileError(f"bad trajectory file {path}: {exc}") from None
         if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
             raise TrajectoryFileError(

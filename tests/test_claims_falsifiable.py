@@ -1,7 +1,7 @@
 """Every claim can fail: head-specific claims flip on a functionally identical head-swapped copy, behavioural
 claims fail on a random initialisation, and the counterexample search finds real, minimal failures.
 
-Run on the DTI reference (and on our checkpoints when they exist).
+Run on the DTI reference and on each of our checkpoints.
 """
 
 from __future__ import annotations
@@ -10,56 +10,83 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require_reference
+from dt_circuits.checkpoint import load_checkpoint
 from dt_circuits.claim import Ablation, Check, OnFamily
 from dt_circuits.controls import random_like, swap_heads
+from dt_circuits.paths import CHECKPOINTS_DIR, own_checkpoints
 from dt_circuits.subject import Subject
 from dt_circuits.suite import discover, run_suite
 from tests.helpers import batch
 
-pytestmark = pytest.mark.reference
 CLAIMS = {c.id: c for c in discover()}
+#: every checkpoint the claims run on: the DTI reference and each of ours
+SUBJECTS = ["dti-reference", *(p.name for p in own_checkpoints())]
+
+
+@pytest.fixture(scope="module", params=SUBJECTS)
+def model(request):
+    if request.param == "dti-reference":
+        return load_checkpoint(require_reference())
+    return load_checkpoint(CHECKPOINTS_DIR / request.param)
 
 
 @pytest.fixture(scope="module")
-def reference_runs(reference_model):
-    subject = Subject.from_model(reference_model)
-    return subject, {r.claim.id: r for r in run_suite(subject)}
+def runs(model):
+    return {r.claim.id: r for r in run_suite(Subject.from_model(model))}
 
 
-def test_swapped_copy_is_functionally_identical(reference_model):
-    twin = swap_heads(reference_model)
+def test_swapped_copy_is_functionally_identical(model):
+    twin = swap_heads(model)
     obs, rtg, t = batch(64)
-    torch.testing.assert_close(twin(obs, rtg, t), reference_model(obs, rtg, t), atol=1e-5, rtol=1e-5)
-    assert not torch.equal(twin.blocks[0].attn.W_Q, reference_model.blocks[0].attn.W_Q)
+    torch.testing.assert_close(twin(obs, rtg, t), model(obs, rtg, t), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(twin.blocks[0].attn.W_Q, model.blocks[0].attn.W_Q)
 
 
-def test_head_specific_claims_that_hold_fail_on_swapped_heads(reference_model, reference_runs):
-    _, original = reference_runs
-    swapped = Subject.from_model(swap_heads(reference_model), name="swapped")
-    head_claims = [c for c in CLAIMS.values() if c.kind == "head"]
-    held = [c for c in head_claims if original[c.id].verdict.holds]
-    assert held, "no head-specific claim holds on the reference, nothing to falsify"
+def test_head_specific_claims_that_hold_fail_on_swapped_heads(model, runs):
+    """Roles unchanged, heads swapped: a claim about *the obstacle head* must notice it now points at the other."""
+    swapped = Subject.from_model(swap_heads(model), name="swapped")
+    held = [c for c in CLAIMS.values() if c.kind == "head" and runs[c.id].verdict.holds]
     for claim in held:
         verdict = claim.evaluate(swapped)
         assert not verdict.holds, f"{claim.id} still holds with the heads swapped: {verdict.summary()}"
 
 
-def test_mlp_claim_fails_when_its_role_points_at_a_head(reference_model):
-    """The MLP claim is about the MLP: bound to a head instead (roles file style), it must not hold."""
+def test_some_head_claim_holds_somewhere_so_the_swap_test_tests_something():
+    held = {
+        (name, c.id)
+        for name in SUBJECTS
+        for c in CLAIMS.values()
+        if c.kind == "head" and _expected(name, c.id) == "holds"
+    }
+    assert held, "no head-specific claim is expected to hold on any checkpoint: the swap test would be vacuous"
+
+
+def _expected(name: str, claim_id: str) -> str:
+    path = require_reference() if name == "dti-reference" else CHECKPOINTS_DIR / name
+    return Subject.load(path).expected(claim_id)
+
+
+def test_mlp_claim_fails_when_its_role_points_at_a_head(model):
+    """The MLP claim is about the MLP: bound to a head instead (roles file style), it must not hold.
+
+    Swapping heads leaves the MLP alone, so this is the MLP claim's falsification control.
+    """
     claim = CLAIMS["goal-avoidance-mlp-left"]
     for head in ("L0H0", "L0H1"):
-        subject = Subject.from_model(reference_model, roles={"goal_mlp": head})
+        subject = Subject.from_model(model, roles={"goal_mlp": head})
         assert not claim.evaluate(subject).holds
 
 
-def test_behavioural_claims_fail_on_random_init(reference_model):
-    subject = Subject.from_model(random_like(reference_model, seed=0), name="random")
+def test_behavioural_claims_fail_on_random_init(model):
+    subject = Subject.from_model(random_like(model, seed=0), name="random")
     for claim in CLAIMS.values():
         if claim.kind in ("behaviour", "head", "mlp"):
             verdict = claim.evaluate(subject)
             assert not verdict.holds, f"{claim.id} holds on a random init: {verdict.summary()}"
 
 
+@pytest.mark.reference
 def test_counterexample_search_finds_a_real_minimal_failure(reference_model):
     """On the reference, ablating head 1 does not raise P(forward) everywhere: the search must find where."""
     subject = Subject.from_model(reference_model)
@@ -79,6 +106,7 @@ def test_counterexample_search_finds_a_real_minimal_failure(reference_model):
     assert cx.to_dict()["found"] is True
 
 
+@pytest.mark.reference
 def test_search_reports_none_when_prediction_holds(reference_model):
     verdict = CLAIMS["goal-avoidance-head-top"].evaluate(Subject.from_model(reference_model), search=True)
     assert verdict.holds

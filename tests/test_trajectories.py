@@ -6,6 +6,7 @@ import gzip
 import io
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,54 @@ def test_load_rejects_bad_files(small, tmp_path):
     (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
     with pytest.raises(TrajectoryFileError):
         TrajectoryDataset.load(tmp_path / "cut.npz")
+
+
+def _rewritten(small, tmp_path, name: str, edit) -> Path:
+    """A copy of ``small``'s file with one member's bytes (or its ZipInfo) changed by ``edit``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(small.to_bytes())) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == name:
+                info, data = edit(info, data)
+            dst.writestr(info, data)
+    out = tmp_path / f"edited-{name}.npz"
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        ("meta.json", lambda i, d: (i, b"[1, 2, 3]"), "not a JSON object"),
+        ("meta.json", lambda i, d: (i, b"\xff\xfe"), "bad trajectory file"),
+        ("meta.json", lambda i, d: (i, b"[" * 100_000), "bad trajectory file"),
+    ],
+)
+def test_load_names_damaged_members(small, tmp_path, name, edit, message):
+    with pytest.raises(TrajectoryFileError, match=message):
+        TrajectoryDataset.load(_rewritten(small, tmp_path, name, edit))
+
+
+def test_load_names_a_corrupt_compressed_stream(small, tmp_path):
+    """Bytes flipped inside an LZMA member: lzma's own error must not escape."""
+    raw = bytearray(small.to_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as zf:
+        info = zf.getinfo("obs.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for k in range(start + 20, start + min(info.compress_size, 400), 7):
+        raw[k] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(raw))
+    with pytest.raises(TrajectoryFileError, match="bad trajectory file"):
+        TrajectoryDataset.load(tmp_path / "flipped.npz")
+
+
+def test_load_refuses_a_zip_bomb_before_decompressing(small, tmp_path, monkeypatch):
+    from dt_circuits import trajectories
+
+    monkeypatch.setattr(trajectories, "MAX_UNCOMPRESSED_BYTES", 1000)
+    with pytest.raises(TrajectoryFileError, match="zip bomb"):
+        TrajectoryDataset.load(small.save(tmp_path / "ok.npz"))
 
 
 def test_labels_follow_dti(small):
