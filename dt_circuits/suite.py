@@ -104,6 +104,17 @@ def run_suite(subject: Subject, claims: list[Claim] | None = None, *, search: bo
     return [run_claim(c, subject, search=search) for c in claims]
 
 
+def select_claims(only: list[str] | None = None) -> list[Claim]:
+    """Every discovered claim, or just the ids in ``only`` (an unknown id is a ConfigError naming it)."""
+    claims = discover()
+    if not only:
+        return claims
+    unknown = set(only) - {c.id for c in claims}
+    if unknown:
+        raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
+    return [c for c in claims if c.id in only]
+
+
 def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
     """Every (rtg, episodes, seed) the claims' rollout checks will ask for, so they run as one parallel batch."""
     return [

@@ -43,20 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.errors import ConfigError
     from dt_circuits.expectations import record_expectations
     from dt_circuits.io import write_json_atomic
     from dt_circuits.subject import Subject
-    from dt_circuits.suite import discover, format_table, run_suite, suite_json
+    from dt_circuits.suite import format_table, run_suite, select_claims, suite_json
 
     start = time.perf_counter()
     subject = Subject.load(args.checkpoint, roles_file=args.roles)
-    claims = discover()
-    if args.only:
-        unknown = set(args.only) - {c.id for c in claims}
-        if unknown:
-            raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
-        claims = [c for c in claims if c.id in args.only]
+    claims = select_claims(args.only)
     runs = run_suite(subject, claims, search=not args.no_search)
     print(f"checkpoint {subject.source}  roles {json.dumps(subject.roles)}")
     print(format_table(runs))

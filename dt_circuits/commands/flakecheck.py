@@ -36,17 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dt_circuits.checkpoint import load_checkpoint
-    from dt_circuits.errors import ConfigError
     from dt_circuits.flakecheck import flakecheck, format_report
     from dt_circuits.io import write_json_atomic
-    from dt_circuits.suite import discover
+    from dt_circuits.suite import select_claims
 
-    claims = discover()
-    if args.only:
-        unknown = set(args.only) - {c.id for c in claims}
-        if unknown:
-            raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
-        claims = [c for c in claims if c.id in args.only]
+    claims = select_claims(args.only)
     model = load_checkpoint(args.checkpoint)
 
     def progress(seed: int, seconds: float) -> None:
