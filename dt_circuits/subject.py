@@ -32,7 +32,10 @@ from dt_circuits.rollout import RolloutResult
 POST_ROLES: dict[str, str] = {"obstacle_head": "L0H1", "goal_head": "L0H0", "goal_mlp": "mlp"}
 #: Expected verdicts for foreign checkpoints, keyed by the file's sha256 (ours live in their manifests).
 FOREIGN_EXPECTATIONS_DIR = REPO_ROOT / "claims" / "expectations"
-MEAN_DATASET_SIZE = 2000
+#: States in the random walk behind every ablation mean. The mean's own noise moves every ablated state at once,
+#: so the bootstrap over states cannot see it: at 2000 states it made one-hot's goal-avoidance-mlp-left effect
+#: vary with SD 0.008 between generation seeds (a flip in 20 runs); 20000 halve that (docs/reliability.md).
+MEAN_DATASET_SIZE = 20000
 #: Mixed into derived seeds at generation seeds other than 0, so no derived key can collide with a seed-0 key.
 _GENERATION_TAG = 0x6E5EED
 

