@@ -16,7 +16,6 @@ from dt_circuits.suite import (
     ClaimRun,
     claim_files,
     default_checkpoints,
-    discover,
     load_claim,
     rollout_requests,
     run_claim,
@@ -30,16 +29,26 @@ class ClaimMismatch(AssertionError):
     """The verdict differs from what is recorded for this checkpoint."""
 
 
-def _subject(path: str, roles: str | None):
+def _subject(path: str, roles: str | None, claims: list):
     from dt_circuits.subject import Subject
 
     key = (path, roles)
     if key not in _SUBJECTS:
         subject = Subject.load(path, roles_file=roles)
-        # all rollout checks of all claims at once, on every core (the numbers do not depend on it)
-        subject.prefetch_rollouts(rollout_requests(discover()))
+        # the rollout checks of every claim selected for this checkpoint at once, on every core
+        # (the numbers do not depend on it)
+        subject.prefetch_rollouts(rollout_requests(claims))
         _SUBJECTS[key] = subject
     return _SUBJECTS[key]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which claims run on each checkpoint after -k/-m selection, so only their rollouts are made."""
+    selected: dict[str, list] = {}
+    for item in session.items:
+        if isinstance(item, ClaimItem):
+            selected.setdefault(item.checkpoint, []).append(item.claim)
+    session.config.stash[_SELECTED] = selected
 
 
 def _label(path: str) -> str:
@@ -71,7 +80,8 @@ class ClaimItem(pytest.Item):
     def runtest(self) -> None:
         if not Path(self.checkpoint).exists() and "shared" in Path(self.checkpoint).parts:
             pytest.fail(f"reference checkpoint missing at {self.checkpoint} (CI must have ../shared)")
-        subject = _subject(self.checkpoint, self.config.getoption("roles"))
+        claims = self.config.stash.get(_SELECTED, {}).get(self.checkpoint, [self.claim])
+        subject = _subject(self.checkpoint, self.config.getoption("roles"), claims)
         run: ClaimRun = run_claim(self.claim, subject)
         self.config.stash.setdefault(_RUNS, []).append((_label(self.checkpoint), run))
         details = "\n".join(
@@ -99,6 +109,7 @@ class ClaimItem(pytest.Item):
 
 
 _RUNS = pytest.StashKey[list]()
+_SELECTED = pytest.StashKey[dict]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dt_circuits import scenarios
-from dt_circuits.checkpoint import load_checkpoint, sha256_file
+from dt_circuits.checkpoint import load_checkpoint, read_manifest, sha256_file
 from dt_circuits.errors import ConfigError, DTCircuitsError
 from dt_circuits.interventions import Component, Head, Inputs, dataset_means, parse_component
 from dt_circuits.model import DecisionTransformer
@@ -244,6 +244,14 @@ def _walk(seed: int) -> scenarios.WalkDataset:
     if seed not in _WALKS:
         _WALKS[seed] = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=100)
     return _WALKS[seed]
+
+
+def recorded_expectations(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """What is recorded for a checkpoint without loading its weights: our manifest's, else a foreign file's."""
+    p = Path(path)
+    if p.is_dir():
+        return dict(read_manifest(p).get("expectations") or {})
+    return foreign_expectations(str(p))
 
 
 def foreign_expectations(path: str) -> dict[str, dict[str, Any]]:
