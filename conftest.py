@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from dt_circuits.paths import reference_checkpoint
-from dt_circuits.threads import configure_threads
+from dt_circuits.core.paths import reference_checkpoint
+from dt_circuits.core.threads import configure_threads
 
 configure_threads()
 
@@ -27,22 +27,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dt-circuits claims")
-    group.addoption(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="run the claims on this checkpoint (our directory or a DTI .pt); repeatable",
-    )
-    group.addoption("--roles", default=None, metavar="FILE", help="JSON roles file binding roles to components")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim: a claim from claims/ evaluated on one checkpoint")
 
 
 def require_reference() -> Path:

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from dt_circuits.env import EnvSpec
-from dt_circuits.paths import CHECKPOINTS_DIR
+from dt_circuits.core.paths import CHECKPOINTS_DIR
+from dt_circuits.env.spec import EnvSpec
 
 RTGS = ("-1", "0", "0.9")  # Table 1: short (collide), full-length (time out) and goal-seeking episodes
 EPISODES = 500
@@ -58,5 +58,5 @@ def test_calibration_vs_raw_env_floor(benchmark, figure, tmp_path):
 
 def _import_seconds() -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import dt_circuits.calibration"], check=True)
+    subprocess.run([sys.executable, "-c", "import dt_circuits.evaluation.calibration"], check=True)
     return time.perf_counter() - start

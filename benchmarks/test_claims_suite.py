@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dt_circuits.subject import Subject
-from dt_circuits.suite import default_checkpoints, run_suite
+from dt_circuits.claims.discovery import default_checkpoints, discover
+from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.suite import run_suite
 
 CHECKPOINTS = default_checkpoints()
 
@@ -14,7 +15,7 @@ CHECKPOINTS = default_checkpoints()
 def test_claims_suite_wall_time(benchmark, figure, path):
     def once():
         subject = Subject.load(path)  # fresh caches: the full cost a CI run pays
-        return run_suite(subject, search=True)
+        return run_suite(subject, discover(), search=True)
 
     runs = benchmark.pedantic(once, rounds=1, iterations=1)
     seconds = benchmark.stats.stats.mean

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.scenarios import random_states
+from dt_circuits.env.scenarios import random_states
 from tests.plain_dti import plain_dti_logits
 
 BATCH = 4096

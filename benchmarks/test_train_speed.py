@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from dt_circuits.env import EnvSpec
-from dt_circuits.train import TrainConfig, train
-from dt_circuits.trajectories import DEFAULT_MIX, collect_scripted
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.training.train import TrainConfig, train
+from dt_circuits.trajectories.dataset import DEFAULT_MIX, collect_scripted
 
 
 @pytest.mark.parametrize("encoding", ["index", "one_hot"])

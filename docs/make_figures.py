@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from dt_circuits import load_checkpoint
-from dt_circuits.attribution import attribute
-from dt_circuits.circuits import ov_view, qk_view
-from dt_circuits.embeddings import input_channel_names, state_embedding_projection, time_embedding_projection
-from dt_circuits.figures import (
+from dt_circuits.analysis.attribution import attribute
+from dt_circuits.analysis.circuits import ov_view, qk_view
+from dt_circuits.analysis.embeddings import input_channel_names, state_embedding_projection, time_embedding_projection
+from dt_circuits.analysis.figures import (
     attribution_bars,
     channel_heatmaps,
     injection_scan_plot,
@@ -23,11 +23,11 @@ from dt_circuits.figures import (
     rtg_scan_plot,
     save_png,
 )
-from dt_circuits.interventions import Inputs, ablation_hooks, dataset_means
-from dt_circuits.patching import edit_family, remove_front_obstacle
-from dt_circuits.paths import reference_checkpoint
-from dt_circuits.scans import injection_scan, rtg_scan
-from dt_circuits.scenarios import in_front, random_walk
+from dt_circuits.analysis.interventions import Inputs, ablation_hooks, dataset_means
+from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
+from dt_circuits.analysis.scans import injection_scan, rtg_scan
+from dt_circuits.core.paths import reference_checkpoint
+from dt_circuits.env.scenarios import in_front, random_walk
 
 OUT = Path(__file__).resolve().parent / "figures"
 DPI = 80

@@ -1,7 +1,9 @@
 """The ``dt-circuits`` command: one subcommand per module in ``dt_circuits.commands``.
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``, so a new
-capability adds a file without touching this one. User errors (DTCircuitsError) print one line and exit 2.
+capability adds a file without touching this one. Only the chosen command's arguments are built, and command
+modules import torch inside ``run``: ``--help`` and argument errors answer without loading torch.
+User errors (DTCircuitsError) print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -13,31 +15,47 @@ import sys
 from collections.abc import Sequence
 
 from dt_circuits import commands
-from dt_circuits.errors import DTCircuitsError
-from dt_circuits.threads import configure_threads
+from dt_circuits.core.errors import DTCircuitsError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_modules() -> dict[str, object]:
+    modules = {}
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.ispkg:
+            continue
+        module = importlib.import_module(f"dt_circuits.commands.{info.name}")
+        modules[module.NAME] = module
+    return modules
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; a subcommand's own arguments are built only when ``argv`` names it (or always when None)."""
     parser = argparse.ArgumentParser(
         prog="dt-circuits",
         description="Circuit hypotheses about Decision Transformers on MiniGrid Dynamic Obstacles, as tests.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"dt_circuits.commands.{info.name}")
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    for name, module in _command_modules().items():
         p = sub.add_parser(
-            module.NAME,
+            name,
             help=module.HELP,
             description=module.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(p)
+        if argv is None or name == chosen:
+            module.add_arguments(p)
+            if "--quiet" not in p._option_string_actions:  # every command takes --quiet
+                p.add_argument("--quiet", action="store_true", help="no progress output")
         p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    from dt_circuits.core.threads import configure_threads
+
     configure_threads()
     try:
         return int(args._run(args) or 0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dt_circuits.model import DecisionTransformer, DTConfig
-from dt_circuits.scenarios import random_states
+from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.env.scenarios import random_states
 
 
 def random_model(seed: int = 0, scale: float = 5.0, **cfg) -> DecisionTransformer:

@@ -1,6 +1,6 @@
 """An independent plain-torch forward pass of a DTI checkpoint, written from the reference README only.
 
-No TransformerLens, no dt_circuits.model: explicit einsums over the raw DTI state dict. The core model must
+No TransformerLens, no dt_circuits.dt.model: explicit einsums over the raw DTI state dict. The core model must
 match it to 1e-5, which is what lets us say our DT reproduces a model nobody here trained.
 """
 

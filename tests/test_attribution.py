@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dt_circuits.attribution import (
+from dt_circuits.analysis.attribution import (
     action_index,
     attribute,
     attribution_table,
@@ -18,10 +18,10 @@ from dt_circuits.attribution import (
     prob_metric,
     residual_direction,
 )
-from dt_circuits.env import Action
-from dt_circuits.errors import ConfigError
-from dt_circuits.interventions import Inputs, ablation_hooks, run
-from dt_circuits.model import RTG_POS, STATE_POS
+from dt_circuits.analysis.interventions import Inputs, ablation_hooks, run
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import RTG_POS, STATE_POS
+from dt_circuits.env.spec import Action
 from tests.helpers import random_model
 from tests.test_interventions import DATASET, MODELS, input_batches
 

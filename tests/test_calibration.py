@@ -7,13 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from dt_circuits.calibration import Calibration, calibrate, evaluate_rtgs, plot_calibration, table1, update_manifest
-from dt_circuits.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from dt_circuits.cli import main
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import ConfigError
-from dt_circuits.model import DecisionTransformer, DTConfig
-from dt_circuits.rollout import RolloutResult, rollout
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, save_checkpoint
+from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.evaluation.calibration import (
+    Calibration,
+    calibrate,
+    evaluate_rtgs,
+    plot_calibration,
+    table1,
+    update_manifest,
+)
+from dt_circuits.evaluation.rollout import RolloutResult, rollout
 
 SPEC = EnvSpec(max_steps=25)
 
@@ -91,7 +98,7 @@ def test_cli_calibrate_updates_our_manifest(model, tmp_path, capsys):
     ckpt = save_checkpoint(model, tmp_path / "m", env=SPEC, name="m")
     plot, out = tmp_path / "p.png", tmp_path / "c.json"
     argv = ["calibrate", "--checkpoint", str(ckpt), "--episodes", "10", "--rtgs", "-1", "0", "0.9", "--workers", "1",
-            "--json", str(out), "--plot", str(plot), "--update-manifest", "--quiet"]  # fmt: skip
+            "--json", str(out), "--plot", str(plot), "--record", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     manifest = read_manifest(ckpt)
     assert manifest["calibration"]["episodes_per_rtg"] == 10

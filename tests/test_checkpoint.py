@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dt_circuits.checkpoint import import_dti, load_checkpoint, save_checkpoint
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import CheckpointError
+from dt_circuits.core.errors import CheckpointError
+from dt_circuits.dt.checkpoint import import_dti, load_checkpoint, save_checkpoint
+from dt_circuits.env.spec import EnvSpec
 from tests.helpers import batch, random_model
 
 

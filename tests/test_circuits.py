@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformer_lens import FactoredMatrix
 
-from dt_circuits.attribution import attribute, direction_vector
-from dt_circuits.circuits import obs_ov, obs_rtg_qk, ov_circuit, ov_view, qk_circuit, qk_view, rtg_ov
-from dt_circuits.errors import ConfigError
-from dt_circuits.model import RTG_POS, STATE_POS
+from dt_circuits.analysis.attribution import attribute, direction_vector
+from dt_circuits.analysis.circuits import obs_ov, obs_rtg_qk, ov_circuit, ov_view, qk_circuit, qk_view, rtg_ov
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import RTG_POS, STATE_POS
 from tests.helpers import random_model
 from tests.test_interventions import MODELS, input_batches
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.checkpoint import load_checkpoint
-from dt_circuits.claim import Ablation, Check, OnFamily
-from dt_circuits.controls import random_like, swap_heads
-from dt_circuits.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
-from dt_circuits.subject import Subject, recorded_expectations
-from dt_circuits.suite import discover
+from dt_circuits.claims.claim import Ablation, Check, OnFamily
+from dt_circuits.claims.discovery import discover
+from dt_circuits.claims.subject import Subject, recorded_expectations
+from dt_circuits.core.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
+from dt_circuits.dt.checkpoint import load_checkpoint
+from dt_circuits.dt.controls import random_like, swap_heads
 from tests.helpers import batch
 
 CLAIMS = {c.id: c for c in discover()}

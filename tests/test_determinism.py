@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from dt_circuits import cli
-from dt_circuits.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
-from dt_circuits.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import ConfigError
-from dt_circuits.flakecheck import flakecheck, format_report, margin
-from dt_circuits.paths import REPO_ROOT
-from dt_circuits.subject import Subject
-from dt_circuits.suite import discover, run_suite, suite_json
+from dt_circuits.claims.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts
+from dt_circuits.claims.discovery import discover
+from dt_circuits.claims.flakecheck import flakecheck, format_report, margin
+from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.suite import run_suite, suite_json
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.dt.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from dt_circuits.env.spec import EnvSpec
 from tests.helpers import random_model
 
 CLAIMS = {c.id: c for c in discover()}
@@ -130,7 +131,7 @@ def reference_suite(reference_path, tmp_path_factory):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         subject = Subject.load(reference_path)
-        here = suite_json(subject, run_suite(subject, search=True))
+        here = suite_json(subject, run_suite(subject, discover(), search=True))
         _, err = proc.communicate(timeout=900)
     finally:
         proc.kill()
@@ -158,7 +159,7 @@ def test_generation_seed_zero_reproduces_the_recorded_numbers(reference_suite):
 
 
 def test_margin_is_how_far_the_ci_clears_the_bound():
-    from dt_circuits.claim import CheckResult
+    from dt_circuits.claims.claim import CheckResult
 
     def result(lo: float, hi: float) -> CheckResult:
         return CheckResult("c", True, (lo + hi) / 2, lo, hi, 10, 1.0, "", "", "", False)
@@ -229,7 +230,7 @@ class _Recorder:
 
 
 def _searched_sequence(subject: Subject) -> list:
-    from dt_circuits.claim import find_counterexample
+    from dt_circuits.claims.claim import find_counterexample
 
     recorder = _Recorder()
     cx = find_counterexample("probe", Check("probe", recorder, at_most=1.0), subject)

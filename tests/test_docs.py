@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from dt_circuits.paths import REPO_ROOT
-from dt_circuits.subject import Subject
-from dt_circuits.suite import load_claim
+from dt_circuits.claims.discovery import load_claim
+from dt_circuits.claims.subject import Subject
+from dt_circuits.core.paths import REPO_ROOT
 from tests.helpers import random_model
 
 

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dt_circuits.attribution import attribute, residual_direction
-from dt_circuits.embeddings import (
+from dt_circuits.analysis.attribution import attribute, residual_direction
+from dt_circuits.analysis.embeddings import (
     CELL_VALUES,
     cell_contribution,
     cell_table,
@@ -19,9 +19,9 @@ from dt_circuits.embeddings import (
     state_embedding_projection,
     time_embedding_projection,
 )
-from dt_circuits.env import FRONT_VIEW_CELL
-from dt_circuits.errors import ConfigError, InvalidInputError
-from dt_circuits.scenarios import in_front
+from dt_circuits.core.errors import ConfigError, InvalidInputError
+from dt_circuits.env.scenarios import in_front
+from dt_circuits.env.spec import FRONT_VIEW_CELL
 from tests.test_interventions import MODELS, input_batches
 
 FAMILIES = {kind: in_front(kind) for kind in CELL_VALUES}

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given
 from minigrid.wrappers import OneHotPartialObsWrapper
 
-from dt_circuits.env import (
+from dt_circuits.core.errors import ConfigError, InvalidInputError
+from dt_circuits.env.scenarios import StateRenderer
+from dt_circuits.env.spec import (
     ACTION_NAMES,
     ENV_ID,
     OBJECT,
@@ -16,9 +18,7 @@ from dt_circuits.env import (
     index_to_one_hot,
     one_hot_to_index,
 )
-from dt_circuits.errors import ConfigError, InvalidInputError
-from dt_circuits.scenarios import StateRenderer
-from dt_circuits.strategies import grid_states
+from dt_circuits.env.strategies import grid_states
 
 RENDERER = StateRenderer()
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dt_circuits.attribution import attribute
-from dt_circuits.circuits import ov_view, qk_view
-from dt_circuits.embeddings import input_channel_names, state_embedding_projection, time_embedding_projection
-from dt_circuits.errors import ConfigError
-from dt_circuits.figures import (
+from dt_circuits.analysis.attribution import attribute
+from dt_circuits.analysis.circuits import ov_view, qk_view
+from dt_circuits.analysis.embeddings import input_channel_names, state_embedding_projection, time_embedding_projection
+from dt_circuits.analysis.figures import (
     attribution_bars,
     channel_heatmaps,
     injection_scan_plot,
@@ -17,8 +16,9 @@ from dt_circuits.figures import (
     rtg_scan_plot,
     save_png,
 )
-from dt_circuits.interventions import Inputs, ablation_hooks
-from dt_circuits.scans import injection_scan, rtg_scan
+from dt_circuits.analysis.interventions import Inputs, ablation_hooks
+from dt_circuits.analysis.scans import injection_scan, rtg_scan
+from dt_circuits.core.errors import ConfigError
 from tests.test_interventions import DATASET, MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from dt_circuits.gate import format_gate, run_gate
-from dt_circuits.paths import CHECKPOINTS_DIR
+from dt_circuits.claims.gate import format_gate, run_gate
+from dt_circuits.core.paths import CHECKPOINTS_DIR
 
 RAW_INDEX = CHECKPOINTS_DIR / "raw-index"
 pytestmark = pytest.mark.gate
@@ -40,8 +40,8 @@ def test_deliberate_break_fails_with_a_readable_diff(raw_index, tmp_path):
     """A retrain cut to 300 optimizer steps no longer has the recorded circuits: the gate must say which moved."""
     out = tmp_path / "gate.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "dt_circuits.cli", "gate", str(raw_index), "--override", "steps=300",
-         "--no-progress", "--json", str(out)],
+        [sys.executable, "-m", "dt_circuits.cli", "gate", "--checkpoint", str(raw_index), "--override", "steps=300",
+         "--quiet", "--json", str(out)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -51,7 +51,7 @@ def test_deliberate_break_fails_with_a_readable_diff(raw_index, tmp_path):
 
 
 def test_gate_refuses_unknown_overrides(raw_index):
-    from dt_circuits.errors import ConfigError
+    from dt_circuits.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="bogus"):
         run_gate(raw_index, overrides={"bogus": 1}, progress=False)

@@ -28,7 +28,10 @@ from hypothesis.extra import numpy as hnp
 from safetensors.torch import save_file
 
 from dt_circuits import cli
-from dt_circuits.checkpoint import (
+from dt_circuits.claims.subject import POST_ROLES, Subject, load_roles
+from dt_circuits.core.errors import CheckpointError, ConfigError, DTCircuitsError, InvalidInputError, InvalidStateError
+from dt_circuits.core.io import default_mode, write_bytes_atomic, write_json_atomic
+from dt_circuits.dt.checkpoint import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     import_dti,
@@ -36,12 +39,9 @@ from dt_circuits.checkpoint import (
     read_manifest,
     save_checkpoint,
 )
-from dt_circuits.env import CHANNEL_MAX, EnvSpec
-from dt_circuits.errors import CheckpointError, ConfigError, DTCircuitsError, InvalidInputError, InvalidStateError
-from dt_circuits.io import default_mode, write_bytes_atomic, write_json_atomic
-from dt_circuits.model import DecisionTransformer, DTConfig
-from dt_circuits.scenarios import GridState, StateRenderer, front_kind, goal_in_front, in_front, validate_state
-from dt_circuits.subject import POST_ROLES, Subject, load_roles
+from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.env.scenarios import GridState, StateRenderer, front_kind, goal_in_front, in_front, validate_state
+from dt_circuits.env.spec import CHANNEL_MAX, EnvSpec
 from tests.helpers import batch, random_model
 
 #: 40 examples per fuzz test keep this file fast; DT_CIRCUITS_FUZZ_EXAMPLES=2000 runs a deeper hunt locally.
@@ -194,7 +194,7 @@ def _evil_npz(path: Path, marker: Path) -> Path:
 
 def _trajectory_loaders() -> list:
     try:
-        from dt_circuits.trajectories import TrajectoryDataset, load_dti_trajectories
+        from dt_circuits.trajectories.dataset import TrajectoryDataset, load_dti_trajectories
     except ImportError:  # the trajectory module is optional for this test
         return []
     return [
@@ -833,7 +833,7 @@ def test_save_checkpoint_interrupted_leaves_the_old_checkpoint_and_no_temp(tmp_p
     def crash(*args, **kwargs):
         raise Boom
 
-    monkeypatch.setattr("dt_circuits.checkpoint.save_file", crash)
+    monkeypatch.setattr("dt_circuits.dt.checkpoint.save_file", crash)
     with pytest.raises(Boom):
         save_checkpoint(random_model(4), d, env=EnvSpec(), name="t")
     assert snapshot(d) == before and _leftovers(tmp_path, {"ckpt"}) == []
@@ -842,7 +842,8 @@ def test_save_checkpoint_interrupted_leaves_the_old_checkpoint_and_no_temp(tmp_p
 @pytest.fixture
 def cheap_runs(tmp_path):
     """A saved random checkpoint, its Subject and a run of one weights-only claim (fast)."""
-    from dt_circuits.suite import discover, run_suite
+    from dt_circuits.claims.discovery import discover
+    from dt_circuits.claims.suite import run_suite
 
     d = save_checkpoint(random_model(3), tmp_path / "ckpt", env=EnvSpec(), name="t")
     subject = Subject.load(d)
@@ -851,7 +852,7 @@ def cheap_runs(tmp_path):
 
 
 def test_record_expectations_is_atomic_and_keeps_the_checkpoint_loadable(cheap_runs, monkeypatch):
-    from dt_circuits.expectations import record_expectations
+    from dt_circuits.claims.expectations import record_expectations
 
     d, subject, runs = cheap_runs
     before = snapshot(d)
@@ -870,8 +871,8 @@ def test_record_expectations_is_atomic_and_keeps_the_checkpoint_loadable(cheap_r
 
 
 def test_report_files_are_written_atomically(cheap_runs, tmp_path, monkeypatch):
-    from dt_circuits.report import write_report
-    from dt_circuits.suite import suite_json
+    from dt_circuits.claims.report import write_report
+    from dt_circuits.claims.suite import suite_json
 
     _, subject, runs = cheap_runs
     out = tmp_path / "report"

@@ -8,8 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dt_circuits.errors import ConfigError
-from dt_circuits.interventions import (
+from dt_circuits.analysis.interventions import (
     MLP,
     Head,
     HookSite,
@@ -24,9 +23,10 @@ from dt_circuits.interventions import (
     resolve,
     run,
 )
-from dt_circuits.model import RTG_POS, STATE_POS, DecisionTransformer
-from dt_circuits.scenarios import StateRenderer, random_states
-from dt_circuits.strategies import grid_states, rtgs, timesteps
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import RTG_POS, STATE_POS, DecisionTransformer
+from dt_circuits.env.scenarios import StateRenderer, random_states
+from dt_circuits.env.strategies import grid_states, rtgs, timesteps
 from tests.helpers import random_model
 
 RENDERER = StateRenderer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dt_circuits.paths import REPO_ROOT
+from dt_circuits.core.paths import REPO_ROOT
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess:

@@ -8,11 +8,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dt_circuits.env import index_to_one_hot
-from dt_circuits.errors import ConfigError, InvalidInputError
-from dt_circuits.model import DTConfig
-from dt_circuits.scenarios import StateRenderer
-from dt_circuits.strategies import grid_states, rtgs, timesteps
+from dt_circuits.core.errors import ConfigError, InvalidInputError
+from dt_circuits.dt.model import DTConfig
+from dt_circuits.env.scenarios import StateRenderer
+from dt_circuits.env.spec import index_to_one_hot
+from dt_circuits.env.strategies import grid_states, rtgs, timesteps
 from tests.helpers import batch, random_model
 
 EXPECTED_HOOKS = {

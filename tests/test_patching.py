@@ -8,12 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dt_circuits.attribution import logit_diff_metric, prob_metric
-from dt_circuits.env import FRONT_VIEW_CELL, OBJECT
-from dt_circuits.errors import ConfigError, InvalidStateError
-from dt_circuits.interventions import Inputs, collect_activations, run
-from dt_circuits.model import STATE_POS
-from dt_circuits.patching import (
+from dt_circuits.analysis.attribution import logit_diff_metric, prob_metric
+from dt_circuits.analysis.interventions import Inputs, collect_activations, run
+from dt_circuits.analysis.patching import (
     activation_patching,
     edit_family,
     patch_hooks,
@@ -21,7 +18,10 @@ from dt_circuits.patching import (
     path_patching,
     remove_front_obstacle,
 )
-from dt_circuits.scenarios import in_front
+from dt_circuits.core.errors import ConfigError, InvalidStateError
+from dt_circuits.dt.model import STATE_POS
+from dt_circuits.env.scenarios import in_front
+from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT
 from tests.test_interventions import MODELS, input_batches
 
 ALL_COMPONENTS = ["L0H0", "L0H1", "mlp", "blocks.0.hook_resid_pre", "blocks.0.attn.hook_pattern", "hook_rtg_embed"]

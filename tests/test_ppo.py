@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import ConfigError
-from dt_circuits.ppo import PPOConfig, collect_ppo, learning_curve
-from dt_circuits.trajectories import Episode
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.trajectories.dataset import Episode
+from dt_circuits.trajectories.ppo import PPOConfig, collect_ppo, learning_curve
 
 pytest.importorskip("stable_baselines3")
 

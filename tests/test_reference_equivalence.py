@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.rollout import rollout
+from dt_circuits.evaluation.rollout import rollout
 from tests.plain_dti import plain_dti_logits
 
 pytestmark = pytest.mark.reference

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.env import EnvSpec
-from dt_circuits.rollout import OUTCOMES, rollout
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.evaluation.rollout import OUTCOMES, rollout
 from tests.helpers import random_model
 
 MODEL = random_model(2, scale=1.0)

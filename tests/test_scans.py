@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.attribution import direction_vector
-from dt_circuits.errors import ConfigError
-from dt_circuits.interventions import Inputs, ablation_hooks, run
-from dt_circuits.model import STATE_POS
-from dt_circuits.scans import injection_scan, rtg_scan
+from dt_circuits.analysis.attribution import direction_vector
+from dt_circuits.analysis.interventions import Inputs, ablation_hooks, run
+from dt_circuits.analysis.scans import injection_scan, rtg_scan
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import STATE_POS
 from tests.test_interventions import DATASET, MODELS
 
 OBS = DATASET.obs[:10]

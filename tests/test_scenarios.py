@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from dt_circuits.env import COLOR, FRONT_VIEW_CELL, OBJECT, EnvSpec
-from dt_circuits.errors import InvalidStateError
-from dt_circuits.scenarios import (
+from dt_circuits.core.errors import InvalidStateError
+from dt_circuits.env.scenarios import (
     FRONT_KINDS,
     GridState,
     StateRenderer,
@@ -20,7 +19,8 @@ from dt_circuits.scenarios import (
     valid_poses,
     validate_state,
 )
-from dt_circuits.strategies import grid_states
+from dt_circuits.env.spec import COLOR, FRONT_VIEW_CELL, OBJECT, EnvSpec
+from dt_circuits.env.strategies import grid_states
 
 RENDERER = StateRenderer()
 FRONT_CODES = {

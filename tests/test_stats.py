@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dt_circuits.attribution import prob_metric
-from dt_circuits.errors import ConfigError
-from dt_circuits.interventions import Inputs, ablation_hooks, dataset_means
-from dt_circuits.scenarios import in_front, random_walk
-from dt_circuits.stats import bootstrap_ci, intervention_effect, summarize
+from dt_circuits.analysis.attribution import prob_metric
+from dt_circuits.analysis.interventions import Inputs, ablation_hooks, dataset_means
+from dt_circuits.analysis.stats import bootstrap_ci, intervention_effect, summarize
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.env.scenarios import in_front, random_walk
 from tests.test_interventions import DATASET, MODELS
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from dt_circuits.checkpoint import load_checkpoint, read_manifest, sha256_file
 from dt_circuits.cli import main
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import ConfigError
-from dt_circuits.train import StepSampler, TrainConfig, train, weights_digest
-from dt_circuits.trajectories import DEFAULT_MIX, TrajectoryDataset, collect_scripted
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, sha256_file
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.training.train import StepSampler, TrainConfig, train, weights_digest
+from dt_circuits.trajectories.dataset import DEFAULT_MIX, TrajectoryDataset, collect_scripted
 
 SPEC = EnvSpec(max_steps=40)
 TINY = dict(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=4, threads=1)

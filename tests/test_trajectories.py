@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dt_circuits.env import EnvSpec
-from dt_circuits.errors import ConfigError, InvalidInputError
-from dt_circuits.policies import Crasher, EpsilonGreedy, GoalSeeker, Survivor, front_type
-from dt_circuits.trajectories import (
+from dt_circuits.core.errors import ConfigError, InvalidInputError
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.trajectories.dataset import (
     DEFAULT_MIX,
     Episode,
     EpisodeRecorder,
@@ -26,6 +25,7 @@ from dt_circuits.trajectories import (
     parse_mix,
     scripted_episode,
 )
+from dt_circuits.trajectories.policies import Crasher, EpsilonGreedy, GoalSeeker, Survivor, front_type
 
 SPEC = EnvSpec(max_steps=40)
 
@@ -127,7 +127,7 @@ def test_load_names_a_corrupt_compressed_stream(small, tmp_path):
 
 
 def test_load_refuses_a_zip_bomb_before_decompressing(small, tmp_path, monkeypatch):
-    from dt_circuits import trajectories
+    from dt_circuits.trajectories import dataset as trajectories
 
     monkeypatch.setattr(trajectories, "MAX_UNCOMPRESSED_BYTES", 1000)
     with pytest.raises(TrajectoryFileError, match="zip bomb"):
@@ -281,7 +281,7 @@ def test_dti_reader_needs_explicit_opt_in(small, tmp_path):
 
 
 def test_delayed_seeker_leaves_the_top_rewards_to_direct_seekers():
-    from dt_circuits.policies import DelayedSeeker
+    from dt_circuits.trajectories.policies import DelayedSeeker
 
     spec = EnvSpec(max_steps=100)
     for seed in range(4):

@@ -6,7 +6,7 @@ so the numbers are the same for any worker count. Works on our checkpoint direct
 (evaluated in the env their config names, e.g. max_steps 1000 for the reference).
 
 Examples:
-  dt-circuits calibrate --checkpoint checkpoints/raw-index --update-manifest
+  dt-circuits calibrate --checkpoint dt_circuits/checkpoints/raw-index --record
   dt-circuits calibrate --checkpoint ../shared/reference/dti-dynamic-obstacles-reproduce-original-post-short.pt \\
       --episodes 200 --json /tmp/dti-calibration.json --plot /tmp/dti-calibration.png
 """
@@ -20,7 +20,7 @@ HELP = "RTG calibration curve (post Fig. 5): mean reward and 95%% band vs initia
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.calibration import DEFAULT_RTGS
+    from dt_circuits.evaluation.calibration import DEFAULT_RTGS
 
     p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
     p.add_argument("--episodes", type=int, default=500, help="episodes per RTG (default 500, as the post)")
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the per-RTG table (episodes, rates, mean length, band) here")
     p.add_argument("--plot", metavar="OUT.png", help="write the calibration figure here")
     p.add_argument(
-        "--update-manifest",
+        "--record",
         action="store_true",
         help="for our checkpoints: also write calibration.json/.png into the directory and a summary into its "
         "manifest (and the Table-1 numbers when the RTGs include -1, 0 and 0.9)",
@@ -47,17 +47,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.calibration import calibrate, plot_calibration, table1, update_manifest
-    from dt_circuits.checkpoint import load_checkpoint
-    from dt_circuits.errors import ConfigError
-    from dt_circuits.io import write_json_atomic
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.core.io import write_json_atomic
+    from dt_circuits.dt.checkpoint import load_checkpoint
+    from dt_circuits.evaluation.calibration import calibrate, plot_calibration, table1, update_manifest
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     model = load_checkpoint(args.checkpoint)
     info = model.checkpoint_info
-    if args.update_manifest and info.kind != "dt-circuits":
-        raise ConfigError("--update-manifest only applies to our checkpoint directories")
+    if args.record and info.kind != "dt-circuits":
+        raise ConfigError("--record only applies to our checkpoint directories")
     cal = calibrate(
         model,
         args.rtgs,
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, cal.to_json())
     if args.plot:
         plot_calibration(cal, args.plot, title=title)
-    if args.update_manifest:
+    if args.record:
         directory = Path(args.checkpoint)
         directory = directory if directory.is_dir() else directory.parent
         write_json_atomic(directory / "calibration.json", cal.to_json())

@@ -1,10 +1,14 @@
-"""Run every claim in claims/ on a checkpoint: a verdict table, JSON, and a static HTML report.
+"""Run every claim on checkpoints: a verdict table per checkpoint, JSON, and a static HTML report.
 
-Exits 0 iff every claim's verdict matches what is expected for that checkpoint (our manifest's expectations,
-claims/expectations/<sha256>.json for a foreign file, else "holds" for every claim); 1 otherwise.
+With no --checkpoint it runs on the checkpoints this package ships (raw-index and one-hot). Claims come from
+--claims-dir (default: the claims this package ships). Exits 0 iff every claim's verdict matches what is
+recorded for that checkpoint (our manifest's expectations, <claims-dir>/expectations/<sha256>.json for a
+foreign file, else "holds" for every claim); 1 otherwise; 2 on a usage error (no claims found, bad file).
 
-Example:
-  dt-circuits claims --checkpoint checkpoints/raw-index --json out/raw-index.json --report out/raw-index
+Examples:
+  dt-circuits claims
+  dt-circuits claims --checkpoint path/to/ReproduceOriginalPostShort.pt --report out/reference
+  dt-circuits claims --claims-dir claims/ --checkpoint my-checkpoint/ --json out/mine.json
 """
 
 from __future__ import annotations
@@ -15,19 +19,35 @@ import time
 from pathlib import Path
 
 NAME = "claims"
-HELP = "run the claims on a checkpoint; table, JSON and HTML report; exit 0 iff verdicts match expectations"
+HELP = "run the claims on checkpoints; tables, JSON and HTML report; exit 0 iff verdicts match expectations"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="PATH",
+        help="our checkpoint directory or a DTI .pt file (repeatable; default: the checkpoints this package ships)",
+    )
+    p.add_argument(
+        "--claims-dir",
+        metavar="DIR",
+        help="folder of claim files (default: the claims this package ships)",
+    )
     p.add_argument(
         "--roles",
         metavar="FILE",
         help='JSON roles file, e.g. {"obstacle_head": "L0H1", "goal_head": "L0H0", "goal_mlp": "mlp"}; '
         "default: the checkpoint manifest's roles, else the post's binding",
     )
-    p.add_argument("--json", metavar="OUT", help="write the verdicts as JSON to this file")
-    p.add_argument("--report", metavar="DIR", help="write a static HTML report with figures into this folder")
+    p.add_argument(
+        "--json", metavar="OUT", help="write the verdicts as JSON (one checkpoint: OUT; several: OUT per name)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write a static HTML report with figures (several checkpoints: one subfolder each)",
+    )
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     p.add_argument(
         "--no-search",
@@ -35,24 +55,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="skip the hypothesis counterexample search for per-state predictions (faster)",
     )
     p.add_argument(
-        "--record-expectations",
+        "--record",
         action="store_true",
-        help="record the measured verdicts as this checkpoint's expectations (a deliberate, reviewed act: "
-        "writes the manifest for our checkpoints, claims/expectations/<sha256>.json for foreign files)",
+        help="record the measured verdicts as the checkpoint's expectations (a deliberate, reviewed act: "
+        "writes the manifest for our checkpoints, <claims-dir>/expectations/<sha256>.json for foreign files)",
     )
 
 
+def _out_path(base: str, label: str, several: bool, suffix: str = "") -> Path:
+    """OUT itself for one checkpoint; OUT's stem + label for several (out/x.json -> out/x-raw-index.json)."""
+    p = Path(base)
+    if not several:
+        return p
+    return p.with_name(f"{p.stem}-{label}{p.suffix}") if suffix else p / label
+
+
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.expectations import record_expectations
-    from dt_circuits.io import write_json_atomic
-    from dt_circuits.subject import Subject
-    from dt_circuits.suite import format_table, run_suite, select_claims, suite_json
+    from dt_circuits.claims.discovery import default_checkpoints, select_claims
+    from dt_circuits.claims.plugin import checkpoint_label
+    from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
+
+    claims_dir = Path(args.claims_dir) if args.claims_dir else BUILTIN_CLAIMS_DIR
+    claims = select_claims(args.only, claims_dir)
+    checkpoints = args.checkpoint or default_checkpoints()
+    several = len(checkpoints) > 1
+    failed = False
+    for path in checkpoints:
+        label = checkpoint_label(path)
+        failed |= not _run_one(args, path, label, claims, claims_dir, several)
+        if several:
+            print()
+    return 1 if failed else 0
+
+
+def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, claims_dir: Path, several: bool) -> bool:
+    from dt_circuits.claims.expectations import record_expectations
+    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.suite import format_table, run_suite, suite_json
+    from dt_circuits.core.io import write_json_atomic
 
     start = time.perf_counter()
-    subject = Subject.load(args.checkpoint, roles_file=args.roles)
-    claims = select_claims(args.only)
+    expectations_dir = claims_dir / "expectations"
+    subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
     runs = run_suite(subject, claims, search=not args.no_search)
-    print(f"checkpoint {subject.source}  roles {json.dumps(subject.roles)}")
+    print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}")
     print(format_table(runs))
     for r in runs:
         for cx in r.verdict.counterexamples:
@@ -61,18 +107,20 @@ def run(args: argparse.Namespace) -> int:
     data = suite_json(subject, runs)
     data["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
-        write_json_atomic(args.json, data)
+        out = _out_path(args.json, label, several, suffix=".json")
+        write_json_atomic(out, data)
+        print(f"json: {out}")
     if args.report:
-        from dt_circuits.report import write_report
+        from dt_circuits.claims.report import write_report
 
-        index = write_report(Path(args.report), subject, runs, data)
+        index = write_report(_out_path(args.report, label, several), subject, runs, data)
         print(f"report: {index}")
-    if args.record_expectations:
-        where = record_expectations(subject, runs)
+    if args.record:
+        where = record_expectations(subject, runs, expectations_dir)
         print(f"recorded expectations in {where}")
-        return 0
+        return True
     mismatches = [r.claim.id for r in runs if not r.matches]
-    print(f"{len(runs) - len(mismatches)}/{len(runs)} claims match expectations ({data['seconds']:.1f} s)")
+    print(f"{len(runs) - len(mismatches)}/{len(runs)} claims match expectations on {label} ({data['seconds']:.1f} s)")
     if mismatches:
         print("verdict differs from expectation: " + ", ".join(mismatches))
-    return 1 if mismatches else 0
+    return not mismatches

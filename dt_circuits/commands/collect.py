@@ -26,7 +26,7 @@ HELP = "collect trajectories (scripted mix, PPO training run, DTI pickle, merge)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.trajectories import DEFAULT_MIX
+    from dt_circuits.trajectories.dataset import DEFAULT_MIX
 
     p.add_argument(
         "--source", choices=["scripted", "ppo", "dti", "merge"], required=True, help="where the data comes from"
@@ -64,9 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.env import EnvSpec
-    from dt_circuits.errors import ConfigError
-    from dt_circuits.trajectories import (
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.env.spec import EnvSpec
+    from dt_circuits.trajectories.dataset import (
         TrajectoryDataset,
         collect_scripted,
         load_dti_trajectories,
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     elif args.source == "ppo":
-        from dt_circuits.ppo import PPOConfig, collect_ppo
+        from dt_circuits.trajectories.ppo import PPOConfig, collect_ppo
 
         cfg = PPOConfig(total_timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, threads=args.threads)
         data = collect_ppo(cfg, env, progress=not args.quiet)

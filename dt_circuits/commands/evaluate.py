@@ -29,9 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.checkpoint import load_checkpoint
-    from dt_circuits.errors import ConfigError
-    from dt_circuits.rollout import rollout
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.dt.checkpoint import load_checkpoint
+    from dt_circuits.evaluation.rollout import rollout
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             f"{s['timeout_rate']:>8.1%} {s['mean_reward']:>8.3f} {s['mean_length']:>7.1f}"
         )
     if args.json:
-        from dt_circuits.io import write_json_atomic
+        from dt_circuits.core.io import write_json_atomic
 
         write_json_atomic(args.json, {"checkpoint": str(args.checkpoint), "results": rows})
     return 0

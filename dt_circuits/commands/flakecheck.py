@@ -21,7 +21,7 @@ HELP = "run the claims under N generation seeds; report every claim whose verdic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.flakecheck import DEFAULT_RUNS
+    from dt_circuits.claims.flakecheck import DEFAULT_RUNS
 
     p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"number of runs (default {DEFAULT_RUNS})")
@@ -35,10 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.checkpoint import load_checkpoint
-    from dt_circuits.flakecheck import flakecheck, format_report
-    from dt_circuits.io import write_json_atomic
-    from dt_circuits.suite import select_claims
+    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.flakecheck import flakecheck, format_report
+    from dt_circuits.core.io import write_json_atomic
+    from dt_circuits.dt.checkpoint import load_checkpoint
 
     claims = select_claims(args.only)
     model = load_checkpoint(args.checkpoint)

@@ -1,12 +1,12 @@
 """Find which component plays each claim role (obstacle_head, goal_head, goal_mlp) in a checkpoint.
 
 For each role's defining scenario (post Fig. 8/9/10) every head and the MLP is mean-ablated and the change in
-P(forward) printed; the role goes to the component with the largest increase. --write stores the binding in our
+P(forward) printed; the role goes to the component with the largest increase. --record stores the binding in our
 checkpoint's manifest (a deliberate act, like recording expectations); for a foreign file write a roles JSON
 with --out and pass it to `dt-circuits claims --roles`.
 
 Example:
-  dt-circuits roles --checkpoint checkpoints/raw-index --write
+  dt-circuits roles --checkpoint dt_circuits/checkpoints/raw-index --record
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ HELP = "find which head / MLP plays each claim role by ablation; optionally reco
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
-    p.add_argument("--write", action="store_true", help="store the discovered roles in our checkpoint's manifest")
+    p.add_argument("--record", action="store_true", help="store the discovered roles in our checkpoint's manifest")
     p.add_argument("--out", metavar="FILE", help="write the discovered roles as a roles JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.checkpoint import MANIFEST_FILE, read_manifest
-    from dt_circuits.errors import CheckpointError
-    from dt_circuits.io import write_json_atomic
-    from dt_circuits.roles import discovered_roles, scan_roles
-    from dt_circuits.subject import Subject
+    from dt_circuits.claims.roles import discovered_roles, scan_roles
+    from dt_circuits.claims.subject import Subject
+    from dt_circuits.core.errors import CheckpointError
+    from dt_circuits.core.io import write_json_atomic
+    from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest
 
     subject = Subject.load(args.checkpoint)
     scans = scan_roles(subject)
@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     roles = discovered_roles(scans)
     if args.out:
         write_json_atomic(args.out, roles)
-    if args.write:
+    if args.record:
         directory = Path(args.checkpoint)
         if not directory.is_dir():
-            raise CheckpointError("--write needs one of our checkpoint directories; use --out for foreign files")
+            raise CheckpointError("--record needs one of our checkpoint directories; use --out for foreign files")
         manifest = read_manifest(directory)
         manifest["roles"] = roles
         manifest["roles_method"] = "dt-circuits roles: largest mean-ablation ΔP(forward) in each role's scenario"

@@ -20,7 +20,7 @@ HELP = "train a one-timestep Decision Transformer on a trajectory file (determin
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.train import TrainConfig
+    from dt_circuits.training.train import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", required=True, help="trajectory file written by `dt-circuits collect`")
@@ -114,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from dt_circuits.calibration import TABLE1_RTGS, evaluate_rtgs, table1, update_manifest
-    from dt_circuits.train import TrainConfig, save_run, train
-    from dt_circuits.trajectories import TrajectoryDataset
+    from dt_circuits.evaluation.calibration import TABLE1_RTGS, evaluate_rtgs, table1, update_manifest
+    from dt_circuits.training.train import TrainConfig, save_run, train
+    from dt_circuits.trajectories.dataset import TrajectoryDataset
 
     cfg = TrainConfig(
         obs_encoding=args.encoding,

@@ -1,0 +1,1 @@
+"""Interpretability primitives: interventions, patching, attribution, embeddings, circuits, scans, stats, figures."""

@@ -1,0 +1,178 @@
+"""Matplotlib figures for the primitives: attribution bars, per-channel heatmaps, scan line plots.
+
+Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot, so importing
+this module changes no global backend state and works headless (CI, worker processes). Every function returns
+the Figure; :func:`save_png` writes it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from dt_circuits.analysis.attribution import Attribution
+from dt_circuits.analysis.scans import InjectionScan, RTGScan
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.io import write_bytes_atomic
+from dt_circuits.env.spec import ACTION_NAMES, AGENT_VIEW_CELL, FRONT_VIEW_CELL
+
+DIVERGING = "RdBu"
+
+
+def _new(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 80) -> Path:
+    """Write ``fig`` as PNG (parents created) atomically: an interrupted run never leaves half an image."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return write_bytes_atomic(Path(path), buf.getvalue())
+
+
+def _means(attr: Attribution | Mapping[str, float], grouped: bool) -> dict[str, float]:
+    return attr.mean(grouped) if isinstance(attr, Attribution) else {k: float(v) for k, v in attr.items()}
+
+
+def attribution_bars(
+    attr: Attribution | Mapping[str, float],
+    *,
+    compare: Attribution | Mapping[str, float] | None = None,
+    labels: tuple[str, str] = ("clean", "intervened"),
+    grouped: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Horizontal bars of mean term values (optionally side by side with ``compare``, as in Fig. 8-10)."""
+    a = _means(attr, grouped)
+    b = _means(compare, grouped) if compare is not None else None
+    names = list(a) + [k for k in (b or {}) if k not in a]
+    fig = _new((6.0, 0.32 * len(names) + 1.2))
+    ax = fig.add_subplot()
+    y = np.arange(len(names))
+    h = 0.4 if b is not None else 0.7
+    ax.barh(y - (h / 2 if b else 0), [a.get(n, 0.0) for n in names], height=h, label=labels[0], color="tab:blue")
+    if b is not None:
+        ax.barh(y + h / 2, [b.get(n, 0.0) for n in names], height=h, label=labels[1], color="tab:orange")
+        ax.legend(loc="best", fontsize=8)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=0.8)
+    direction = attr.direction if isinstance(attr, Attribution) else "direction"
+    ax.set_xlabel(f"mean contribution to {direction} logit difference")
+    ax.set_title(title or f"Direct logit attribution ({direction})", fontsize=10)
+    return fig
+
+
+def channel_heatmaps(
+    weights: torch.Tensor | np.ndarray,
+    *,
+    channel_names: Sequence[str] | None = None,
+    title: str | None = None,
+    channels: Sequence[int] | None = None,
+    ncols: int | None = None,
+) -> Figure:
+    """One 7x7 panel per channel of a (channels, 7, 7) [channel, x, y] array, diverging colours centred on 0.
+
+    Each panel has its own symmetric range (the post's "colour ranges vary") and its own colour bar. The view is
+    drawn as the agent sees it: x across, y down, the agent at the bottom centre (outlined), its front cell
+    dotted.
+    """
+    w = _np(weights).astype(np.float64)
+    if w.ndim != 3 or w.shape[1:] != (7, 7):
+        raise ConfigError(f"heatmap weights must have shape (channels, 7, 7), got {w.shape}")
+    chans = list(channels) if channels is not None else list(range(w.shape[0]))
+    names = list(channel_names) if channel_names is not None else [f"channel {c}" for c in range(w.shape[0])]
+    ncols = ncols or min(len(chans), 5)
+    nrows = int(np.ceil(len(chans) / ncols))
+    fig = _new((2.6 * ncols, 2.4 * nrows + (0.4 if title else 0)))
+    for i, c in enumerate(chans):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        panel = w[c].T  # rows = y, columns = x
+        lim = float(np.abs(panel).max()) or 1.0
+        im = ax.imshow(panel, cmap=DIVERGING, norm=TwoSlopeNorm(0.0, -lim, lim))
+        for (x, y), style in ((AGENT_VIEW_CELL, "-"), (FRONT_VIEW_CELL, ":")):
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, ec="black", lw=1.2, ls=style))
+        ax.set_title(names[c], fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def rtg_scan_plot(scan: RTGScan, *, terms: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Mean action probabilities over RTG (left) and mean attribution terms over RTG (right)."""
+    fig = _new((10.0, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    for a in range(scan.probs.shape[-1]):
+        ax1.plot(scan.rtgs, scan.mean_probs[:, a], label=ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a))
+    ax1.set_xlabel("RTG")
+    ax1.set_ylabel("mean P(action)")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.legend(fontsize=8)
+    chosen = list(terms) if terms is not None else [k for k, v in scan.terms.items() if np.abs(v).max() > 0]
+    for k in chosen:
+        ax2.plot(scan.rtgs, scan.terms[k].mean(axis=1), label=k)
+    ax2.plot(scan.rtgs, scan.logit_diff.mean(axis=1), color="black", lw=2, label="total")
+    ax2.axhline(0, color="grey", lw=0.6)
+    ax2.set_xlabel("RTG")
+    ax2.set_ylabel(f"mean {scan.direction} contribution")
+    ax2.legend(fontsize=6, ncol=2)
+    fig.suptitle(title or f"RTG scan over {scan.probs.shape[1]} states", fontsize=10)
+    return fig
+
+
+def injection_scan_plot(scan: InjectionScan, *, title: str | None = None) -> Figure:
+    """Mean action probabilities and mean logit difference against the injection coefficient."""
+    fig = _new((10.0, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    for a in range(scan.probs.shape[-1]):
+        ax1.plot(scan.coeffs, scan.mean_probs[:, a], label=ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a))
+    ax1.set_xlabel("injection coefficient")
+    ax1.set_ylabel("mean P(action)")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.legend(fontsize=8)
+    lo, hi = np.quantile(scan.logit_diff, [0.1, 0.9], axis=1)
+    ax2.fill_between(scan.coeffs, lo, hi, alpha=0.25, label="10-90 % of states")
+    ax2.plot(scan.coeffs, scan.logit_diff.mean(axis=1), color="black", label="mean")
+    ax2.axhline(0, color="grey", lw=0.6)
+    ax2.set_xlabel("injection coefficient")
+    ax2.set_ylabel(f"{scan.direction} logit difference")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title or f"Injection scan at {scan.site}", fontsize=10)
+    return fig
+
+
+def line_plot(
+    x: Sequence[float] | np.ndarray | torch.Tensor,
+    y: Sequence[float] | np.ndarray | torch.Tensor,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Figure:
+    """A plain line plot, e.g. the time embedding projected on forward-right over t (Fig. 11)."""
+    fig = _new((6.0, 3.2))
+    ax = fig.add_subplot()
+    ax.plot(_np(x), _np(y), lw=0.8)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return fig

@@ -1,0 +1,98 @@
+"""Finding claims and checkpoints: claim files in a folder, the checkpoints a run defaults to.
+
+Kept free of torch at import time: the pytest plugin asks it which files are claims in every run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
+
+if TYPE_CHECKING:
+    from dt_circuits.claims.claim import Claim
+
+
+def claim_files(directory: Path = BUILTIN_CLAIMS_DIR) -> list[Path]:
+    """The claim files in ``directory``: ``*.py`` not starting with ``_``, ``conftest`` or ``test_``."""
+    return sorted(
+        p for p in Path(directory).glob("*.py") if not p.name.startswith(("_", "conftest", "test_")) and p.is_file()
+    )
+
+
+def load_claim(path: Path) -> Claim:
+    """Import one claim file and return its ``CLAIM``; a file without one is a ConfigError naming it."""
+    from dt_circuits.claims.claim import Claim
+
+    spec = importlib.util.spec_from_file_location(f"dt_circuits_claims.{Path(path).stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import claim file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    claim = getattr(module, "CLAIM", None)
+    if not isinstance(claim, Claim):
+        raise ConfigError(f"claim file {path} does not define CLAIM = Claim(...)")
+    return claim
+
+
+_LOADED: dict[Path, Claim] = {}
+
+
+def discover(directory: Path = BUILTIN_CLAIMS_DIR) -> list[Claim]:
+    """Every claim in ``directory``, in file order. Ids must be unique; a folder with no claim is an error."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"claims folder {directory} does not exist")
+    files = claim_files(directory)
+    if not files:
+        raise ConfigError(f"no claim files in {directory} (a claim file is a .py defining CLAIM = Claim(...))")
+    claims = []
+    for path in files:
+        key = path.resolve()
+        if key not in _LOADED:
+            _LOADED[key] = load_claim(path)
+        claims.append(_LOADED[key])
+    ids = [c.id for c in claims]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ConfigError(f"duplicate claim id(s) in {directory}: {', '.join(sorted(dupes))}")
+    return claims
+
+
+def select_claims(only: list[str] | None = None, directory: Path = BUILTIN_CLAIMS_DIR) -> list[Claim]:
+    """Every discovered claim, or just the ids in ``only`` (an unknown id is a ConfigError naming it)."""
+    claims = discover(directory)
+    if not only:
+        return claims
+    unknown = set(only) - {c.id for c in claims}
+    if unknown:
+        raise ConfigError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
+    return [c for c in claims if c.id in only]
+
+
+def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
+    """Every (rtg, episodes, seed) the claims' rollout checks will ask for, so they run as one parallel batch."""
+    from dt_circuits.claims.claim import Rollouts
+
+    return [
+        (check.measure.rtg, check.measure.episodes, check.measure.seed)
+        for claim in claims
+        for check in claim.checks
+        if isinstance(check.measure, Rollouts)
+    ]
+
+
+def default_checkpoints() -> list[str]:
+    """The checkpoints this package ships, then the DTI reference when shared/ has it. In this project's own
+    checkout under CI the reference is always listed, so a missing ../shared fails loudly there."""
+    from dt_circuits.core.paths import in_checkout, own_checkpoints, reference_checkpoint
+
+    paths = [str(p) for p in own_checkpoints()]
+    ref = reference_checkpoint()
+    if ref.exists() or (os.environ.get("CI") and in_checkout()):
+        paths.append(str(ref))
+    return paths

@@ -1,0 +1,65 @@
+"""Recording what each claim is expected to do on a checkpoint, with the numbers that were measured.
+
+A negative result is recorded, not hidden: the expectation says "fails" and keeps the effect and CI measured
+when it was recorded, so a later run can show what moved. Our checkpoints keep them in their manifest;
+foreign files (the DTI reference) in ``<claims folder>/expectations/<sha256>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dt_circuits.claims.subject import FOREIGN_EXPECTATIONS_DIR, Subject
+from dt_circuits.claims.suite import ClaimRun
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.io import write_json_atomic
+from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest, sha256_file
+
+
+def expectation_entry(run: ClaimRun) -> dict[str, Any]:
+    h = run.verdict.headline
+    return {
+        "expected": run.verdict.verdict,
+        "measured": {
+            "check": h.name,
+            "effect": round(h.effect, 6),
+            "ci_low": round(h.ci_low, 6),
+            "ci_high": round(h.ci_high, 6),
+            "bound": h.bound,
+            "n": h.n,
+        },
+    }
+
+
+def record_expectations(
+    subject: Subject, runs: list[ClaimRun], expectations_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the measured verdicts as the checkpoint's expectations; returns the file written.
+
+    Our checkpoint directories keep them in their manifest; a foreign file's go to
+    ``expectations_dir/<sha256>.json`` (default: beside the shipped claims)."""
+    entries = {r.claim.id: expectation_entry(r) for r in runs}
+    source = Path(subject.source)
+    if source.is_dir():
+        manifest = read_manifest(source)
+        manifest.setdefault("expectations", {}).update(entries)
+        manifest["roles"] = subject.roles
+        write_json_atomic(source / MANIFEST_FILE, manifest)
+        subject.expectations.update(entries)
+        return source / MANIFEST_FILE
+    sha = sha256_file(source)
+    path = Path(expectations_dir or FOREIGN_EXPECTATIONS_DIR) / f"{sha}.json"
+    try:
+        existing = json.loads(path.read_bytes().decode("utf-8")) if path.exists() else {}
+    except (ValueError, RecursionError, OSError) as exc:
+        raise ConfigError(f"cannot record expectations: {path} is not readable JSON ({exc})") from None
+    if not isinstance(existing, dict) or not isinstance(existing.get("expectations", {}), dict):
+        raise ConfigError(f"cannot record expectations: {path} is not an expectations file (a JSON object)")
+    existing.update({"checkpoint": source.name, "sha256": sha, "roles": subject.roles})
+    existing.setdefault("expectations", {}).update(entries)
+    write_json_atomic(path, existing)
+    subject.expectations.update(entries)
+    return path

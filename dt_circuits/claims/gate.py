@@ -1,0 +1,207 @@
+"""The retrain gate: retrain a committed checkpoint from its committed data and recorded config, re-run the
+claims, and fail with a side-by-side diff when a circuit moved.
+
+"Moved" means a claim's verdict on the retrained model differs from the verdict recorded for the checkpoint
+(its manifest's expectations). Numbers that shift while every verdict holds are shown, not failed: the claims'
+bounds, not the weights' bytes, are the contract. ``update`` re-records the checkpoint deliberately.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dt_circuits.claims.discovery import discover
+from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.suite import ClaimRun, run_suite
+from dt_circuits.core.errors import CheckpointError, ConfigError
+from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest
+
+
+@dataclass
+class GateRow:
+    claim_id: str
+    expected: str
+    old: dict[str, Any] | None
+    new: ClaimRun
+
+    @property
+    def moved(self) -> bool:
+        return self.new.verdict.verdict != self.expected
+
+
+@dataclass
+class GateResult:
+    checkpoint: str
+    overrides: dict[str, Any]
+    retrain_seconds: float
+    claims_seconds: float
+    identical_weights: bool
+    rows: list[GateRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not any(r.moved for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "overrides": self.overrides,
+            "passed": self.passed,
+            "identical_weights": self.identical_weights,
+            "retrain_seconds": round(self.retrain_seconds, 1),
+            "claims_seconds": round(self.claims_seconds, 1),
+            "claims": [
+                {"id": r.claim_id, "expected": r.expected, "old": r.old, "new": r.new.to_dict(), "moved": r.moved}
+                for r in self.rows
+            ],
+        }
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs for the train config (values parsed as JSON when they can be: 1, 0.5, "one_hot")."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _data_path(manifest: dict[str, Any], directory: Path) -> Path:
+    data = (manifest.get("training") or {}).get("data") or {}
+    if "path" not in data:
+        raise CheckpointError(f"{directory}: manifest has no training.data.path; it cannot be retrained")
+    path = Path(data["path"])
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def retrain(directory: Path, overrides: dict[str, Any] | None = None, *, progress: bool = True):
+    """Retrain from the manifest's recorded config and data file (sha256-checked); returns (result, data, path)."""
+    from dt_circuits.training.train import TrainConfig, train
+    from dt_circuits.trajectories.dataset import TrajectoryDataset, sha256_of
+
+    manifest = read_manifest(directory)
+    training = manifest.get("training") or {}
+    if "config" not in training:
+        raise CheckpointError(f"{directory}: manifest has no training.config; it cannot be retrained")
+    data_path = _data_path(manifest, directory)
+    if not data_path.exists():
+        raise CheckpointError(f"{directory}: training data {data_path} is missing")
+    expected_sha = (training.get("data") or {}).get("sha256")
+    if expected_sha and sha256_of(data_path) != expected_sha:
+        raise CheckpointError(f"{directory}: training data {data_path} does not match the sha256 in the manifest")
+    config = dict(training["config"])
+    unknown = set(overrides or {}) - set(config)
+    if unknown:
+        raise ConfigError(f"unknown train config field(s) to override: {', '.join(sorted(unknown))}")
+    config.update(overrides or {})
+    data = TrajectoryDataset.load(data_path)
+    return train(TrainConfig.from_dict(config), data, progress=progress), data, data_path
+
+
+def run_gate(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    overrides: dict[str, Any] | None = None,
+    update: bool = False,
+    progress: bool = True,
+) -> GateResult:
+    """Retrain, re-run every claim against the checkpoint's recorded verdicts, optionally re-record."""
+    from dt_circuits.claims.expectations import record_expectations
+    from dt_circuits.dt.checkpoint import sha256_file
+    from dt_circuits.training.train import save_run
+
+    directory = Path(checkpoint_dir)
+    manifest = read_manifest(directory)
+    expectations = manifest.get("expectations") or {}
+    if not expectations:
+        raise CheckpointError(f"{directory}: no recorded expectations to gate against (run with --record first)")
+    start = time.perf_counter()
+    result, data, data_path = retrain(directory, overrides, progress=progress)
+    retrain_seconds = time.perf_counter() - start
+
+    model = result.model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", result.env, manifest)
+    subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} (retrained)")
+    start = time.perf_counter()
+    runs = run_suite(subject, discover())
+    claims_seconds = time.perf_counter() - start
+
+    identical = _weights_match(model, directory, sha256_file)
+    rows = [
+        GateRow(r.claim.id, (expectations.get(r.claim.id) or {}).get("expected", "holds"),
+                (expectations.get(r.claim.id) or {}).get("measured"), r)
+        for r in runs
+    ]  # fmt: skip
+    gate = GateResult(str(directory), dict(overrides or {}), retrain_seconds, claims_seconds, identical, rows)
+    if update:
+        command = (manifest.get("training") or {}).get("command") or "dt-circuits gate --record"
+        if overrides:
+            command += " " + " ".join(shlex.quote(f"--override {k}={v}") for k, v in overrides.items())
+        save_run(result, directory, name=manifest.get("name", directory.name), data_path=data_path, data=data,
+                 command=command)  # fmt: skip
+        refreshed = Subject.load(directory)
+        record_expectations(refreshed, runs)
+    return gate
+
+
+def _weights_match(model, directory: Path, sha256_file) -> bool:
+    """Would saving this model reproduce the committed weight bytes?"""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from dt_circuits.dt.checkpoint import FORMAT, WEIGHTS_FILE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(Path(tmp) / WEIGHTS_FILE), metadata={"format": FORMAT})
+        return sha256_file(Path(tmp) / WEIGHTS_FILE) == sha256_file(directory / WEIGHTS_FILE)
+
+
+def _fmt(entry: dict[str, Any] | None, verdict: str) -> str:
+    if not entry:
+        return f"{verdict:<5} (no numbers recorded)"
+    return f"{verdict:<5} {entry['effect']:+.3f} [{entry['ci_low']:+.3f}, {entry['ci_high']:+.3f}]"
+
+
+def format_gate(gate: GateResult) -> str:
+    """The side-by-side table: recorded verdict and numbers vs the retrained model's, MOVED where they differ."""
+    header = ("claim", "recorded (verdict effect [CI])", "retrained (verdict effect [CI])", "")
+    rows = [header]
+    for r in gate.rows:
+        h = r.new.verdict.headline
+        new = f"{r.new.verdict.verdict:<5} {h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}]"
+        rows.append((r.claim_id, _fmt(r.old, r.expected), new, "MOVED" if r.moved else "ok"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    for r in gate.rows:
+        if r.moved:
+            lines.append(f"MOVED {r.claim_id}: recorded {r.expected}, now {r.new.verdict.verdict}")
+            lines.extend(
+                f"    {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
+                f"needs {c.bound}"
+                for c in r.new.verdict.checks
+            )
+    weights = "identical weight bytes" if gate.identical_weights else "weights differ from the committed ones"
+    over = f"; overrides {gate.overrides}" if gate.overrides else ""
+    lines.append(
+        f"gate {'PASSED' if gate.passed else 'FAILED'}: {sum(not r.moved for r in gate.rows)}/{len(gate.rows)} "
+        f"verdicts as recorded; {weights}{over}; "
+        f"retrain {gate.retrain_seconds:.0f} s, claims {gate.claims_seconds:.0f} s"
+    )
+    return "\n".join(lines)

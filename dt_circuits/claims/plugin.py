@@ -1,0 +1,206 @@
+"""The dt-circuits pytest plugin (entry point ``pytest11``): claims as test items in any repository.
+
+With ``pip install dt-circuits`` a repository gets, with no conftest of its own:
+
+* every claim file in the claims folder (``--claims-dir DIR``, ini ``dt_circuits_claims_dir``, default ``claims``)
+  collected as one item per checkpoint;
+* ``--checkpoint PATH`` (repeatable; ini ``dt_circuits_checkpoints``), default the checkpoints this package
+  ships, plus the DTI reference when ``../shared`` has it;
+* ``--roles FILE``, a JSON roles file;
+* a claim recorded as failing on a checkpoint runs as a *strict* xfail: it xfails with its numbers and the
+  test FAILS if the claim starts to hold, so a record never goes stale;
+* a "claims" section in the terminal summary.
+
+A claims folder that was asked for (option or ini) but is missing or holds no claim is a usage error: a claims
+run that found nothing must never pass. This module imports nothing heavy, so it costs unrelated test runs
+nothing; torch loads only when a claim is collected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_CLAIMS_DIR = "claims"
+_RUNS = pytest.StashKey[list]()
+_SELECTED = pytest.StashKey[dict]()
+_CLAIMS_DIR = pytest.StashKey[Path | None]()
+_SUBJECTS: dict[tuple[str, str | None, str], Any] = {}
+
+
+class ClaimMismatch(AssertionError):
+    """The verdict differs from what is recorded for this checkpoint."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dt-circuits", "dt-circuits claims")
+    group.addoption(
+        "--claims-dir",
+        default=None,
+        metavar="DIR",
+        help=f"folder of claim files to collect (default: ini dt_circuits_claims_dir, else ./{DEFAULT_CLAIMS_DIR})",
+    )
+    group.addoption(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="run the claims on this checkpoint (our directory or a DTI .pt); repeatable",
+    )
+    group.addoption("--roles", default=None, metavar="FILE", help="JSON roles file binding roles to components")
+    parser.addini("dt_circuits_claims_dir", "folder of claim files, relative to the rootdir", default=None)
+    parser.addini("dt_circuits_checkpoints", "checkpoints the claims run on, relative to the rootdir", type="linelist")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim: a dt-circuits claim evaluated on one checkpoint")
+    config.stash[_CLAIMS_DIR] = _claims_dir(config)
+
+
+def _claims_dir(config: pytest.Config) -> Path | None:
+    """The claims folder, or None when none was asked for and ./claims does not exist (plugin stays idle)."""
+    option = config.getoption("claims_dir")
+    ini = config.getini("dt_circuits_claims_dir")
+    if option:
+        where, asked = Path(option), f"--claims-dir {option}"
+        where = where if where.is_absolute() else Path(config.invocation_params.dir) / where
+    elif ini:
+        where, asked = config.rootpath / ini, f"ini dt_circuits_claims_dir = {ini}"
+    else:
+        where = config.rootpath / DEFAULT_CLAIMS_DIR
+        return where.resolve() if where.is_dir() else None
+    if not where.is_dir():
+        raise pytest.UsageError(f"dt-circuits: claims folder {where} does not exist ({asked})")
+    from dt_circuits.claims.discovery import claim_files
+
+    if not claim_files(where):
+        raise pytest.UsageError(f"dt-circuits: no claim files in {where} ({asked}); a claims run must find claims")
+    return where.resolve()
+
+
+def _checkpoints(config: pytest.Config) -> list[str]:
+    given = config.getoption("checkpoint")
+    if given:
+        return [str(Path(p)) for p in given]
+    ini = config.getini("dt_circuits_checkpoints")
+    if ini:
+        return [str(p if Path(p).is_absolute() else config.rootpath / p) for p in ini]
+    from dt_circuits.claims.discovery import default_checkpoints
+
+    return default_checkpoints()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    claims_dir = parent.config.stash.get(_CLAIMS_DIR, None)
+    if claims_dir is None or file_path.parent.resolve() != claims_dir or file_path.suffix != ".py":
+        return None
+    from dt_circuits.claims.discovery import claim_files
+
+    if file_path.resolve() in {p.resolve() for p in claim_files(claims_dir)}:
+        return ClaimFile.from_parent(parent, path=file_path)
+    return None
+
+
+def checkpoint_label(path: str) -> str:
+    """A short name for a checkpoint in test ids: the folder's name, the file's stem, or dti-reference."""
+    from dt_circuits.core.paths import reference_checkpoint
+
+    p = Path(path)
+    if p.suffix == ".pt" and p.name == reference_checkpoint().name:
+        return "dti-reference"
+    return p.stem if p.suffix else p.name
+
+
+class ClaimFile(pytest.File):
+    def collect(self):
+        from dt_circuits.claims.discovery import load_claim
+
+        claim = load_claim(self.path)
+        for path in _checkpoints(self.config):
+            yield ClaimItem.from_parent(
+                self, name=f"{claim.id}[{checkpoint_label(path)}]", claim=claim, checkpoint=path
+            )
+
+
+def _subject(path: str, roles: str | None, claims_dir: Path, claims: list):
+    from dt_circuits.claims.discovery import rollout_requests
+    from dt_circuits.claims.subject import Subject
+
+    key = (path, roles, str(claims_dir))
+    if key not in _SUBJECTS:
+        subject = Subject.load(path, roles_file=roles, expectations_dir=claims_dir / "expectations")
+        # the rollout checks of every claim selected for this checkpoint at once, on every core
+        subject.prefetch_rollouts(rollout_requests(claims))
+        _SUBJECTS[key] = subject
+    return _SUBJECTS[key]
+
+
+class ClaimItem(pytest.Item):
+    def __init__(self, *, claim, checkpoint: str, **kwargs):
+        super().__init__(**kwargs)
+        self.claim = claim
+        self.checkpoint = checkpoint
+        self.add_marker(pytest.mark.claim)
+
+    def runtest(self) -> None:
+        from dt_circuits.claims.suite import run_claim
+
+        if not Path(self.checkpoint).exists():
+            msg = f"checkpoint missing: {self.checkpoint}"
+            if "shared" in Path(self.checkpoint).parts:
+                msg += " (the DTI reference: see README 'The published DTI checkpoints')"
+                if os.environ.get("CI"):
+                    pytest.fail(msg + "; CI must have ../shared")
+            pytest.fail(msg)
+        claims = self.config.stash.get(_SELECTED, {}).get(self.checkpoint, [self.claim])
+        claims_dir = self.config.stash[_CLAIMS_DIR]
+        subject = _subject(self.checkpoint, self.config.getoption("roles"), claims_dir, claims)
+        run = run_claim(self.claim, subject)
+        self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
+        details = "\n".join(
+            f"  {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
+            f"needs {c.bound} (n={c.n}, {c.frac_as_predicted:.0%} of examples as predicted) — {c.describe}"
+            for c in run.verdict.checks
+        )
+        if run.expected == "fails":
+            if run.verdict.holds:
+                raise ClaimMismatch(
+                    f"{self.claim.id} now HOLDS on {subject.name} but is recorded as failing; "
+                    f"re-record its expectation deliberately.\n{details}"
+                )
+            pytest.xfail(f"recorded negative result: {run.verdict.summary()}")
+        if not run.verdict.holds:
+            raise ClaimMismatch(f"{self.claim.id} FAILS on {subject.name}:\n{details}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ClaimMismatch):
+            return f"{self.claim.statement}\n{excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, 0, f"claim {self.claim.id} on {self.checkpoint}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which claims run on each checkpoint after -k/-m selection, so only their rollouts are made."""
+    selected: dict[str, list] = {}
+    for item in session.items:
+        if isinstance(item, ClaimItem):
+            selected.setdefault(item.checkpoint, []).append(item.claim)
+    session.config.stash[_SELECTED] = selected
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    runs = config.stash.get(_RUNS, [])
+    if not runs:
+        return
+    terminalreporter.section("claims")
+    for label, run in runs:
+        h = run.verdict.headline
+        terminalreporter.write_line(
+            f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
+            f"{h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}] needs {h.bound}"
+        )

@@ -1,0 +1,111 @@
+"""A static HTML report of a claims run: the verdict table, each check's numbers, and its per-example spread.
+
+Everything is in one folder (index.html + PNGs) so it can be attached to a CI run or opened from disk. Every
+file is written atomically, and index.html last, so a report that has an index is a complete one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from dt_circuits.analysis.figures import save_png
+from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.suite import ClaimRun
+from dt_circuits.core.io import write_json_atomic, write_text_atomic
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+.holds{color:#1a7f37;font-weight:600}.fails{color:#b42318;font-weight:600}.mismatch{background:#fff1f0}
+code{background:#f4f4f4;padding:0 .2em}img{max-width:46em;display:block;margin:.5em 0}
+"""
+
+
+def check_figure(run: ClaimRun, path: Path) -> Path:
+    """One row per check: the per-example values, their mean and CI, and the bound the CI must clear."""
+    checks = run.verdict.checks
+    fig = Figure(figsize=(7, 0.9 + 0.8 * len(checks)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(checks), 1, squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, c in zip(axes[:, 0], checks, strict=True):
+        vals = c.values
+        jitter = rng.uniform(-0.15, 0.15, len(vals))
+        ax.scatter(vals, jitter, s=6, alpha=0.4, color="#1f77b4" if c.holds else "#d62728")
+        ax.errorbar([c.effect], [0], xerr=[[c.effect - c.ci_low], [c.ci_high - c.effect]], fmt="k|", capsize=4)
+        for bound in (b for b in c.bound.replace("≥", "").replace("≤", "").split(" and ") if b.strip()):
+            ax.axvline(float(bound), color="grey", ls="--", lw=1)
+        ax.set_yticks([])
+        ax.set_title(f"{'✓' if c.holds else '✗'} {c.name} (needs {c.bound})", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    return save_png(fig, path)
+
+
+def counterexample_image(cx, subject: Subject, path: Path) -> Path:
+    """The full grid of a counterexample state, rendered by the real env (what a researcher would look at)."""
+    subject.renderer.place(cx.state)
+    frame = subject.renderer.env.get_frame(highlight=True, tile_size=24)
+    fig = Figure(figsize=(2.6, 2.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(frame)
+    ax.set_axis_off()
+    ax.set_title(f"RTG {cx.rtg:.2f}, t={cx.timestep}", fontsize=8)
+    return save_png(fig, path)
+
+
+def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: dict[str, Any]) -> Path:
+    """Write index.html, results.json and one PNG per claim into ``directory``; returns index.html."""
+    directory.mkdir(parents=True, exist_ok=True)
+    e = html.escape
+    rows, sections = [], []
+    for r in runs:
+        h = r.verdict.headline
+        cls = "" if r.matches else ' class="mismatch"'
+        rows.append(
+            f"<tr{cls}><td><a href='#{e(r.claim.id)}'>{e(r.claim.id)}</a></td>"
+            f"<td class='{r.verdict.verdict}'>{r.verdict.verdict}</td><td>{r.expected}</td>"
+            f"<td>{h.effect:+.3f}</td><td>[{h.ci_low:+.3f}, {h.ci_high:+.3f}]</td><td>{e(h.bound)}</td>"
+            f"<td>{e(h.name)}</td></tr>"
+        )
+        png = check_figure(r, directory / f"{r.claim.id}.png")
+        check_rows = "".join(
+            f"<tr><td class='{'holds' if c.holds else 'fails'}'>{'holds' if c.holds else 'fails'}</td>"
+            f"<td>{e(c.name)}{' (control)' if c.control else ''}</td><td>{c.effect:+.4f}</td>"
+            f"<td>[{c.ci_low:+.4f}, {c.ci_high:+.4f}]</td><td>{e(c.bound)}</td><td>{c.n}</td>"
+            f"<td>{c.frac_as_predicted:.0%}</td><td>{e(c.describe)}</td></tr>"
+            for c in r.verdict.checks
+        )
+        sections.append(
+            f"<h2 id='{e(r.claim.id)}'>{e(r.claim.id)} — <span class='{r.verdict.verdict}'>{r.verdict.verdict}</span>"
+            f" (expected {r.expected})</h2><p>{e(r.claim.statement)}. <i>Source: {e(r.claim.source)}.</i></p>"
+            "<table><tr><th>check</th><th>name</th><th>effect</th><th>95% CI</th><th>bound</th><th>n</th>"
+            f"<th>examples as predicted</th><th>measure</th></tr>{check_rows}</table>"
+            f"<img src='{png.name}' alt='per-example values for {e(r.claim.id)}'>"
+        )
+        for i, cx in enumerate(r.verdict.counterexamples):
+            if cx.state is None:
+                sections.append(f"<p>Counterexample search — {e(cx.describe())}.</p>")
+                continue
+            img = counterexample_image(cx, subject, directory / f"{r.claim.id}-counterexample-{i}.png")
+            sections.append(
+                f"<p><b>Counterexample</b> (minimal, found by hypothesis in {cx.searched} states) — {e(cx.describe())}"
+                f"</p><img src='{img.name}' alt='counterexample state' style='max-width:16em'>"
+            )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>claims: {e(subject.name)}</title>"
+        f"<style>{CSS}</style></head><body><h1>Claims on {e(subject.name)}</h1>"
+        f"<p>Checkpoint <code>{e(subject.source)}</code>; roles <code>{e(json.dumps(subject.roles))}</code>; "
+        f"{sum(r.matches for r in runs)}/{len(runs)} verdicts match expectations.</p>"
+        "<table><tr><th>claim</th><th>verdict</th><th>expected</th><th>effect</th><th>95% CI</th><th>bound</th>"
+        f"<th>headline check</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>"
+    )
+    write_json_atomic(directory / "results.json", data)
+    return write_text_atomic(directory / "index.html", page)

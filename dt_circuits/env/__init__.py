@@ -1,0 +1,1 @@
+"""The environment layer: the real MiniGrid env spec, grid states rendered through it, and state families."""

@@ -1,0 +1,149 @@
+"""Evaluate a model in the real environment: many seeded episodes, model calls batched across envs.
+
+The RTG starts at the target and drops by each reward received; the timestep is the step count (DTI's
+evaluation). Each episode owns its env seed and its action-sampling stream, derived from (seed, episode index),
+so results do not depend on how episodes are batched or split across workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dt_circuits.dt.model import DecisionTransformer
+from dt_circuits.env.spec import EnvSpec
+
+OUTCOMES = ("goal", "collision", "timeout")
+
+
+@dataclass
+class RolloutResult:
+    """Per-episode outcomes for one initial RTG."""
+
+    rtg: float
+    rewards: np.ndarray
+    lengths: np.ndarray
+    outcomes: np.ndarray  # str: goal / collision / timeout
+    sample: bool
+    seed: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.rewards)
+
+    def rate(self, outcome: str) -> float:
+        return float(np.mean(self.outcomes == outcome)) if self.n else float("nan")
+
+    @property
+    def mean_reward(self) -> float:
+        return float(np.mean(self.rewards)) if self.n else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "rtg": self.rtg,
+            "episodes": self.n,
+            "sample": self.sample,
+            "seed": self.seed,
+            "mean_reward": self.mean_reward,
+            "mean_length": float(np.mean(self.lengths)) if self.n else float("nan"),
+            **{f"{o}_rate": self.rate(o) for o in OUTCOMES},
+        }
+
+
+def episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
+    """(env reset seed, action-sampling generator) for one episode, independent of batching."""
+    ss = np.random.SeedSequence([seed, episode])
+    env_seed = int(ss.generate_state(1)[0])
+    return env_seed, np.random.default_rng(ss.spawn(1)[0])
+
+
+def rollout(
+    model: DecisionTransformer,
+    *,
+    rtg: float,
+    n_episodes: int,
+    seed: int = 0,
+    sample: bool = True,
+    env: EnvSpec | None = None,
+    n_envs: int = 64,
+    episodes: range | None = None,
+    on_episode: Callable[[int], None] | None = None,
+    record_states: bool = False,
+) -> RolloutResult:
+    """Run ``n_episodes`` (or the slice ``episodes`` of them) at initial ``rtg``; argmax or sampled actions.
+
+    ``record_states`` keeps every (obs, rtg, timestep) the model was queried on in ``extra["states"]``.
+    """
+    env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
+    todo = list(episodes if episodes is not None else range(n_episodes))
+    n_slots = max(1, min(n_envs, len(todo)))
+    envs = [env.make() for _ in range(n_slots)]
+    rewards = np.zeros(len(todo))
+    lengths = np.zeros(len(todo), dtype=np.int64)
+    outcomes = np.empty(len(todo), dtype=object)
+
+    slot_ep: list[int | None] = [None] * n_slots  # index into todo
+    slot_obs = np.zeros((n_slots, 7, 7, 3), dtype=np.uint8)
+    slot_rtg = np.zeros(n_slots, dtype=np.float32)
+    slot_t = np.zeros(n_slots, dtype=np.int64)
+    slot_rng: list[np.random.Generator | None] = [None] * n_slots
+    next_ep = 0
+
+    def start(slot: int) -> None:
+        nonlocal next_ep
+        if next_ep >= len(todo):
+            slot_ep[slot] = None
+            return
+        env_seed, rng = episode_seeds(seed, todo[next_ep])
+        obs, _ = envs[slot].reset(seed=env_seed)
+        slot_ep[slot], slot_rng[slot] = next_ep, rng
+        slot_obs[slot], slot_rtg[slot], slot_t[slot] = obs["image"], rtg, 0
+        next_ep += 1
+
+    for s in range(n_slots):
+        start(s)
+    recorded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    model.eval()
+    while True:
+        active = [s for s in range(n_slots) if slot_ep[s] is not None]
+        if not active:
+            break
+        if record_states:
+            recorded.append((slot_obs[active].copy(), slot_rtg[active].copy(), slot_t[active].copy()))
+        with torch.no_grad():
+            logits = model(slot_obs[active], slot_rtg[active], slot_t[active])
+        if sample:
+            probs = torch.softmax(logits.double(), dim=-1).numpy()
+            cdf = np.cumsum(probs, axis=-1)
+            u = np.array([slot_rng[s].random() for s in active])
+            actions = np.minimum((u[:, None] > cdf).sum(axis=-1), probs.shape[-1] - 1)
+        else:
+            actions = logits.argmax(dim=-1).numpy()
+        for s, a in zip(active, actions, strict=True):
+            obs, reward, terminated, truncated, _ = envs[s].step(int(a))
+            slot_t[s] += 1
+            slot_rtg[s] -= reward
+            slot_obs[s] = obs["image"]
+            if terminated or truncated:
+                i = slot_ep[s]
+                rewards[i], lengths[i] = reward, slot_t[s]
+                outcomes[i] = "goal" if reward > 0 else "collision" if reward < 0 else "timeout"
+                if on_episode:
+                    on_episode(1)
+                start(s)
+    extra = {}
+    if record_states:
+        extra["states"] = tuple(np.concatenate(parts) for parts in zip(*recorded, strict=True))
+    return RolloutResult(
+        extra=extra,
+        rtg=float(rtg),
+        rewards=rewards,
+        lengths=lengths,
+        outcomes=outcomes.astype(str),
+        sample=sample,
+        seed=seed,
+    )

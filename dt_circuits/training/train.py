@@ -1,0 +1,309 @@
+"""Train a one-timestep Decision Transformer on offline trajectories (CleanRL style: one file, config on top).
+
+What the recipe keeps from DTI (the post's training code):
+- a step is drawn with probability proportional to its trajectory's length (trajectory ~ length, then a
+  uniform step), and with probability ``prob_go_from_end`` the trajectory's final step instead -- DTI's
+  over-sampling of the end, which the post credits for fixing "avoids the goal" early models;
+- the RTG label of a step is its return-to-go, which for this env's single terminal reward is the episode's
+  final reward; the time input is the step index;
+- AdamW with weight decay on a cross-entropy loss over the logged action.
+
+Runs are deterministic on CPU: ``model.init_weights(seed)`` sets the initial weights, one ``torch.Generator``
+seeded from ``seed`` draws every batch, ``torch.use_deterministic_algorithms`` is on, and the thread count is
+explicit and recorded (another thread count could change the float summation order; 1 and 2 gave the same
+bytes here). Periodic evaluation rolls the model out in
+the real env with its own seeds, so it never perturbs the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.io import write_bytes_atomic, write_json_atomic
+from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.trajectories.dataset import TrajectoryDataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; stored verbatim in the checkpoint manifest."""
+
+    obs_encoding: str = "index"
+    n_layers: int = 1
+    n_heads: int = 2
+    d_model: int = 128
+    d_head: int = 64
+    d_mlp: int = 256
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"  # "constant" (DTI) or linear warm-up then cosine decay to 0
+    warmup_steps: int = 500
+    weight_decay: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    prob_go_from_end: float = 0.1
+    steps: int = 20_000
+    seed: int = 0
+    threads: int = 2
+    log_every: int = 100
+    eval_every: int = 0  # optimizer steps between in-env evaluations; 0: only at the end
+    eval_episodes: int = 50
+    eval_rtgs: tuple[float, ...] = (-1.0, 0.0, 0.9)
+    eval_seed: int = 1_000_003
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "threads", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train config {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.prob_go_from_end <= 1:
+            raise ConfigError(f"prob_go_from_end must be in [0, 1], got {self.prob_go_from_end}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError("lr must be > 0 and weight_decay >= 0")
+        if self.lr_schedule not in ("constant", "cosine") or self.warmup_steps < 0:
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r}), warmup >= 0")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise ConfigError("eval_every must be >= 0 and eval_episodes >= 1")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` (1-based): constant, or warm-up then cosine to zero."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        if step <= self.warmup_steps:
+            return self.lr * step / max(1, self.warmup_steps)
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def model_config(self, env: EnvSpec) -> DTConfig:
+        """The DT shape; the time embedding gets max_steps + 1 rows (steps 0..max_steps)."""
+        return DTConfig(
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            d_model=self.d_model,
+            d_head=self.d_head,
+            d_mlp=self.d_mlp,
+            max_timestep=env.max_steps,
+            obs_encoding=self.obs_encoding,  # type: ignore[arg-type]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"], d["eval_rtgs"] = list(self.betas), list(self.eval_rtgs)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        for key in ("betas", "eval_rtgs"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class StepSampler:
+    """DTI's batch sampler for one timestep of context, vectorised over the flat step arrays."""
+
+    def __init__(self, data: TrajectoryDataset, prob_go_from_end: float) -> None:
+        self.obs = torch.from_numpy(data.obs)
+        self.actions = torch.from_numpy(data.actions.astype(np.int64))
+        self.rtg = torch.from_numpy(data.rtg)
+        self.timesteps = torch.from_numpy(data.timesteps)
+        ends = data.starts + data.lengths - 1
+        self.last = torch.from_numpy(np.repeat(ends, data.lengths).astype(np.int64))
+        self.p_end = prob_go_from_end
+        self.n = data.n_steps
+
+    def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        # a uniform step == a trajectory drawn in proportion to its length, then a uniform step within it
+        idx = torch.randint(0, self.n, (batch,), generator=gen)
+        from_end = torch.rand(batch, generator=gen) < self.p_end
+        idx = torch.where(from_end, self.last[idx], idx)
+        return self.obs[idx], self.rtg[idx], self.timesteps[idx], self.actions[idx]
+
+
+@dataclass
+class TrainResult:
+    """The trained model and everything needed to judge and reproduce the run."""
+
+    model: DecisionTransformer
+    config: TrainConfig
+    env: EnvSpec
+    curve: dict[str, Any]
+    wall_seconds: float
+    steps_per_second: float
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate_in_env(
+    model: DecisionTransformer, env: EnvSpec, rtgs: tuple[float, ...], episodes: int, seed: int
+) -> dict[str, Any]:
+    """Quick in-process rollouts (sampled actions) for the training log; not the Table-1 evaluation."""
+    from dt_circuits.evaluation.rollout import rollout
+
+    out = {}
+    for rtg in rtgs:
+        s = rollout(model, rtg=rtg, n_episodes=episodes, seed=seed, env=env, sample=True).summary()
+        out[f"{rtg:g}"] = {k: round(s[k], 4) for k in ("goal_rate", "collision_rate", "timeout_rate", "mean_reward")}
+    return out
+
+
+def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -> TrainResult:
+    """Train from scratch; the same (cfg, data) and thread count give identical weight bytes."""
+    from dt_circuits.core.progress import progress as progress_reporter
+
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    env = data.env
+    model = DecisionTransformer(cfg.model_config(env))
+    model.init_weights(cfg.seed)
+    model.train()
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, foreach=False
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = StepSampler(data, cfg.prob_go_from_end)
+
+    curve: dict[str, Any] = {"step": [], "loss": [], "accuracy": [], "eval": []}
+    window_loss = window_acc = 0.0
+    window_n = 0
+    t_train = 0.0
+    bar = progress_reporter(cfg.steps, f"train {cfg.obs_encoding}", "step", enabled=progress)
+    for step in range(1, cfg.steps + 1):
+        bar.update(1)
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        obs, rtg, ts, actions = sampler.sample(cfg.batch_size, gen)
+        logits = model(obs, rtg, ts)
+        loss = F.cross_entropy(logits, actions)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        t_train += time.perf_counter() - t0
+        window_loss += loss.item()
+        window_acc += float((logits.argmax(-1) == actions).float().mean())
+        window_n += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            curve["step"].append(step)
+            curve["loss"].append(round(window_loss / window_n, 5))
+            curve["accuracy"].append(round(window_acc / window_n, 4))
+            bar.set_postfix(loss=f"{window_loss / window_n:.4f}")
+            window_loss = window_acc = 0.0
+            window_n = 0
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+            ev = evaluate_in_env(model, env, cfg.eval_rtgs, cfg.eval_episodes, cfg.eval_seed)
+            curve["eval"].append({"step": step, "results": ev})
+            if progress:
+                print(f"step {step}: " + json.dumps(ev), file=sys.stderr, flush=True)
+            model.train()
+    bar.close()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return TrainResult(model, cfg, env, curve, t_train, cfg.steps / max(t_train, 1e-9), curve["eval"])
+
+
+def plot_curve(curve: dict[str, Any], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Loss (and accuracy) per logged step, plus the in-env outcome rates at each evaluation."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    ax.plot(curve["step"], curve["loss"], label="cross-entropy")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax2 = ax.twinx()
+    ax2.plot(curve["step"], curve["accuracy"], color="tab:orange", alpha=0.6, label="accuracy")
+    ax2.set_ylabel("action accuracy")
+    ax.set_title("training loss")
+    ax = axes[1]
+    evals = curve.get("eval") or []
+    if evals:
+        steps = [e["step"] for e in evals]
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k, rtg in enumerate(evals[0]["results"]):
+            for outcome, style in (("goal_rate", "-"), ("timeout_rate", "--"), ("collision_rate", ":")):
+                ax.plot(steps, [e["results"][rtg][outcome] for e in evals], style, marker="o", ms=3,
+                        color=colours[k % len(colours)], label=f"RTG {rtg} {outcome.split('_')[0]}")  # fmt: skip
+        ax.legend(fontsize=6, ncol=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("rate (sampled actions)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("in-env evaluation during training")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def save_run(
+    result: TrainResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    data_path: str | os.PathLike[str],
+    data: TrajectoryDataset,
+    command: str,
+) -> Path:
+    """Write the checkpoint (weights + manifest with provenance) plus loss_curve.json / loss_curve.png."""
+    from dt_circuits.dt.checkpoint import save_checkpoint
+    from dt_circuits.trajectories.dataset import sha256_of
+
+    out_dir = Path(out_dir)
+    data_path = Path(data_path)
+    try:
+        shown = str(data_path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(data_path)
+    training = {
+        "recipe": "dt_circuits.training.train (DTI sampling: length-weighted, prob_go_from_end; RTG = final reward)",
+        "config": result.config.to_dict(),
+        "data": {"path": shown, "sha256": sha256_of(data_path), "summary": data.summary(), "meta": data.meta},
+        "seed": result.config.seed,
+        "threads": result.config.threads,
+        "command": command,
+        "wall_seconds": round(result.wall_seconds, 1),
+        "steps_per_second": round(result.steps_per_second, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
+    }
+    save_checkpoint(result.model, out_dir, env=result.env, name=name, training=training)
+    write_json_atomic(out_dir / "loss_curve.json", result.curve)
+    plot_curve(result.curve, out_dir / "loss_curve.png", title=f"{name}: {result.config.obs_encoding} observations")
+    return out_dir
+
+
+def weights_digest(model: DecisionTransformer) -> str:
+    """sha256 over the weight bytes in name order: equal digests mean bit-identical models."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()

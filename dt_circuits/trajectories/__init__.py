@@ -1,0 +1,1 @@
+"""Offline data: the trajectory format, scripted policies and PPO as sources, collection."""
