@@ -12,8 +12,10 @@ import os
 import pytest
 
 from dt_circuits.env.spec import EnvSpec
-from dt_circuits.training.train import TrainConfig, train
-from dt_circuits.trajectories.dataset import DEFAULT_MIX, collect_scripted
+from dt_circuits.training.config import TrainConfig
+from dt_circuits.training.train import train
+from dt_circuits.trajectories.dataset import collect_scripted
+from dt_circuits.trajectories.mix import DEFAULT_MIX
 
 
 @pytest.mark.parametrize("encoding", ["index", "one_hot"])

@@ -11,8 +11,9 @@ import shlex
 import numpy as np
 import pytest
 
+from dt_circuits.core.io import sha256_file
 from dt_circuits.core.paths import CHECKPOINTS_DIR, REPO_ROOT
-from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, sha256_file
+from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
 
 NAMES = {"raw-index": "index", "one-hot": "one_hot"}
 POST_ARCHITECTURE = {"n_layers": 1, "n_heads": 2, "d_model": 128, "d_head": 64, "d_mlp": 256, "n_ctx": 2}
@@ -84,7 +85,8 @@ def test_figures_and_calibration_are_committed(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_table1_remeasured_matches_the_manifest(name):
-    from dt_circuits.evaluation.calibration import TABLE1_RTGS, evaluate_rtgs, table1
+    from dt_circuits.evaluation.calibration import evaluate_rtgs, table1
+    from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 
     m = _manifest(name)
     model = load_checkpoint(CHECKPOINTS_DIR / name)

@@ -11,10 +11,13 @@ import torch
 
 from dt_circuits.cli import main
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, sha256_file
+from dt_circuits.core.io import sha256_file
+from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
 from dt_circuits.env.spec import EnvSpec
-from dt_circuits.training.train import StepSampler, TrainConfig, train, weights_digest
-from dt_circuits.trajectories.dataset import DEFAULT_MIX, TrajectoryDataset, collect_scripted
+from dt_circuits.training.config import TrainConfig
+from dt_circuits.training.train import StepSampler, train, weights_digest
+from dt_circuits.trajectories.dataset import TrajectoryDataset, collect_scripted
+from dt_circuits.trajectories.mix import DEFAULT_MIX
 
 SPEC = EnvSpec(max_steps=40)
 TINY = dict(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=4, threads=1)
@@ -150,3 +153,36 @@ def test_cli_collect_then_help(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--" in capsys.readouterr().out
+
+
+def _train_parser():
+    from dt_circuits.cli import build_parser
+
+    return build_parser(["train"])
+
+
+def test_train_flags_come_from_train_config_and_round_trip():
+    """Every TrainConfig field is a flag; the recorded command parses back to the same config (one source)."""
+    import shlex
+    from dataclasses import fields
+
+    from dt_circuits.training.config import command_line, config_from_args, flag_of
+
+    cfg = TrainConfig(obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4)
+    line = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], cfg)
+    for f in fields(TrainConfig):
+        assert flag_of(f.name) in line
+    args = _train_parser().parse_args(shlex.split(line)[1:])
+    assert config_from_args(args) == cfg
+
+
+@pytest.mark.parametrize("name", ["raw-index", "one-hot"])
+def test_committed_training_commands_reproduce_their_recorded_configs(name):
+    import shlex
+
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+    from dt_circuits.training.config import config_from_args
+
+    training = read_manifest(CHECKPOINTS_DIR / name)["training"]
+    args = _train_parser().parse_args(shlex.split(training["command"])[1:])
+    assert config_from_args(args) == TrainConfig.from_dict(training["config"])

@@ -7,7 +7,6 @@ foreign files (the DTI reference) in ``<claims folder>/expectations/<sha256>.jso
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 from dt_circuits.claims.subject import FOREIGN_EXPECTATIONS_DIR, Subject
 from dt_circuits.claims.suite import ClaimRun
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.core.io import write_json_atomic
-from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest, sha256_file
+from dt_circuits.core.io import read_json, sha256_file, write_json_atomic
+from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest
 
 
 def expectation_entry(run: ClaimRun) -> dict[str, Any]:
@@ -52,10 +51,11 @@ def record_expectations(
         return source / MANIFEST_FILE
     sha = sha256_file(source)
     path = Path(expectations_dir or FOREIGN_EXPECTATIONS_DIR) / f"{sha}.json"
-    try:
-        existing = json.loads(path.read_bytes().decode("utf-8")) if path.exists() else {}
-    except (ValueError, RecursionError, OSError) as exc:
-        raise ConfigError(f"cannot record expectations: {path} is not readable JSON ({exc})") from None
+    existing = (
+        read_json(path, "expectations file", ConfigError, prefix="cannot record expectations: ")
+        if path.exists()
+        else {}
+    )
     if not isinstance(existing, dict) or not isinstance(existing.get("expectations", {}), dict):
         raise ConfigError(f"cannot record expectations: {path} is not an expectations file (a JSON object)")
     existing.update({"checkpoint": source.name, "sha256": sha, "roles": subject.roles})

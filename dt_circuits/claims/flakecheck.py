@@ -20,6 +20,7 @@ from dt_circuits.claims.discovery import discover
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.model import DecisionTransformer
 
 DEFAULT_RUNS = 20
@@ -211,8 +212,7 @@ def format_report(report: FlakeReport) -> str:
     for c in report.claims:
         counts = ", ".join(f"{v} {c.count(v)}/{n}" for v in ("holds", "fails") if c.count(v))
         rows.append((c.claim_id, c.expected, counts, "FLAKY" if c.flips else "", _range(c.margins)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = aligned_lines(rows)
     for c in report.flaky:
         lines.append("")
         lines.append(f"FLAKY {c.claim_id}: holds in {c.count('holds')}/{n} runs, fails in {c.count('fails')}/{n}")

@@ -20,6 +20,7 @@ from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest
 
 
@@ -89,8 +90,10 @@ def _data_path(manifest: dict[str, Any], directory: Path) -> Path:
 
 def retrain(directory: Path, overrides: dict[str, Any] | None = None, *, progress: bool = True):
     """Retrain from the manifest's recorded config and data file (sha256-checked); returns (result, data, path)."""
-    from dt_circuits.training.train import TrainConfig, train
-    from dt_circuits.trajectories.dataset import TrajectoryDataset, sha256_of
+    from dt_circuits.core.io import sha256_file
+    from dt_circuits.training.config import TrainConfig
+    from dt_circuits.training.train import train
+    from dt_circuits.trajectories.dataset import TrajectoryDataset
 
     manifest = read_manifest(directory)
     training = manifest.get("training") or {}
@@ -100,7 +103,7 @@ def retrain(directory: Path, overrides: dict[str, Any] | None = None, *, progres
     if not data_path.exists():
         raise CheckpointError(f"{directory}: training data {data_path} is missing")
     expected_sha = (training.get("data") or {}).get("sha256")
-    if expected_sha and sha256_of(data_path) != expected_sha:
+    if expected_sha and sha256_file(data_path) != expected_sha:
         raise CheckpointError(f"{directory}: training data {data_path} does not match the sha256 in the manifest")
     config = dict(training["config"])
     unknown = set(overrides or {}) - set(config)
@@ -120,7 +123,7 @@ def run_gate(
 ) -> GateResult:
     """Retrain, re-run every claim against the checkpoint's recorded verdicts, optionally re-record."""
     from dt_circuits.claims.expectations import record_expectations
-    from dt_circuits.dt.checkpoint import sha256_file
+    from dt_circuits.core.io import sha256_file
     from dt_circuits.training.train import save_run
 
     directory = Path(checkpoint_dir)
@@ -187,8 +190,7 @@ def format_gate(gate: GateResult) -> str:
         h = r.new.verdict.headline
         new = f"{r.new.verdict.verdict:<5} {h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}]"
         rows.append((r.claim_id, _fmt(r.old, r.expected), new, "MOVED" if r.moved else "ok"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = aligned_lines(rows)
     for r in gate.rows:
         if r.moved:
             lines.append(f"MOVED {r.claim_id}: recorded {r.expected}, now {r.new.verdict.verdict}")

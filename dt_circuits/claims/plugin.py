@@ -4,8 +4,9 @@ With ``pip install dt-circuits`` a repository gets, with no conftest of its own:
 
 * every claim file in the claims folder (``--claims-dir DIR``, ini ``dt_circuits_claims_dir``, default ``claims``)
   collected as one item per checkpoint;
-* ``--checkpoint PATH`` (repeatable; ini ``dt_circuits_checkpoints``), default the checkpoints this package
-  ships, plus the DTI reference when ``../shared`` has it;
+* ``--checkpoint=PATH`` (repeatable; ini ``dt_circuits_checkpoints``), default the checkpoints this package
+  ships, plus the DTI reference when ``../shared`` has it. Write it with ``=``: pytest finds its rootdir (and
+  so its ini file) before plugins add options, and would take a separate ``PATH`` for a test path;
 * ``--roles FILE``, a JSON roles file;
 * a claim recorded as failing on a checkpoint runs as a *strict* xfail: it xfails with its numbers and the
   test FAILS if the claim starts to hold, so a record never goes stale;

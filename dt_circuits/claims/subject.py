@@ -11,7 +11,6 @@ the recorded run; other seeds ask "would the verdict survive other, equally vali
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ import numpy as np
 
 from dt_circuits.analysis.interventions import Component, Head, Inputs, dataset_means, parse_component
 from dt_circuits.core.errors import ConfigError, DTCircuitsError
+from dt_circuits.core.io import read_json, sha256_file
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
-from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, sha256_file
+from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env import scenarios
 from dt_circuits.evaluation.rollout import RolloutResult
@@ -43,16 +43,7 @@ _GENERATION_TAG = 0x6E5EED
 def load_roles(path: str | os.PathLike[str]) -> dict[str, str]:
     """A roles file: JSON object role -> component ("L0H1", "head 0", "mlp"); errors name the problem."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"roles file not found: {p}")
-    if not p.is_file():
-        raise ConfigError(f"roles file {p} is not a file")
-    try:
-        data = json.loads(p.read_bytes().decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ConfigError(f"roles file {p} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read roles file {p} ({exc.strerror or exc})") from None
+    data = read_json(p, "roles file", ConfigError)
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise ConfigError(f"roles file {p} must be a JSON object mapping role names to components")
     unknown = set(data) - set(POST_ROLES)
@@ -274,10 +265,7 @@ def foreign_expectations(
     candidate = Path(expectations_dir or FOREIGN_EXPECTATIONS_DIR) / f"{sha256_file(p)}.json"
     if not candidate.exists():
         return {}
-    try:
-        data = json.loads(candidate.read_bytes().decode("utf-8"))
-    except (ValueError, RecursionError, OSError) as exc:
-        raise ConfigError(f"expectations file {candidate} is not readable JSON ({exc})") from None
+    data = read_json(candidate, "expectations file", ConfigError)
     expectations = data.get("expectations", {}) if isinstance(data, dict) else None
     if not isinstance(expectations, dict) or not all(
         isinstance(e, dict) and e.get("expected") in ("holds", "fails") for e in expectations.values()

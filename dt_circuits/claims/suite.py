@@ -12,6 +12,7 @@ from typing import Any
 from dt_circuits.claims.claim import Claim, Verdict
 from dt_circuits.claims.discovery import rollout_requests
 from dt_circuits.claims.subject import Subject
+from dt_circuits.core.tables import aligned
 
 
 @dataclass
@@ -86,5 +87,4 @@ def format_table(runs: list[ClaimRun]) -> str:
                 h.name,
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return aligned(rows)

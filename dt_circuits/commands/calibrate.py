@@ -20,7 +20,7 @@ HELP = "RTG calibration curve (post Fig. 5): mean reward and 95%% band vs initia
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.evaluation.calibration import DEFAULT_RTGS
+    from dt_circuits.evaluation.rtgs import DEFAULT_RTGS
 
     p.add_argument("--checkpoint", required=True, help="our checkpoint directory or a DTI .pt file")
     p.add_argument("--episodes", type=int, default=500, help="episodes per RTG (default 500, as the post)")

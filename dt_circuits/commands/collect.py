@@ -26,7 +26,7 @@ HELP = "collect trajectories (scripted mix, PPO training run, DTI pickle, merge)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dt_circuits.trajectories.dataset import DEFAULT_MIX
+    from dt_circuits.trajectories.mix import DEFAULT_MIX
 
     p.add_argument(
         "--source", choices=["scripted", "ppo", "dti", "merge"], required=True, help="where the data comes from"
@@ -65,14 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.errors import ConfigError
+    from dt_circuits.core.io import sha256_file
     from dt_circuits.env.spec import EnvSpec
     from dt_circuits.trajectories.dataset import (
         TrajectoryDataset,
         collect_scripted,
         load_dti_trajectories,
-        parse_mix,
-        sha256_of,
     )
+    from dt_circuits.trajectories.mix import parse_mix
 
     env = EnvSpec(max_steps=args.max_steps)
     if args.source == "scripted":
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         parts = [TrajectoryDataset.load(path) for path in args.inputs]
         data = TrajectoryDataset.concat(
             parts,
-            meta={"source": "merge", "inputs": [{"path": path, "sha256": sha256_of(path), "meta": d.meta}
+            meta={"source": "merge", "inputs": [{"path": path, "sha256": sha256_file(path), "meta": d.meta}
                                                 for path, d in zip(args.inputs, parts, strict=True)]},
         )  # fmt: skip
     data.save(args.out)
-    print(json.dumps({"out": args.out, "sha256": sha256_of(args.out), **data.summary()}, indent=2))
+    print(json.dumps({"out": args.out, "sha256": sha256_file(args.out), **data.summary()}, indent=2))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import stat
@@ -58,3 +59,31 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """JSON (indent 2, trailing newline), written atomically (see :func:`write_bytes_atomic`)."""
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in 1 MiB chunks (checkpoints, data files and published references are hashed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_json(path: str | os.PathLike[str], label: str, error: type[Exception], *, prefix: str = "") -> Any:
+    """A JSON file from disk (a download, a hand edit), or ``error`` with one line naming ``label`` and the cause.
+
+    ``prefix`` starts every message (e.g. "bad checkpoint: "); missing files, folders, undecodable bytes,
+    invalid JSON and read failures are told apart. The caller checks the shape of what it got.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise error(f"{prefix}{label} not found: {p}")
+    if not p.is_file():
+        raise error(f"{prefix}{label} {p} is not a file")
+    try:
+        return json.loads(p.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise error(f"{prefix}{label} {p} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise error(f"{prefix}cannot read {label} {p} ({exc.strerror or exc})") from None

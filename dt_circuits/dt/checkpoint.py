@@ -7,7 +7,6 @@ names the problem (missing file, truncated file, unsafe pickle, wrong tensor sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -21,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dt_circuits.core.errors import CheckpointError, ConfigError
-from dt_circuits.core.io import default_mode
+from dt_circuits.core.io import default_mode, read_json, sha256_file
 from dt_circuits.dt.model import DecisionTransformer, DTConfig
 from dt_circuits.env.spec import EnvSpec
 
@@ -43,14 +42,6 @@ class CheckpointInfo:
     @property
     def name(self) -> str:
         return self.manifest.get("name") or Path(self.path).stem
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> DecisionTransformer:
@@ -132,14 +123,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(directory) / MANIFEST_FILE
     if not path.exists():
         raise CheckpointError(f"not a dt-circuits checkpoint: {path} is missing")
-    if not path.is_file():
-        raise CheckpointError(f"bad checkpoint: {path} is not a file")
-    try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise CheckpointError(f"bad checkpoint: {path} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise CheckpointError(f"bad checkpoint: cannot read {path} ({exc.strerror or exc})") from None
+    manifest = read_json(path, "manifest", CheckpointError, prefix="bad checkpoint: ")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"bad checkpoint: {path} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -7,11 +7,11 @@ truncated download or a different re-training can never be reported as "the publ
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from dt_circuits.core.errors import CheckpointError
+from dt_circuits.core.io import sha256_file
 
 UPSTREAM_REPO = "github.com/jbloomAus/DecisionTransformerInterpretability"
 
@@ -46,14 +46,6 @@ PUBLISHED: tuple[PublishedCheckpoint, ...] = (
 )
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def published_by_name(path: Path) -> PublishedCheckpoint | None:
     """The published checkpoint whose upstream or local file name ``path`` carries, if any."""
     return next((c for c in PUBLISHED if path.name in (c.local_name, c.upstream_name)), None)
@@ -65,7 +57,7 @@ def verify_published(path: str | Path) -> PublishedCheckpoint | None:
     known = published_by_name(p)
     if known is None:
         return None
-    actual = sha256_of(p)
+    actual = sha256_file(p)
     if actual != known.sha256:
         raise CheckpointError(
             f"{p} is named like the published DTI checkpoint {known.upstream_path} but its sha256 is {actual}, "

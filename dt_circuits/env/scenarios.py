@@ -7,7 +7,7 @@ is a hand-typed array.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,11 +144,6 @@ class StateRenderer:
         if not arrays:
             return np.zeros((0, 7, 7, 3), dtype=np.uint8)
         return np.stack(arrays)
-
-
-def render_state(state: GridState, spec: EnvSpec = EnvSpec()) -> np.ndarray:
-    """One observation for one state (builds an env; use StateRenderer for many)."""
-    return StateRenderer(spec).render(state)
 
 
 @dataclass(frozen=True)
@@ -320,11 +315,3 @@ def random_walk(
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             t = 0
     return WalkDataset(obs=np.stack(obs_list), timesteps=np.asarray(ts, dtype=np.int64))
-
-
-def states_from_sequence(
-    name: str, states: Sequence[GridState], spec: EnvSpec = EnvSpec(), description: str = ""
-) -> StateFamily:
-    """Wrap hand-picked (validated) states as a family, e.g. a counterexample found by search."""
-    renderer = StateRenderer(spec)
-    return StateFamily(name, description or name, tuple(states), renderer.render_many(states))

@@ -25,11 +25,8 @@ from dt_circuits.core.io import write_bytes_atomic
 from dt_circuits.dt.model import DecisionTransformer, DTConfig
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.evaluation.rollout import OUTCOMES, RolloutResult, rollout
+from dt_circuits.evaluation.rtgs import DEFAULT_RTGS
 
-#: The post's Fig. 5 range, every 0.1.
-DEFAULT_RTGS: tuple[float, ...] = tuple(round(-1 + 0.1 * i, 2) for i in range(21))
-#: The post's Table 1 conditions.
-TABLE1_RTGS: tuple[float, ...] = (-1.0, 0.0, 0.9)
 CHUNK = 50
 
 _WORKER: dict[str, Any] = {}

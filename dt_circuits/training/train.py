@@ -18,12 +18,11 @@ the real env with its own seeds, so it never perturbs the weights.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,89 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import write_bytes_atomic, write_json_atomic
-from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
+from dt_circuits.training.config import TrainConfig
 from dt_circuits.trajectories.dataset import TrajectoryDataset
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every knob of a training run; stored verbatim in the checkpoint manifest."""
-
-    obs_encoding: str = "index"
-    n_layers: int = 1
-    n_heads: int = 2
-    d_model: int = 128
-    d_head: int = 64
-    d_mlp: int = 256
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "cosine"  # "constant" (DTI) or linear warm-up then cosine decay to 0
-    warmup_steps: int = 500
-    weight_decay: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    prob_go_from_end: float = 0.1
-    steps: int = 20_000
-    seed: int = 0
-    threads: int = 2
-    log_every: int = 100
-    eval_every: int = 0  # optimizer steps between in-env evaluations; 0: only at the end
-    eval_episodes: int = 50
-    eval_rtgs: tuple[float, ...] = (-1.0, 0.0, 0.9)
-    eval_seed: int = 1_000_003
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "steps", "threads", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train config {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.prob_go_from_end <= 1:
-            raise ConfigError(f"prob_go_from_end must be in [0, 1], got {self.prob_go_from_end}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError("lr must be > 0 and weight_decay >= 0")
-        if self.lr_schedule not in ("constant", "cosine") or self.warmup_steps < 0:
-            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r}), warmup >= 0")
-        if self.eval_every < 0 or self.eval_episodes < 1:
-            raise ConfigError("eval_every must be >= 0 and eval_episodes >= 1")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for optimizer step ``step`` (1-based): constant, or warm-up then cosine to zero."""
-        if self.lr_schedule == "constant":
-            return self.lr
-        if step <= self.warmup_steps:
-            return self.lr * step / max(1, self.warmup_steps)
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    def model_config(self, env: EnvSpec) -> DTConfig:
-        """The DT shape; the time embedding gets max_steps + 1 rows (steps 0..max_steps)."""
-        return DTConfig(
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            d_model=self.d_model,
-            d_head=self.d_head,
-            d_mlp=self.d_mlp,
-            max_timestep=env.max_steps,
-            obs_encoding=self.obs_encoding,  # type: ignore[arg-type]
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["betas"], d["eval_rtgs"] = list(self.betas), list(self.eval_rtgs)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
-        data = dict(data)
-        for key in ("betas", "eval_rtgs"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
 
 
 class StepSampler:
@@ -269,8 +190,8 @@ def save_run(
     command: str,
 ) -> Path:
     """Write the checkpoint (weights + manifest with provenance) plus loss_curve.json / loss_curve.png."""
+    from dt_circuits.core.io import sha256_file
     from dt_circuits.dt.checkpoint import save_checkpoint
-    from dt_circuits.trajectories.dataset import sha256_of
 
     out_dir = Path(out_dir)
     data_path = Path(data_path)
@@ -281,7 +202,7 @@ def save_run(
     training = {
         "recipe": "dt_circuits.training.train (DTI sampling: length-weighted, prob_go_from_end; RTG = final reward)",
         "config": result.config.to_dict(),
-        "data": {"path": shown, "sha256": sha256_of(data_path), "summary": data.summary(), "meta": data.meta},
+        "data": {"path": shown, "sha256": sha256_file(data_path), "summary": data.summary(), "meta": data.meta},
         "seed": result.config.seed,
         "threads": result.config.threads,
         "command": command,

@@ -1,0 +1,157 @@
+"""``TrainConfig``: every knob of a training run, and the ``dt-circuits train`` flags generated from it.
+
+One source (CleanRL style): each field's default, help text and flag live here; the command builds its parser
+from the dataclass, maps the parsed flags back to a config, and spells out the exact command recorded in each
+manifest. Importing this module does not load torch, so ``dt-circuits train --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from dt_circuits.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dt_circuits.dt.model import DTConfig
+    from dt_circuits.env.spec import EnvSpec
+
+
+def _knob(default: Any, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; stored verbatim in the checkpoint manifest."""
+
+    obs_encoding: str = _knob(
+        "index",
+        "observation encoding inside the model: raw Minigrid indices (the post) or one-hot",
+        flag="--encoding",
+        choices=("index", "one_hot"),
+    )
+    n_layers: int = _knob(1, "transformer layers")
+    n_heads: int = _knob(2, "attention heads")
+    d_model: int = _knob(128, "residual width")
+    d_head: int = _knob(64, "head width")
+    d_mlp: int = _knob(256, "MLP width")
+    batch_size: int = _knob(128, "batch size")
+    lr: float = _knob(1e-3, "AdamW learning rate")
+    lr_schedule: str = _knob(
+        "cosine", "constant (as DTI) or linear warm-up then cosine decay to 0", choices=("constant", "cosine")
+    )
+    warmup_steps: int = _knob(500, "warm-up steps for cosine")
+    weight_decay: float = _knob(1e-3, "AdamW weight decay")
+    betas: tuple[float, float] = _knob((0.9, 0.999), "AdamW betas")
+    prob_go_from_end: float = _knob(0.1, "chance a sampled step is replaced by its trajectory's last step, as DTI")
+    steps: int = _knob(20_000, "optimizer steps")
+    seed: int = _knob(0, "seed for init and batch sampling")
+    threads: int = _knob(2, "torch threads; part of the reproducibility contract, recorded in the manifest")
+    log_every: int = _knob(100, "steps per loss-curve point")
+    eval_every: int = _knob(0, "steps between quick in-env evaluations during training (0: only at the end)")
+    eval_episodes: int = _knob(50, "episodes per RTG in those evaluations")
+    eval_rtgs: tuple[float, ...] = _knob((-1.0, 0.0, 0.9), "RTGs of those evaluations")
+    eval_seed: int = _knob(1_000_003, "seed of those evaluations")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "threads", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train config {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.prob_go_from_end <= 1:
+            raise ConfigError(f"prob_go_from_end must be in [0, 1], got {self.prob_go_from_end}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError("lr must be > 0 and weight_decay >= 0")
+        if self.lr_schedule not in ("constant", "cosine") or self.warmup_steps < 0:
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r}), warmup >= 0")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise ConfigError("eval_every must be >= 0 and eval_episodes >= 1")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` (1-based): constant, or warm-up then cosine to zero."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        if step <= self.warmup_steps:
+            return self.lr * step / max(1, self.warmup_steps)
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def model_config(self, env: EnvSpec) -> DTConfig:
+        """The DT shape; the time embedding gets max_steps + 1 rows (steps 0..max_steps)."""
+        from dt_circuits.dt.model import DTConfig
+
+        return DTConfig(
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            d_model=self.d_model,
+            d_head=self.d_head,
+            d_mlp=self.d_mlp,
+            max_timestep=env.max_steps,
+            obs_encoding=self.obs_encoding,  # type: ignore[arg-type]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"], d["eval_rtgs"] = list(self.betas), list(self.eval_rtgs)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        for key in ("betas", "eval_rtgs"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a config field (``--batch-size``; ``--encoding`` for obs_encoding)."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One flag per TrainConfig field, with its default and help text from the dataclass."""
+    for f in fields(TrainConfig):
+        default = f.default if f.default is not MISSING else None
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "help": f"{f.metadata['help']} (default "}
+        if isinstance(default, tuple):
+            kwargs.update(nargs=len(default) if f.name == "betas" else "+", type=float, metavar="X")
+            kwargs["help"] += " ".join(f"{x:g}" for x in default) + ")"
+        else:
+            kwargs["type"] = type(default)
+            kwargs["help"] += f"{default:g})" if isinstance(default, float) else f"{default})"
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag_of(f.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the parsed flags describe."""
+    return TrainConfig.from_dict({f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def config_flags(cfg: TrainConfig) -> list[str]:
+    """Every config field spelled out as flags, so a recorded command reproduces the run exactly."""
+    parts: list[str] = []
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        parts.append(flag_of(f.name))
+        parts.extend(f"{v:g}" for v in value) if isinstance(value, tuple) else parts.append(_text(value))
+    return parts
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def command_line(head: list[str], cfg: TrainConfig, tail: list[str] | None = None) -> str:
+    """``head`` (program, data, out), every config flag, then ``tail`` (command-only options), shell-quoted."""
+    return shlex.join([*head, *config_flags(cfg), *(tail or [])])

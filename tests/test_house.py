@@ -1,0 +1,152 @@
+"""The package's front doors: the pytest plugin, the CLI, progress output, published-checkpoint hashes."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dt_circuits.core.errors import CheckpointError
+from dt_circuits.core.progress import SummaryLines, progress
+
+pytest_plugins = ["pytester"]
+
+
+def test_plugin_discovery_and_cli_load_without_torch():
+    """The plugin loads in every pytest run of every repo with dt-circuits installed: it must stay light."""
+    code = (
+        "import sys, dt_circuits.claims.plugin, dt_circuits.claims.discovery, dt_circuits.cli; "
+        "from dt_circuits.cli import build_parser; build_parser(['claims']); build_parser(['train']); "
+        "heavy = sorted(m for m in ('torch', 'transformer_lens', 'minigrid', 'gymnasium') if m in sys.modules); "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_plugin_is_registered_through_the_pytest11_entry_point():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="pytest11") if e.name == "dt_circuits"]
+    assert ep.value == "dt_circuits.claims.plugin"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["--claims-dir", "nowhere"], "does not exist"),
+        ("empty", ["--claims-dir", "claims"], "no claim files"),
+        ("ini-empty", [], "no claim files"),
+    ],
+)
+def test_a_claims_folder_that_was_asked_for_must_hold_claims(pytester, setup, args, message):
+    if setup in ("empty", "ini-empty"):
+        pytester.mkdir("claims")
+        (pytester.path / "claims" / "_helpers.py").write_text("X = 1\n")  # not a claim file
+    if setup == "ini-empty":
+        pytester.makeini("[pytest]\ndt_circuits_claims_dir = claims\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_without_a_claims_folder_the_plugin_stays_idle(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+
+
+def test_claim_files_are_collected_per_checkpoint_with_ids(pytester):
+    pytester.mkdir("claims")
+    (pytester.path / "claims" / "rtg_cosine.py").write_text(
+        textwrap.dedent(
+            """
+            from dt_circuits.claim import Check, Claim, Weights, forward_right_unembed
+
+            def cosine(subject):
+                import torch
+                w = subject.model.W_rtg.double()
+                u = forward_right_unembed(subject)
+                return float(w @ u / (w.norm() * u.norm()))
+
+            CLAIM = Claim(
+                id="rtg-cosine", statement="W_rtg along forward - right", source="post Fig. 11",
+                kind="embedding",
+                checks=(Check("cosine", Weights(cosine, "cosine of W_rtg and forward - right"), at_least=-2.0),),
+            )
+            """
+        )
+    )
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+
+    # --checkpoint=PATH, not "--checkpoint PATH": pytest finds its rootdir before plugins add their options,
+    # so a separate value would be taken for a test path and move the rootdir (and the ini it reads)
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "-q", f"--checkpoint={CHECKPOINTS_DIR / 'raw-index'}",
+        f"--checkpoint={CHECKPOINTS_DIR / 'one-hot'}",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*rtg_cosine.py::rtg-cosine?raw-index?*", "*rtg_cosine.py::rtg-cosine?one-hot?*"])
+
+
+def test_summary_lines_off_a_terminal_print_a_bounded_number_of_lines():
+    out = io.StringIO()
+    clock = iter(range(0, 10_000)).__next__  # one second per call
+    bar = SummaryLines(1000, "train", "step", stream=out, every_seconds=1e9, clock=clock)
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 11  # every 10 % plus the closing line
+    assert lines[0].startswith("train: 100/1000 step (10 %)") and lines[-1].endswith("done")
+    assert "\r" not in out.getvalue()
+
+
+def test_summary_lines_also_print_every_so_many_seconds():
+    out = io.StringIO()
+    t = [0.0]
+    bar = SummaryLines(10**6, "rollouts", "ep", stream=out, every_seconds=30, clock=lambda: t[0])
+    for _ in range(5):
+        t[0] += 31
+        bar.update(1)
+    assert len(out.getvalue().splitlines()) == 5
+
+
+def test_progress_is_silent_when_disabled_and_lines_off_a_tty():
+    out = io.StringIO()
+    progress(10, "x", enabled=False, stream=out).update(10)
+    assert out.getvalue() == ""
+    assert isinstance(progress(10, "x", stream=out), SummaryLines)
+
+
+def test_a_file_named_like_a_published_checkpoint_is_refused_by_its_hash(tmp_path: Path):
+    from dt_circuits.dt.checkpoint import load_checkpoint
+
+    fake = tmp_path / "ReproduceOriginalPostShort.pt"
+    fake.write_bytes(b"not the published file")
+    with pytest.raises(CheckpointError, match="sha256") as err:
+        load_checkpoint(fake)
+    assert "models/MiniGrid-Dynamic-Obstacles-8x8-v0/ReproduceOriginalPostShort.pt" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.reference
+def test_the_published_reference_passes_its_hash(reference_path: Path):
+    from dt_circuits.dt.references import verify_published
+
+    known = verify_published(reference_path)
+    assert known is not None and known.local_name == reference_path.name
+
+
+def test_init_scaffolds_and_never_overwrites(tmp_path: Path, capsys):
+    from dt_circuits.claims.discovery import discover
+    from dt_circuits.cli import main
+
+    assert main(["init", str(tmp_path / "repo")]) == 0
+    (claim,) = discover(tmp_path / "repo" / "claims")
+    assert claim.id == "walls-avoided-high-rtg"
+    assert main(["init", str(tmp_path / "repo")]) == 2
+    assert "already exists" in capsys.readouterr().err
