@@ -33,7 +33,11 @@ def require_reference() -> Path:
     """Path of the published DTI checkpoint; fail under CI, skip elsewhere, when it is missing."""
     path = reference_checkpoint()
     if not path.exists():
-        msg = f"reference checkpoint missing at {path} (expected ../shared beside the repo)"
+        msg = (
+            f"the published DTI checkpoint is not at {path}: download ReproduceOriginalPostShort.pt from the public "
+            "DecisionTransformerInterpretability repository (README: 'The published DTI checkpoints') and save it "
+            "there, or set DT_CIRCUITS_SHARED"
+        )
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from dt_circuits.analysis.figures import calibration_figure, save_png
 from dt_circuits.cli import main
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest, save_checkpoint
@@ -15,11 +16,10 @@ from dt_circuits.env.spec import EnvSpec
 from dt_circuits.evaluation.calibration import (
     Calibration,
     calibrate,
-    evaluate_rtgs,
-    plot_calibration,
     table1,
     update_manifest,
 )
+from dt_circuits.evaluation.pool import evaluate_rtgs
 from dt_circuits.evaluation.rollout import RolloutResult, rollout
 
 SPEC = EnvSpec(max_steps=25)
@@ -60,7 +60,7 @@ def test_calibration_json_and_plot(model, tmp_path):
         assert -1 <= lo <= row["mean_reward"] <= hi <= 1
         assert 1 <= row["mean_length"] <= SPEC.max_steps
     json.dumps(data)
-    png = plot_calibration(cal, tmp_path / "c.png")
+    png = save_png(calibration_figure(cal), tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = cal.summary()
     assert len(summary["curve"]) == 3

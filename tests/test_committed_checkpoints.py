@@ -85,7 +85,8 @@ def test_figures_and_calibration_are_committed(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_table1_remeasured_matches_the_manifest(name):
-    from dt_circuits.evaluation.calibration import evaluate_rtgs, table1
+    from dt_circuits.evaluation.calibration import table1
+    from dt_circuits.evaluation.pool import evaluate_rtgs
     from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 
     m = _manifest(name)

@@ -127,7 +127,17 @@ def reference_suite(reference_path, tmp_path_factory):
     """The whole suite (with the counterexample search) on the reference, twice at once: here, and in a fresh
     CLI process with its own hash seed, caches, imported modules and hypothesis state."""
     out = tmp_path_factory.mktemp("again") / "again.json"
-    argv = [sys.executable, "-m", "dt_circuits.cli", "claims", "--checkpoint", str(reference_path), "--json", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dt_circuits.cli",
+        "claims",
+        "--checkpoint",
+        str(reference_path),
+        "--json",
+        str(out),
+        "--no-report",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         subject = Subject.load(reference_path)

@@ -241,7 +241,7 @@ def test_a_crafted_pickle_runs_no_code_through_any_loader(tmp_path: Path, good_o
     "argv",
     [
         ["evaluate", "--checkpoint", "{evil}", "--episodes", "1"],
-        ["claims", "--checkpoint", "{evil}", "--no-search", "--only", "rtg-embedding-forward"],
+        ["claims", "--checkpoint", "{evil}", "--no-search", "--no-report", "--only", "rtg-embedding-forward"],
         ["flakecheck", "--checkpoint", "{evil}", "--runs", "2", "--only", "rtg-embedding-forward"],
         ["collect", "--source", "dti", "--inputs", "{evil}", "--out", "{out}"],
         ["collect", "--source", "merge", "--inputs", "{evil}", "--out", "{out}"],
@@ -721,7 +721,7 @@ def test_roles_file_errors_name_the_role_and_the_component(tmp_path, roles, frag
 
 def _cli_case(tmp_path: Path, good_own: dict[str, bytes], good_dti: bytes, case: str) -> list[str]:
     """Build the hostile input for ``case`` and return the command line that meets it."""
-    claims = ["claims", "--no-search", "--only", "rtg-embedding-forward"]
+    claims = ["claims", "--no-search", "--no-report", "--only", "rtg-embedding-forward"]
     own = write_own(tmp_path, good_own)
     roles = tmp_path / "roles.json"
     if case == "truncated-own":

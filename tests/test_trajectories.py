@@ -14,17 +14,15 @@ import pytest
 from dt_circuits.core.errors import ConfigError, InvalidInputError
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.trajectories.dataset import (
-    DEFAULT_MIX,
     Episode,
     EpisodeRecorder,
-    MixEntry,
     TrajectoryDataset,
     TrajectoryFileError,
     collect_scripted,
     load_dti_trajectories,
-    parse_mix,
     scripted_episode,
 )
+from dt_circuits.trajectories.mix import DEFAULT_MIX, MixEntry, parse_mix
 from dt_circuits.trajectories.policies import Crasher, EpsilonGreedy, GoalSeeker, Survivor, front_type
 
 SPEC = EnvSpec(max_steps=40)

@@ -104,7 +104,23 @@ def _shipped(bindir: Path, env: dict[str, str], name: str) -> str:
     return _run([str(bindir / "python"), "-c", code], Path("/"), env).stdout.strip()
 
 
+def test_the_wheel_ships_every_claim_and_checkpoint_of_the_checkout(installed) -> None:
+    bindir, env = installed
+    code = (
+        "from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR as c, CHECKPOINTS_DIR as k; "
+        "print(sorted(p.name for p in c.glob('*.py'))); print(sorted(p.name for p in c.glob('expectations/*.json'))); "
+        "print(sorted(str(p.relative_to(k)) for p in k.rglob('*') if p.is_file()))"
+    )
+    shipped = _run([str(bindir / "python"), "-c", code], Path("/"), env).stdout.splitlines()
+    here_claims = REPO_ROOT / "dt_circuits" / "claims" / "library"
+    here_ckpts = REPO_ROOT / "dt_circuits" / "checkpoints"
+    assert shipped[0] == str(sorted(p.name for p in here_claims.glob("*.py")))
+    assert shipped[1] == str(sorted(p.name for p in here_claims.glob("expectations/*.json")))
+    assert shipped[2] == str(sorted(str(p.relative_to(here_ckpts)) for p in here_ckpts.rglob("*") if p.is_file()))
+
+
 def test_shipped_claims_run_on_shipped_checkpoints_outside_the_repo(installed, tmp_path: Path) -> None:
+    """The main-job command from a folder that is not a checkout (two claims: the full run is the claims items)."""
     bindir, env = installed
     claims = _run(
         [str(bindir / "dt-circuits"), "claims", "--no-search", "--only", "rtg-embedding-forward",

@@ -1,4 +1,4 @@
-"""Matplotlib figures for the primitives: attribution bars, per-channel heatmaps, scan line plots.
+"""Matplotlib figures: attribution bars, per-channel heatmaps, scan line plots, calibration and loss curves.
 
 Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot, so importing
 this module changes no global backend state and works headless (CI, worker processes). Every function returns
@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from dt_circuits.analysis.scans import InjectionScan, RTGScan
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import write_bytes_atomic
 from dt_circuits.env.spec import ACTION_NAMES, AGENT_VIEW_CELL, FRONT_VIEW_CELL
+from dt_circuits.evaluation.calibration import Calibration
 
 DIVERGING = "RdBu"
 
@@ -175,4 +177,57 @@ def line_plot(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def calibration_figure(cal: Calibration, title: str = "") -> Figure:
+    """Post-style calibration figure (Fig. 5): mean reward, 95 % band, ideal diagonal; outcome rates below."""
+    rows = cal.rows()
+    x = np.array([r["rtg"] for r in rows])
+    mean = np.array([r["mean_reward"] for r in rows])
+    lo = np.array([r["band_95"][0] for r in rows])
+    hi = np.array([r["band_95"][1] for r in rows])
+    fig = _new((6.5, 7))
+    ax, bx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    ax.fill_between(x, lo, hi, alpha=0.25, color="tab:blue", label="95% of episode rewards")
+    ax.plot(x, mean, "-o", color="tab:blue", ms=3, label="mean reward")
+    ax.plot([-1, 1], [-1, 1], ":", color="teal", label="perfect calibration")
+    ax.set_ylabel("reward obtained")
+    ax.set_ylim(-1.05, 1.05)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"RTG calibration ({rows[0]['episodes']} episodes per RTG, sampled actions)")
+    for o, c in (("goal", "tab:red"), ("timeout", "tab:green"), ("collision", "tab:blue")):
+        bx.plot(x, [r[f"{o}_rate"] for r in rows], "-o", ms=3, color=c, label=o)
+    bx.set_xlabel("initial RTG")
+    bx.set_ylabel("outcome rate")
+    bx.set_ylim(-0.02, 1.02)
+    bx.legend(fontsize=8)
+    return fig
+
+
+def loss_curve_figure(curve: Mapping[str, Any], title: str = "") -> Figure:
+    """Training loss and accuracy per logged step, and the in-env outcome rates at each evaluation."""
+    fig = _new((11, 4))
+    ax, ex = fig.subplots(1, 2)
+    ax.plot(curve["step"], curve["loss"], label="cross-entropy")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax2 = ax.twinx()
+    ax2.plot(curve["step"], curve["accuracy"], color="tab:orange", alpha=0.6, label="accuracy")
+    ax2.set_ylabel("action accuracy")
+    ax.set_title("training loss")
+    evals = curve.get("eval") or []
+    if evals:
+        steps = [e["step"] for e in evals]
+        colours = [f"C{k}" for k in range(10)]
+        for k, rtg in enumerate(evals[0]["results"]):
+            for outcome, style in (("goal_rate", "-"), ("timeout_rate", "--"), ("collision_rate", ":")):
+                ex.plot(steps, [e["results"][rtg][outcome] for e in evals], style, marker="o", ms=3,
+                        color=colours[k % len(colours)], label=f"RTG {rtg} {outcome.split('_')[0]}")  # fmt: skip
+        ex.legend(fontsize=6, ncol=2)
+    ex.set_xlabel("optimizer step")
+    ex.set_ylabel("rate (sampled actions)")
+    ex.set_ylim(-0.02, 1.02)
+    ex.set_title("in-env evaluation during training")
+    fig.suptitle(title)
     return fig

@@ -88,6 +88,12 @@ _HEAD_RE = re.compile(r"^(?:l(?:ayer)?[\s._-]*(\d+)[\s._-]*)?h(?:ead)?[\s._-]*(\
 _MLP_RE = re.compile(r"^(?:l(?:ayer)?[\s._-]*(\d+)[\s._-]*)?mlp(?:[\s._-]*(\d+))?$", re.IGNORECASE)
 
 
+def component_names(model: DecisionTransformer) -> list[str]:
+    """Every head and MLP of ``model`` by name (``L0H1``; ``mlp``, or ``mlp0``... when there are several layers)."""
+    heads = [f"L{layer}H{h}" for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    return heads + [f"mlp{layer}" if model.cfg.n_layers > 1 else "mlp" for layer in range(model.cfg.n_layers)]
+
+
 def parse_component(spec: ComponentLike, model: DecisionTransformer | None = None) -> Component:
     """Parse "head 1", "L0H1", "mlp", "L0 MLP", "blocks.0.attn.hook_z" (or pass a component through).
 

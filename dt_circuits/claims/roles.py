@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dt_circuits.analysis.interventions import component_names
 from dt_circuits.claims.claim import Ablation, OnFamily
-from dt_circuits.claims.subject import POST_ROLES, Subject, _all_components
+from dt_circuits.claims.subject import POST_ROLES, Subject
 
 #: role -> (defining family, RTG, which kind of component may fill it)
 ROLE_SCENARIOS: dict[str, tuple[str, float, str]] = {
@@ -38,7 +39,7 @@ class RoleScan:
 
 def scan_roles(subject: Subject) -> list[RoleScan]:
     """Mean ΔP(forward) per component in each role's scenario, and the component chosen for the role."""
-    comps = _all_components(subject.model)
+    comps = component_names(subject.model)
     out = []
     for role, (family, rtg, kind) in ROLE_SCENARIOS.items():
         effects = {c: float(Ablation(OnFamily(family, rtg), c).measure(subject).values.mean()) for c in comps}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dt_circuits.analysis.interventions import Component, Head, Inputs, dataset_means, parse_component
+from dt_circuits.analysis.interventions import Component, Head, Inputs, component_names, dataset_means, parse_component
 from dt_circuits.core.errors import ConfigError, DTCircuitsError
 from dt_circuits.core.io import read_json, sha256_file
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
@@ -174,7 +174,7 @@ class Subject:
         if key not in self._cache:
             walk = _walk(self.generation_seed)
             data = Inputs.make(walk.obs, np.full(len(walk.obs), rtg, np.float32), walk.timesteps)
-            every = [parse_component(c, self.model) for c in _all_components(self.model)]
+            every = [parse_component(c, self.model) for c in component_names(self.model)]
             self._cache[key] = dataset_means(self.model, data, every)
         return self._cache[key]
 
@@ -192,7 +192,7 @@ class Subject:
         ``evaluate_rtgs`` call keeps every core busy with one worker start-up. Fixed episode chunks make the
         numbers independent of ``workers``.
         """
-        from dt_circuits.evaluation.calibration import evaluate_rtgs
+        from dt_circuits.evaluation.pool import evaluate_rtgs
 
         groups: dict[tuple[int, int], list[float]] = {}
         for rtg, episodes, seed in requests:
@@ -210,11 +210,6 @@ class Subject:
 
     def expected(self, claim_id: str) -> str:
         return (self.expectations.get(claim_id) or {}).get("expected", "holds")
-
-
-def _all_components(model: DecisionTransformer) -> list[str]:
-    heads = [f"L{layer}H{h}" for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
-    return heads + [f"mlp{layer}" if model.cfg.n_layers > 1 else "mlp" for layer in range(model.cfg.n_layers)]
 
 
 _FAMILIES: dict[tuple[str, int], scenarios.StateFamily] = {}

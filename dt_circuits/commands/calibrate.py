@@ -47,10 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from dt_circuits.analysis.figures import calibration_figure, save_png
     from dt_circuits.core.errors import ConfigError
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.dt.checkpoint import load_checkpoint
-    from dt_circuits.evaluation.calibration import calibrate, plot_calibration, table1, update_manifest
+    from dt_circuits.evaluation.calibration import calibrate, table1, update_manifest
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -78,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, cal.to_json())
     if args.plot:
-        plot_calibration(cal, args.plot, title=title)
+        save_png(calibration_figure(cal, title=title), args.plot, dpi=110)
     if args.record:
         directory = Path(args.checkpoint)
         directory = directory if directory.is_dir() else directory.parent
         write_json_atomic(directory / "calibration.json", cal.to_json())
-        plot_calibration(cal, directory / "calibration.png", title=title)
+        save_png(calibration_figure(cal, title=title), directory / "calibration.png", dpi=110)
         entries = {"calibration": cal.summary()}
         wanted = [r for r in cal.results if round(r.rtg, 6) in (-1.0, 0.0, 0.9)]
         if len(wanted) == 3:

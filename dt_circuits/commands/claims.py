@@ -6,7 +6,7 @@ recorded for that checkpoint (our manifest's expectations, <claims-dir>/expectat
 foreign file, else "holds" for every claim); 1 otherwise; 2 on a usage error (no claims found, bad file).
 
 Examples:
-  dt-circuits claims
+  dt-circuits claims                                   # shipped checkpoints; report in ./dt-circuits-report
   dt-circuits claims --checkpoint path/to/ReproduceOriginalPostShort.pt --report out/reference
   dt-circuits claims --claims-dir claims/ --checkpoint my-checkpoint/ --json out/mine.json
 """
@@ -46,8 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report",
         metavar="DIR",
-        help="write a static HTML report with figures (several checkpoints: one subfolder each)",
+        default="dt-circuits-report",
+        help="folder for the static HTML report with figures, one subfolder per checkpoint when there are "
+        "several (default: ./dt-circuits-report)",
     )
+    p.add_argument("--no-report", action="store_true", help="write no HTML report")
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     p.add_argument(
         "--no-search",
@@ -110,7 +113,7 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
         out = _out_path(args.json, label, several, suffix=".json")
         write_json_atomic(out, data)
         print(f"json: {out}")
-    if args.report:
+    if not args.no_report:
         from dt_circuits.claims.report import write_report
 
         index = write_report(_out_path(args.report, label, several), subject, runs, data)

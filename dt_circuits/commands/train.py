@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from dt_circuits.evaluation.calibration import evaluate_rtgs, table1, update_manifest
+    from dt_circuits.evaluation.calibration import table1, update_manifest
+    from dt_circuits.evaluation.pool import evaluate_rtgs
     from dt_circuits.evaluation.rtgs import TABLE1_RTGS
     from dt_circuits.training.config import command_line, config_from_args
     from dt_circuits.training.train import save_run, train

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dt_circuits.core.io import write_bytes_atomic, write_json_atomic
+from dt_circuits.core.io import write_json_atomic
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.training.config import TrainConfig
@@ -140,46 +140,6 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     return TrainResult(model, cfg, env, curve, t_train, cfg.steps / max(t_train, 1e-9), curve["eval"])
 
 
-def plot_curve(curve: dict[str, Any], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Loss (and accuracy) per logged step, plus the in-env outcome rates at each evaluation."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    ax = axes[0]
-    ax.plot(curve["step"], curve["loss"], label="cross-entropy")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax2 = ax.twinx()
-    ax2.plot(curve["step"], curve["accuracy"], color="tab:orange", alpha=0.6, label="accuracy")
-    ax2.set_ylabel("action accuracy")
-    ax.set_title("training loss")
-    ax = axes[1]
-    evals = curve.get("eval") or []
-    if evals:
-        steps = [e["step"] for e in evals]
-        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for k, rtg in enumerate(evals[0]["results"]):
-            for outcome, style in (("goal_rate", "-"), ("timeout_rate", "--"), ("collision_rate", ":")):
-                ax.plot(steps, [e["results"][rtg][outcome] for e in evals], style, marker="o", ms=3,
-                        color=colours[k % len(colours)], label=f"RTG {rtg} {outcome.split('_')[0]}")  # fmt: skip
-        ax.legend(fontsize=6, ncol=2)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("rate (sampled actions)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("in-env evaluation during training")
-    fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_bytes_atomic(path, buf.getvalue())
-
-
 def save_run(
     result: TrainResult,
     out_dir: str | os.PathLike[str],
@@ -215,7 +175,10 @@ def save_run(
     }
     save_checkpoint(result.model, out_dir, env=result.env, name=name, training=training)
     write_json_atomic(out_dir / "loss_curve.json", result.curve)
-    plot_curve(result.curve, out_dir / "loss_curve.png", title=f"{name}: {result.config.obs_encoding} observations")
+    from dt_circuits.analysis.figures import loss_curve_figure, save_png
+
+    title = f"{name}: {result.config.obs_encoding} observations"
+    save_png(loss_curve_figure(result.curve, title=title), out_dir / "loss_curve.png", dpi=110)
     return out_dir
 
 

@@ -1,0 +1,142 @@
+"""The rollout pool: many episodes at many RTGs over worker processes, with worker-count independent numbers.
+
+Work is cut into fixed chunks of episodes (``rollout(..., episodes=range(a, b))``) whose boundaries do not
+depend on the number of workers, and every chunk runs with one torch thread, so the numbers are identical for
+``workers=1`` and ``workers=K``. Calibration, training's evaluations and the claims' rollout checks all use it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import DecisionTransformer, DTConfig
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.evaluation.rollout import RolloutResult, rollout
+
+CHUNK = 50
+
+_WORKER: dict[str, Any] = {}
+
+
+def _model_payload(model: DecisionTransformer, env: EnvSpec) -> dict[str, Any]:
+    """What a worker needs to rebuild the model: config, weights as numpy arrays, env."""
+    return {
+        "cfg": model.cfg.to_dict(),
+        "weights": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
+        "env": env.to_dict(),
+    }
+
+
+def _build(payload: dict[str, Any]) -> tuple[DecisionTransformer, EnvSpec]:
+    model = DecisionTransformer(DTConfig.from_dict(payload["cfg"]))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in payload["weights"].items()})
+    model.eval()
+    return model, EnvSpec.from_dict(payload["env"])
+
+
+def _init_worker(payload: dict[str, Any]) -> None:
+    torch.set_num_threads(1)
+    _WORKER["model"], _WORKER["env"] = _build(payload)
+
+
+def _run_chunk(task: tuple[int, float, int, int, int, bool]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    k, rtg, seed, start, stop, sample = task
+    res = rollout(
+        _WORKER["model"],
+        rtg=rtg,
+        n_episodes=stop - start,
+        seed=seed,
+        sample=sample,
+        env=_WORKER["env"],
+        episodes=range(start, stop),
+    )
+    return k, start, res.rewards, res.lengths, res.outcomes
+
+
+def _start_method() -> str:
+    """``fork`` on Linux: a spawned worker re-imports torch and TransformerLens (~5-7 s each), which cost more
+    than a whole claims suite's rollouts gain from a second core. Forked workers inherit the imports and set
+    one torch thread before any work, the same guard PyTorch's DataLoader workers use. Elsewhere: ``spawn``."""
+    return "fork" if sys.platform == "linux" and "fork" in mp.get_all_start_methods() else "spawn"
+
+
+def evaluate_rtgs(
+    model: DecisionTransformer,
+    rtgs: Sequence[float],
+    *,
+    n_episodes: int = 500,
+    seed: int = 0,
+    env: EnvSpec | None = None,
+    workers: int | None = None,
+    sample: bool = True,
+    progress: bool = True,
+) -> list[RolloutResult]:
+    """Roll out ``n_episodes`` per RTG; ``workers`` processes (default: all cores), same numbers for any count."""
+    from dt_circuits.core.progress import progress as progress_reporter
+
+    if n_episodes < 1:
+        raise ConfigError(f"episodes per RTG must be >= 1, got {n_episodes}")
+    if not rtgs:
+        raise ConfigError("no RTGs to evaluate")
+    env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
+    if env.max_steps > model.cfg.max_timestep + 1:
+        raise ConfigError(
+            f"env max_steps {env.max_steps} needs timesteps beyond the model's time embedding "
+            f"(max_timestep {model.cfg.max_timestep})"
+        )
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    tasks = [
+        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample)
+        for k, rtg in enumerate(rtgs)
+        for a in range(0, n_episodes, CHUNK)
+    ]
+    rewards = np.zeros((len(rtgs), n_episodes))
+    lengths = np.zeros((len(rtgs), n_episodes), np.int64)
+    outcomes = np.empty((len(rtgs), n_episodes), dtype=object)
+    bar = progress_reporter(len(rtgs) * n_episodes, "rollouts", "ep", enabled=progress)
+
+    def store(out: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        k, start, r, n, o = out
+        rewards[k, start : start + len(r)], lengths[k, start : start + len(r)] = r, n
+        outcomes[k, start : start + len(r)] = o
+        bar.update(len(r))
+
+    payload = _model_payload(model, env)
+    if workers == 1 or len(tasks) == 1:
+        threads = torch.get_num_threads()
+        saved = dict(_WORKER)
+        try:
+            _init_worker(payload)
+            for task in tasks:
+                store(_run_chunk(task))
+        finally:
+            torch.set_num_threads(threads)
+            _WORKER.clear()
+            _WORKER.update(saved)
+    else:
+        ctx = mp.get_context(_start_method())
+        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(payload,)) as pool:
+            for out in pool.imap_unordered(_run_chunk, tasks):
+                store(out)
+    bar.close()
+    return [
+        RolloutResult(
+            rtg=float(rtg),
+            rewards=rewards[k],
+            lengths=lengths[k],
+            outcomes=outcomes[k].astype(str),
+            sample=sample,
+            seed=seed,
+        )
+        for k, rtg in enumerate(rtgs)
+    ]
