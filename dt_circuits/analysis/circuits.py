@@ -104,8 +104,15 @@ class QKView:
     bias: float
 
     def score(self, model: DecisionTransformer, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
-        enc = model.encode_obs(torch.as_tensor(np.asarray(obs))).to(torch.float64)
-        return enc @ self.weights.flatten() + self.bias
+        return _per_input_sum(model, obs, self.weights, self.bias)
+
+
+def _per_input_sum(
+    model: DecisionTransformer, obs: torch.Tensor | np.ndarray, weights: torch.Tensor, bias: float
+) -> torch.Tensor:
+    """``sum_i enc(obs)_i * weights_i + bias`` for a batch of observations (float64)."""
+    enc = model.encode_obs(torch.as_tensor(np.asarray(obs))).to(torch.float64)
+    return enc @ weights.flatten() + bias
 
 
 def qk_view(
@@ -142,8 +149,7 @@ class OVView:
     bias: float
 
     def value(self, model: DecisionTransformer, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
-        enc = model.encode_obs(torch.as_tensor(np.asarray(obs))).to(torch.float64)
-        return enc @ self.weights.flatten() + self.bias
+        return _per_input_sum(model, obs, self.weights, self.bias)
 
 
 def ov_view(
