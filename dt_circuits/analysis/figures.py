@@ -118,16 +118,21 @@ def channel_heatmaps(
     return fig
 
 
+def _action_probs(ax, x: np.ndarray, mean_probs: np.ndarray, xlabel: str) -> None:
+    """One line per action: mean probability against ``x`` (a scan's RTGs or coefficients)."""
+    for a in range(mean_probs.shape[-1]):
+        ax.plot(x, mean_probs[:, a], label=ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean P(action)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+
+
 def rtg_scan_plot(scan: RTGScan, *, terms: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """Mean action probabilities over RTG (left) and mean attribution terms over RTG (right)."""
     fig = _new((10.0, 3.6))
     ax1, ax2 = fig.subplots(1, 2)
-    for a in range(scan.probs.shape[-1]):
-        ax1.plot(scan.rtgs, scan.mean_probs[:, a], label=ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a))
-    ax1.set_xlabel("RTG")
-    ax1.set_ylabel("mean P(action)")
-    ax1.set_ylim(-0.02, 1.02)
-    ax1.legend(fontsize=8)
+    _action_probs(ax1, scan.rtgs, scan.mean_probs, "RTG")
     chosen = list(terms) if terms is not None else [k for k, v in scan.terms.items() if np.abs(v).max() > 0]
     for k in chosen:
         ax2.plot(scan.rtgs, scan.terms[k].mean(axis=1), label=k)
@@ -144,12 +149,7 @@ def injection_scan_plot(scan: InjectionScan, *, title: str | None = None) -> Fig
     """Mean action probabilities and mean logit difference against the injection coefficient."""
     fig = _new((10.0, 3.6))
     ax1, ax2 = fig.subplots(1, 2)
-    for a in range(scan.probs.shape[-1]):
-        ax1.plot(scan.coeffs, scan.mean_probs[:, a], label=ACTION_NAMES[a] if a < len(ACTION_NAMES) else str(a))
-    ax1.set_xlabel("injection coefficient")
-    ax1.set_ylabel("mean P(action)")
-    ax1.set_ylim(-0.02, 1.02)
-    ax1.legend(fontsize=8)
+    _action_probs(ax1, scan.coeffs, scan.mean_probs, "injection coefficient")
     lo, hi = np.quantile(scan.logit_diff, [0.1, 0.9], axis=1)
     ax2.fill_between(scan.coeffs, lo, hi, alpha=0.25, label="10-90 % of states")
     ax2.plot(scan.coeffs, scan.logit_diff.mean(axis=1), color="black", label="mean")
