@@ -74,6 +74,8 @@ class Subject:
     generation_seed: int = 0
     #: processes for rollouts (None: every core); the numbers do not depend on it
     workers: int | None = None
+    #: the family of tests a check is adjusted for (None: the shipped claims'; see claims.comparisons)
+    comparisons: Any = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,7 +214,7 @@ class Subject:
         for (episodes, seed), rtgs in groups.items():
             results = evaluate_rtgs(
                 self.model, rtgs, n_episodes=episodes, seed=self.derived_seed(seed), workers=self.workers,
-                progress=False,
+                progress=False, record_states=True,
             )  # fmt: skip
             for rtg, res in zip(rtgs, results, strict=True):
                 self._cache[("rollouts", rtg, episodes, seed)] = res
