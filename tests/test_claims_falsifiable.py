@@ -42,12 +42,19 @@ def _mechanism_holds(entry: dict) -> bool:
     behaviour it would explain is not: reason baseline-absent)."""
     if entry.get("expected", "holds") == "holds":
         return True
-    effects = [c for c in (entry.get("checks") or {}).values() if c.get("kind") == "effect"]
+    from dt_circuits.claims.samples import MIN_CLUSTERS
+
+    effects = [
+        c
+        for name, c in (entry.get("checks") or {}).items()
+        if c.get("kind") == "effect" and not (name.endswith("[on-policy]") and c.get("n_clusters", 0) < MIN_CLUSTERS)
+    ]
     return entry.get("reason") == "baseline-absent" and bool(effects) and all(c["holds"] for c in effects)
 
 
 def _effect_results(verdict) -> list:
-    return [c for c in verdict.checks if c.kind == "effect"]
+    """The effect checks with enough clusters to judge (an on-policy sample the agent hardly visits has none)."""
+    return [c for c in verdict.checks if c.kind == "effect" and not c.insufficient]
 
 
 def _head_claims_expected_to_hold() -> list:
