@@ -37,8 +37,29 @@ def test_swapped_copy_is_functionally_identical(model):
     assert not torch.equal(twin.blocks[0].attn.W_Q, model.blocks[0].attn.W_Q)
 
 
+def _mechanism_holds(entry: dict) -> bool:
+    """Recorded as holding, or every effect check recorded as holding (the mechanism is there even where the
+    behaviour it would explain is not: reason baseline-absent)."""
+    if entry.get("expected", "holds") == "holds":
+        return True
+    from dt_circuits.claims.samples import MIN_CLUSTERS
+
+    effects = [
+        c
+        for name, c in (entry.get("checks") or {}).items()
+        if c.get("kind") == "effect" and not (name.endswith("[on-policy]") and c.get("n_clusters", 0) < MIN_CLUSTERS)
+    ]
+    return entry.get("reason") == "baseline-absent" and bool(effects) and all(c["holds"] for c in effects)
+
+
+def _effect_results(verdict) -> list:
+    """The effect checks with enough clusters to judge (an on-policy sample the agent hardly visits has none)."""
+    return [c for c in verdict.checks if c.kind == "effect" and not c.insufficient]
+
+
 def _head_claims_expected_to_hold() -> list:
-    """(checkpoint, claim id) for every head-specific claim recorded as holding, known at collection time."""
+    """(checkpoint, claim id) for every head-specific claim whose mechanism is recorded as holding, known at
+    collection time."""
     paths = {p.name: p for p in own_checkpoints()}
     if reference_checkpoint().exists():
         paths["dti-reference"] = reference_checkpoint()
@@ -46,7 +67,7 @@ def _head_claims_expected_to_hold() -> list:
     for name, path in sorted(paths.items()):
         recorded = recorded_expectations(path)
         for claim in CLAIMS.values():
-            if claim.kind == "head" and recorded.get(claim.id, {}).get("expected", "holds") == "holds":
+            if claim.kind == "head" and _mechanism_holds(recorded.get(claim.id, {})):
                 marks = [pytest.mark.xfail(strict=True, reason=NOT_HEAD_SPECIFIC[(name, claim.id)])] if (
                     name, claim.id) in NOT_HEAD_SPECIFIC else []  # fmt: skip
                 params.append(pytest.param(name, claim.id, marks=marks, id=f"{name}-{claim.id}"))
@@ -57,8 +78,8 @@ def _head_claims_expected_to_hold() -> list:
 NOT_HEAD_SPECIFIC = {
     ("raw-index", "encoding-shapes-algorithm"): (
         "not head-specific on raw-index: both heads relay RTG and both OV circuits push against forward for a "
-        "ball in front (obstacle head -13.1, other head -11.3) with goal/ball ratio >= 0.5; the encoding claim "
-        "holds for the attention layer, not for one head"
+        "ball in front with goal/ball ratio >= 0.5; the encoding claim holds for the attention layer, not for one "
+        "head"
     ),
 }
 
@@ -69,9 +90,12 @@ def test_head_specific_claims_that_hold_fail_on_swapped_heads(name, claim_id):
     model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
     claim = CLAIMS[claim_id]
     original = claim.evaluate(Subject.from_model(model))
-    assert original.holds, f"{claim_id} is recorded as holding on {name} but fails: {original.summary()}"
+    assert all(c.holds for c in _effect_results(original)), (
+        f"{claim_id}'s mechanism fails on {name}: {original.summary()}"
+    )
     verdict = claim.evaluate(Subject.from_model(swap_heads(model), name="swapped"))
     assert not verdict.holds, f"{claim_id} still holds with the heads swapped: {verdict.summary()}"
+    assert not all(c.holds for c in _effect_results(verdict)), f"{claim_id}'s mechanism survives the swap"
 
 
 def test_some_head_claim_holds_somewhere_so_the_swap_test_tests_something(reference_path):
@@ -109,7 +133,7 @@ def test_counterexample_search_finds_a_real_minimal_failure(reference_model):
         per_example="increase",
     )
     verdict = CLAIMS["obstacle-avoidance-head"].evaluate(subject, search=True)
-    cx = verdict.counterexamples[0]
+    cx = next(c for c in verdict.counterexamples if c.check == "ablate obstacle head: ΔP(forward)")
     assert cx.state is not None, cx.describe()
     # the reported numbers are the model's, re-measured from the state alone
     again = check.measure.per_state(subject, cx.state, cx.rtg, cx.timestep)
@@ -120,6 +144,12 @@ def test_counterexample_search_finds_a_real_minimal_failure(reference_model):
 
 @pytest.mark.reference
 def test_search_reports_none_when_prediction_holds(reference_model):
+    """On the reference the goal head's mechanism is there (ablating it raises P(forward into the goal) in every
+    state searched) but the behaviour it would explain is not: unablated, the agent walks into the goal from the
+    top, so the claim fails for lack of a baseline, and the search shows such a state."""
     verdict = CLAIMS["goal-avoidance-head-top"].evaluate(Subject.from_model(reference_model), search=True)
-    assert verdict.holds
-    assert all(cx.state is None and cx.searched > 50 for cx in verdict.counterexamples)
+    assert not verdict.holds and verdict.reason == "baseline-absent"
+    by_check = {cx.check: cx for cx in verdict.counterexamples}
+    effect = by_check["ablate goal head: ΔP(forward)"]
+    assert effect.state is None and effect.searched > 50
+    assert by_check["baseline: P(forward) into the goal, unablated"].state is not None

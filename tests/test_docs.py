@@ -16,15 +16,41 @@ def _example(tmp_path):
     text = (REPO_ROOT / "docs" / "adding-a-claim.md").read_text()
     code = re.search(r"<!-- example-claim -->\n```python\n(.*?)```", text, re.S).group(1)
     assert len(code.strip().splitlines()) <= 20, "the worked example must stay within 20 lines"
-    path = tmp_path / "wall_avoidance_without_goal_head.py"
+    path = tmp_path / "obstacle_head_walks_into_balls.py"
     path.write_text(code)
     return load_claim(path)
 
 
 def test_worked_example_is_a_runnable_claim(tmp_path):
     claim = _example(tmp_path)
+    assert [c.kind for c in claim.checks] == ["baseline", "effect", "control"]
     verdict = claim.evaluate(Subject.from_model(random_model(0, scale=1.0), name="random"))
     assert verdict.checks[0].n > 10 and verdict.verdict in ("holds", "fails")
+    effect = next(c for c in verdict.checks if c.kind == "effect")
+    assert effect.primary_recipe == "zero" and {"zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean"} <= set(
+        effect.recipes
+    )
+
+
+def test_worked_example_runs_in_the_real_pytest_collection(tmp_path):
+    """The example, in a claims folder of its own, collected by the installed plugin and run on raw-index."""
+    import subprocess
+    import sys
+
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    _example(claims)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--claims-dir", str(claims),
+         "--checkpoint", str(CHECKPOINTS_DIR / "raw-index"), str(claims), "-rA"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    text = out.stdout + out.stderr
+    assert "obstacle-head-walks-into-balls[raw-index]" in text, text
+    # no recorded expectation: it must hold to pass; either way the verdict and its reason are reported
+    assert ("1 passed" in text) or ("ClaimMismatch" in text or "FAILS on" in text and "reason:" in text), text
 
 
 @pytest.mark.reference

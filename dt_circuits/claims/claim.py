@@ -1,14 +1,22 @@
-"""Claims: falsifiable hypotheses as data — scenario, RTG, intervention, metric, threshold, controls.
+"""Claims: falsifiable hypotheses as data — scenario, RTG, intervention, metric, threshold, controls, baseline.
 
 A :class:`Claim` is a list of :class:`Check` s. Each check pairs a *measure* (what to compute over a state family,
-a rollout batch or the weights, per example) with a *bound* (the threshold the whole bootstrap 95 % CI must
-clear). The first check is the claim's headline effect; the others are controls ("ablating the other head must
-not do this") or further conditions. A claim holds iff every check holds. Components are named through roles
+a rollout batch or the weights, per example) with a *bound* (the threshold its whole interval must clear) and a
+*kind*: ``baseline`` (the behaviour the mechanism explains, measured on the unablated model on the same states),
+``effect`` (what the claim says), or ``control`` ("ablating the other head must not do this"). A claim holds iff
+every check holds; when it does not, its ``reason`` says which kind broke first: no behaviour, no mechanism.
+
+Every state-based check is measured on two samples (:mod:`dt_circuits.claims.samples`): the generated family and
+the states the checkpoint's own rollouts visit, and needs both. Intervals are cluster-bootstrap intervals
+(:func:`dt_circuits.analysis.stats.cluster_bootstrap`) at the suite's family-wise level
+(:mod:`dt_circuits.claims.comparisons`). Ablation checks are measured under every recipe
+(:mod:`dt_circuits.claims.recipes`); the verdict is the primary recipe's. Components are named through roles
 (``obstacle_head``) bound per checkpoint, so the same claim file runs on any checkpoint.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,14 +27,20 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.attribution import logit_diff_metric, prob_metric, residual_direction
-from dt_circuits.analysis.interventions import Inputs, ablation_hooks, run
+from dt_circuits.analysis.interventions import Inputs, run
 from dt_circuits.analysis.patching import remove_front_obstacle
-from dt_circuits.analysis.stats import bootstrap_ci
+from dt_circuits.analysis.stats import cluster_bootstrap
+from dt_circuits.claims import recipes as recipe_lib
+from dt_circuits.claims import samples as sample_lib
+from dt_circuits.claims.comparisons import Comparisons, default_comparisons
 from dt_circuits.claims.subject import Subject
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.env.scenarios import GridState, StateFamily, StateRenderer
+from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT
 
-N_BOOTSTRAP = 2000
+N_BOOTSTRAP = 20_000
+CheckKind = Literal["baseline", "effect", "control"]
+REASONS = ("holds", "baseline-absent", "effect-too-small", "control-failed", "other")
 
 
 # -- per-example metrics ------------------------------------------------------------------------------------
@@ -56,6 +70,14 @@ def metric_values(subject: Subject, inputs: Inputs, metric: str, fwd_hooks: list
     return fn(logits).numpy()
 
 
+def clean_metric(subject: Subject, sample: sample_lib.Sample, metric: str) -> np.ndarray:
+    """The unablated metric on a sample (cached: baseline and every recipe of every check share it)."""
+    key = ("clean", id(sample), metric)
+    if key not in subject._cache:
+        subject._cache[key] = (sample, metric_values(subject, sample.inputs, metric))
+    return subject._cache[key][1]
+
+
 # -- measures -----------------------------------------------------------------------------------------------
 
 
@@ -70,35 +92,75 @@ class Measurement:
 
 @dataclass(frozen=True)
 class OnFamily:
-    """The states a measure is taken on: a named family, at one RTG, with seeded timesteps."""
+    """The states a measure is taken on: a named family at one RTG, and the checkpoint's own rollouts at that RTG.
+
+    ``timesteps`` None (default) draws the generated family's timesteps from those at which the rollouts meet the
+    family's object in front; a (lo, hi) range draws them uniformly instead. ``episodes`` / ``seed``: the sampled
+    rollouts the on-policy sample (and the matched timesteps) come from.
+    """
 
     family: str
     rtg: float
-    timesteps: tuple[int, int] = (0, 60)
+    timesteps: tuple[int, int] | None = None
+    episodes: int = 200
+    seed: int = 0
+
+    def generated(self, subject: Subject) -> sample_lib.Sample:
+        return sample_lib.generated(subject, self.family, self.rtg, self.episodes, self.seed, self.timesteps)
+
+    def on_policy(self, subject: Subject) -> sample_lib.Sample:
+        return sample_lib.on_policy(subject, self.family, self.rtg, self.episodes, self.seed)
+
+    def samples(self, subject: Subject) -> list[sample_lib.Sample]:
+        return [self.generated(subject), self.on_policy(subject)]
 
     def inputs(self, subject: Subject) -> tuple[StateFamily, Inputs]:
-        """The family's states at this RTG; layouts and timesteps follow the subject's generation seed."""
-        fam = subject.family(self.family)
-        rng = np.random.default_rng(subject.seed_key(zlib.crc32(self.family.encode()), 5))
-        lo, hi = self.timesteps
-        t = rng.integers(lo, min(hi, subject.model.cfg.max_timestep) + 1, len(fam))
-        return fam, Inputs.make(fam.obs, np.full(len(fam), self.rtg, np.float32), t)
+        """The generated family's states and inputs at this RTG (layouts and timesteps follow the generation
+        seed)."""
+        s = self.generated(subject)
+        return StateFamily(self.family, s.describe(), s.states or (), s.inputs.obs.numpy()), s.inputs
+
+    @property
+    def search_timesteps(self) -> tuple[int, int]:
+        return self.timesteps or (0, 60)
+
+
+class _OnStates:
+    """Shared by the measures taken on states: two samples, one value array per recipe."""
+
+    on: OnFamily
+    metric: str
+
+    primary = ""
+
+    def sample_names(self) -> list[str]:
+        return ["generated", "on-policy"]
+
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def measure(self, subject: Subject) -> Measurement:
+        """The primary values on the generated family (what the counterexample search and role scans use)."""
+        sample = self.on.generated(subject)
+        return Measurement(self.values(subject, sample)[self.primary][0], self.unit, self.text(subject, sample))
 
 
 @dataclass(frozen=True)
-class Behaviour:
+class Behaviour(_OnStates):
     """The model's metric (e.g. P(forward)) on every state of a family at an RTG: what the agent does."""
 
     on: OnFamily
     metric: str = "p_forward"
 
-    def measure(self, subject: Subject) -> Measurement:
-        fam, inputs = self.on.inputs(subject)
-        return Measurement(
-            metric_values(subject, inputs, self.metric),
-            self.metric,
-            f"{self.metric} on {fam.name} ({len(fam)} states) at RTG {self.on.rtg:g}",
-        )
+    @property
+    def unit(self) -> str:
+        return self.metric
+
+    def text(self, subject: Subject, sample: sample_lib.Sample) -> str:
+        return f"{self.metric} on {sample.describe()} at RTG {self.on.rtg:g}"
+
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        return {"": clean_metric(subject, sample, self.metric)[None]}
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
@@ -106,57 +168,95 @@ class Behaviour:
 
 
 @dataclass(frozen=True)
-class Ablation:
-    """Change in a metric when components are ablated (dataset mean by default), per state of a family."""
+class Ablation(_OnStates):
+    """Change in a metric when components are ablated, per state, under every recipe.
+
+    ``method`` is the primary recipe (its result is the verdict): ``mean`` (dataset mean at the claim's RTG,
+    the default), ``mean-rtg-mix``, ``zero``, ``resample`` or ``dti-dhead-mean``.
+    """
 
     on: OnFamily
     ablate: str | tuple[str, ...]
     metric: str = "p_forward"
     method: str = "mean"
 
-    def hooks(self, subject: Subject, rtg: float) -> list:
-        comps = [subject.component(a) for a in ((self.ablate,) if isinstance(self.ablate, str) else self.ablate)]
-        means = subject.ablation_means(comps, rtg) if self.method == "mean" else None
-        return ablation_hooks(subject.model, comps, self.method, means=means)
+    def __post_init__(self) -> None:
+        recipe_lib.check_recipe(self.method)
 
-    def _delta(self, subject: Subject, inputs: Inputs, rtg: float) -> np.ndarray:
-        clean = metric_values(subject, inputs, self.metric)
-        return metric_values(subject, inputs, self.metric, self.hooks(subject, rtg)) - clean
+    @property
+    def primary(self) -> str:  # type: ignore[override]
+        return self.method
 
-    def measure(self, subject: Subject) -> Measurement:
-        fam, inputs = self.on.inputs(subject)
+    @property
+    def unit(self) -> str:
+        return f"Δ{self.metric}"
+
+    def components(self, subject: Subject) -> list:
+        return [subject.component(a) for a in ((self.ablate,) if isinstance(self.ablate, str) else self.ablate)]
+
+    def text(self, subject: Subject, sample: sample_lib.Sample) -> str:
         bound = "+".join(subject.component_label(a) for a in np.atleast_1d(self.ablate))
-        return Measurement(
-            self._delta(subject, inputs, self.on.rtg),
-            f"Δ{self.metric}",
-            f"Δ{self.metric} when {self.method}-ablating {bound} on {fam.name} ({len(fam)}) at RTG {self.on.rtg:g}",
-        )
+        return f"Δ{self.metric} when ablating {bound} on {sample.describe()} at RTG {self.on.rtg:g}"
+
+    def _delta(self, subject: Subject, inputs: Inputs, clean: np.ndarray, recipe: str) -> np.ndarray:
+        comps = self.components(subject)
+        seed = zlib.crc32(f"{self.ablate}/{recipe}".encode())
+        hooks, k = recipe_lib.recipe_hooks(subject, comps, recipe, self.on.rtg, len(inputs), seed)
+        ablated = metric_values(subject, recipe_lib.tiled(inputs, k), self.metric, hooks)
+        return ablated.reshape(k, len(inputs)) - clean[None]
+
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        if len(sample) == 0:
+            return {r: np.zeros((1, 0)) for r in recipe_lib.RECIPES}
+        clean = clean_metric(subject, sample, self.metric)
+        return {r: self._delta(subject, sample.inputs, clean, r) for r in recipe_lib.RECIPES}
+
+    def hooks(self, subject: Subject, rtg: float) -> list:
+        """The primary recipe's hooks for a single state (variant 0: the point estimate)."""
+        return recipe_lib.recipe_hooks(subject, self.components(subject), self.method, rtg, 1, point=True)[0]
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
-        """One state's change; the ablation value stays the dataset mean at the claim's RTG."""
+        """One state's change; dataset means stay those of the claim's RTG."""
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        return float(self._delta(subject, inputs, self.on.rtg)[0])
+        clean = metric_values(subject, inputs, self.metric)
+        hooks = self.hooks(subject, self.on.rtg)
+        return float(metric_values(subject, inputs, self.metric, hooks)[0] - clean[0])
+
+
+def _front_cleared(obs: torch.Tensor) -> torch.Tensor:
+    """The observations with the front cell made empty, as the env renders an empty cell."""
+    out = obs.clone()
+    out[:, FRONT_VIEW_CELL[0], FRONT_VIEW_CELL[1]] = torch.tensor([OBJECT["empty"], 0, 0], dtype=out.dtype)
+    return out
 
 
 @dataclass(frozen=True)
-class FrontObstacleRemoved:
-    """Paired edit: metric with the ball in front minus the same state with that ball removed."""
+class FrontObstacleRemoved(_OnStates):
+    """Paired edit: metric with the ball in front minus the same state with that ball removed (re-rendered
+    through the env for generated states; the front cell emptied in the observation for on-policy states)."""
 
     on: OnFamily
     metric: str = "attn_to_rtg"
 
-    def _delta(self, subject: Subject, states: Sequence[GridState], inputs: Inputs) -> np.ndarray:
-        cleared = subject.renderer.render_many([remove_front_obstacle(s) for s in states])
+    @property
+    def unit(self) -> str:
+        return f"Δ{self.metric}"
+
+    def text(self, subject: Subject, sample: sample_lib.Sample) -> str:
+        return f"{self.metric} with the ball in front minus without it, {sample.describe()} at RTG {self.on.rtg:g}"
+
+    def _delta(self, subject: Subject, states: Sequence[GridState] | None, inputs: Inputs) -> np.ndarray:
+        if states is not None:
+            cleared = torch.as_tensor(subject.renderer.render_many([remove_front_obstacle(s) for s in states]))
+        else:
+            cleared = _front_cleared(inputs.obs)
         edited = Inputs.make(cleared, inputs.rtg, inputs.timestep)
         return metric_values(subject, inputs, self.metric) - metric_values(subject, edited, self.metric)
 
-    def measure(self, subject: Subject) -> Measurement:
-        fam, inputs = self.on.inputs(subject)
-        return Measurement(
-            self._delta(subject, fam.states, inputs),
-            f"Δ{self.metric}",
-            f"{self.metric} with the ball in front minus without it, {fam.name} ({len(fam)}) at RTG {self.on.rtg:g}",
-        )
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        if len(sample) == 0:
+            return {"": np.zeros((1, 0))}
+        return {"": self._delta(subject, sample.states, sample.inputs)[None]}
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
@@ -170,6 +270,9 @@ class Weights:
     fn: Callable[[Subject], float]
     describe: str
     unit: str = "logit"
+
+    def sample_names(self) -> list[str]:
+        return []
 
     def measure(self, subject: Subject) -> Measurement:
         return Measurement(np.array([float(self.fn(subject))]), self.unit, self.describe)
@@ -187,6 +290,9 @@ class Rollouts:
     episodes: int = 200
     seed: int = 0
 
+    def sample_names(self) -> list[str]:
+        return ["rollouts"]
+
     def measure(self, subject: Subject) -> Measurement:
         res = subject.rollouts(self.rtg, self.episodes, self.seed)
         vals = res.rewards if self.value == "reward" else (res.outcomes == self.value).astype(float)
@@ -202,7 +308,11 @@ class Rollouts:
 
 @dataclass(frozen=True)
 class Check:
-    """A measure and the bound its whole 95 % CI must satisfy: ``at_least``, ``at_most``, or both."""
+    """A measure and the bound its whole interval must satisfy: ``at_least``, ``at_most``, or both.
+
+    ``kind``: ``baseline`` (the behaviour explained, on the unablated model), ``effect`` (default) or ``control``
+    (``control=True`` is the older spelling of ``kind="control"``).
+    """
 
     name: str
     measure: Any
@@ -211,10 +321,20 @@ class Check:
     control: bool = False
     #: what each example is predicted to do: "bound" (meet the bound itself), "increase" (> 0), "decrease" (< 0)
     per_example: Literal["bound", "increase", "decrease"] = "bound"
+    kind: CheckKind | None = None
 
     def __post_init__(self) -> None:
         if self.at_least is None and self.at_most is None:
             raise ConfigError(f"check {self.name!r} has no threshold: a claim must be able to fail")
+        kind = self.kind or ("control" if self.control else "effect")
+        if kind not in ("baseline", "effect", "control"):
+            raise ConfigError(f"check {self.name!r}: kind must be baseline, effect or control, got {kind!r}")
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "control", kind == "control")
+
+    def measure_samples(self) -> list[str]:
+        """The samples this check is tested on (none for an exact weight reading)."""
+        return list(self.measure.sample_names())
 
     def bound_text(self) -> str:
         parts = []
@@ -227,6 +347,11 @@ class Check:
     def prediction_text(self) -> str:
         return {"increase": "> 0", "decrease": "< 0"}.get(self.per_example, self.bound_text())
 
+    def clears(self, lo: float, hi: float) -> bool:
+        if math.isnan(lo) or math.isnan(hi):
+            return False
+        return (self.at_least is None or lo >= self.at_least) and (self.at_most is None or hi <= self.at_most)
+
     def example_holds(self, value: float) -> bool:
         if self.per_example == "increase":
             return bool(value > 0)
@@ -235,6 +360,10 @@ class Check:
         lo_ok = self.at_least is None or value >= self.at_least
         hi_ok = self.at_most is None or value <= self.at_most
         return bool(lo_ok and hi_ok)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
 @dataclass
@@ -250,15 +379,40 @@ class CheckResult:
     unit: str
     describe: str
     control: bool
+    kind: str = "effect"
+    sample: str = "generated"
+    n_clusters: int = 0
+    cluster_unit: str = ""
+    #: the bootstrap p-value of "the bound is not cleared" (None for exact weight readings)
+    p_value: float | None = None
+    #: the check's adjusted level (family-wise alpha / family size), None when not tested (exact)
+    alpha: float | None = None
+    #: too few clusters to support a verdict (an on-policy sample the policy hardly visits)
+    insufficient: bool = False
+    primary_recipe: str | None = None
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
+    @property
+    def recipe_dependent(self) -> bool:
+        """The primary recipe clears the bound but another recipe does not."""
+        return self.holds and any(not r["holds"] for r in self.recipes.values())
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "values"}
+        out = {k: v for k, v in self.__dict__.items() if k != "values"}
+        for k in ("effect", "ci_low", "ci_high", "frac_as_predicted"):
+            out[k] = _num(out[k])
+        if not self.recipes:
+            out.pop("recipes")
+            out.pop("primary_recipe")
+        out["recipe_dependent"] = self.recipe_dependent
+        return out
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A falsifiable hypothesis: an id, what it says, where it comes from, and its checks (headline first)."""
+    """A falsifiable hypothesis: an id, what it says, where it comes from, and its checks (baseline and headline
+    first)."""
 
     id: str
     statement: str
@@ -268,8 +422,9 @@ class Claim:
     kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
 
     def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
-        results = [evaluate_check(self.id, c, subject) for c in self.checks]
-        verdict = Verdict(self.id, self.statement, all(r.holds for r in results), results)
+        comparisons = subject.comparisons or default_comparisons()
+        results = [r for c in self.checks for r in evaluate_check(self.id, c, subject, comparisons)]
+        verdict = Verdict(self.id, self.statement, all(r.holds for r in results), results, kind=self.kind)
         if search:
             verdict.counterexamples = [
                 find_counterexample(self.id, c, subject) for c in self.checks if hasattr(c.measure, "per_state")
@@ -284,11 +439,44 @@ class Verdict:
     holds: bool
     checks: list[CheckResult] = field(default_factory=list)
     counterexamples: list[Counterexample] = field(default_factory=list)
+    kind: str = "behaviour"
+
+    @property
+    def failing(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.holds]
+
+    @property
+    def failing_checks(self) -> list[str]:
+        return [c.name for c in self.failing]
 
     @property
     def headline(self) -> CheckResult:
-        """The first failing check if any (what broke), else the first check (the claimed effect)."""
-        return next((c for c in self.checks if not c.holds), self.checks[0])
+        """The first failing check if any (what broke), else the first effect check (the claimed effect)."""
+        return next(
+            (c for c in self.checks if not c.holds),
+            next((c for c in self.checks if c.kind == "effect"), self.checks[0]),
+        )
+
+    @property
+    def reason(self) -> str:
+        """Why the claim fails, in order: no behaviour (a baseline check), too small an effect, a failed control;
+        ``other`` when only under-sampled on-policy checks fail, or for a behavioural claim's own checks."""
+        if self.holds:
+            return "holds"
+        real = [c for c in self.failing if not c.insufficient]
+        kinds = {c.kind for c in real}
+        if "baseline" in kinds:
+            return "baseline-absent"
+        if "effect" in kinds and self.kind != "behaviour":
+            return "effect-too-small"
+        if "control" in kinds:
+            return "control-failed"
+        return "other"
+
+    @property
+    def recipe_dependent(self) -> bool:
+        """An effect check clears its bound under the primary recipe but not under another."""
+        return any(c.kind == "effect" and c.recipe_dependent for c in self.checks)
 
     @property
     def verdict(self) -> str:
@@ -296,32 +484,103 @@ class Verdict:
 
     def summary(self) -> str:
         h = self.headline
+        more = f" (+{len(self.failing) - 1} more failing)" if len(self.failing) > 1 else ""
         return (
-            f"{self.claim_id}: {self.verdict} — {h.name}: {h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}] "
-            f"(needs {h.bound}; n={h.n}, {h.frac_as_predicted:.0%} of examples as predicted) — {h.describe}"
+            f"{self.claim_id}: {self.verdict} [{self.reason}] — {h.name}: {_fmt(h.effect)} "
+            f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}] (needs {h.bound}; n={h.n} in {h.n_clusters} clusters, "
+            f"{h.frac_as_predicted:.0%} of examples as predicted){more} — {h.describe}"
         )
 
 
-def evaluate_check(claim_id: str, check: Check, subject: Subject) -> CheckResult:
-    m = check.measure.measure(subject)
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
+
+
+def _interval(
+    check: Check, values: np.ndarray, clusters: np.ndarray, comparisons: Comparisons, seed: int
+) -> dict[str, Any]:
+    if values.shape[-1] == 0:
+        nan = float("nan")
+        return {"effect": nan, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0}
+    boot = cluster_bootstrap(values, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
+    lo, hi = boot.interval(comparisons.confidence)
+    return {
+        "effect": boot.effect,
+        "ci_low": lo,
+        "ci_high": hi,
+        "holds": check.clears(lo, hi),
+        "p_value": boot.p_value(check.at_least, check.at_most),
+    }
+
+
+def evaluate_check(
+    claim_id: str, check: Check, subject: Subject, comparisons: Comparisons | None = None
+) -> list[CheckResult]:
+    """One result per sample the check is tested on (generated and on-policy; rollouts; or the exact weights)."""
+    comparisons = comparisons or subject.comparisons or default_comparisons()
     seed = zlib.crc32(f"{claim_id}/{check.name}".encode())
-    effect, lo, hi = bootstrap_ci(m.values, n_resamples=N_BOOTSTRAP, seed=seed)
-    holds = (check.at_least is None or lo >= check.at_least) and (check.at_most is None or hi <= check.at_most)
-    frac = float(np.mean([check.example_holds(v) for v in m.values])) if len(m.values) else float("nan")
-    return CheckResult(
-        name=check.name,
-        holds=bool(holds),
-        effect=float(effect),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        n=len(m.values),
-        frac_as_predicted=frac,
-        bound=check.bound_text(),
-        unit=m.unit,
-        describe=m.describe,
-        control=check.control,
-        values=np.asarray(m.values, dtype=float),
-    )
+    measure = check.measure
+    common = dict(bound=check.bound_text(), control=check.control, kind=check.kind)
+    if isinstance(measure, Weights):
+        m = measure.measure(subject)
+        v = float(m.values[0])
+        return [
+            CheckResult(check.name, check.clears(v, v), v, v, v, 1, float(check.example_holds(v)), unit=m.unit,
+                        describe=m.describe, sample="weights", n_clusters=1, cluster_unit="exact reading",
+                        values=m.values, **common)
+        ]  # fmt: skip
+    if isinstance(measure, Rollouts):
+        m = measure.measure(subject)
+        stats = _interval(check, m.values, np.arange(len(m.values)), comparisons, seed)
+        return [
+            CheckResult(check.name, stats["holds"], stats["effect"], stats["ci_low"], stats["ci_high"], len(m.values),
+                        float(np.mean([check.example_holds(x) for x in m.values])), unit=m.unit, describe=m.describe,
+                        sample="rollouts", n_clusters=len(m.values), cluster_unit="episodes",
+                        p_value=stats["p_value"], alpha=comparisons.check_alpha, values=m.values, **common)
+        ]  # fmt: skip
+    results = []
+    for sample in measure.on.samples(subject):
+        by_recipe = measure.values(subject, sample)
+        per = {r: _interval(check, v, sample.clusters, comparisons, seed) for r, v in by_recipe.items()}
+        main = per[measure.primary]
+        primary_values = by_recipe[measure.primary][0]
+        insufficient = not sample.sufficient
+        frac = float(np.mean([check.example_holds(x) for x in primary_values])) if len(primary_values) else math.nan
+        describe = measure.text(subject, sample)
+        if insufficient:
+            describe += f" — too few {sample.cluster_unit} to support a verdict (< {sample_lib.MIN_CLUSTERS})"
+        recipes = {
+            r: {k: _num(s[k]) for k in ("effect", "ci_low", "ci_high")} | {"holds": s["holds"] and not insufficient}
+            for r, s in per.items()
+        } if isinstance(measure, Ablation) else {}  # fmt: skip
+        for r in recipes:
+            recipes[r]["describe"] = recipe_lib.DESCRIBE[r]
+            if r == "mean-rtg-mix":
+                recipes[r]["mixture"] = list(recipe_lib.RTG_MIX)
+        results.append(
+            CheckResult(
+                check.name if sample.kind == "generated" else f"{check.name} [on-policy]",
+                bool(main["holds"] and not insufficient),
+                main["effect"],
+                main["ci_low"],
+                main["ci_high"],
+                len(sample),
+                frac,
+                unit=measure.unit,
+                describe=describe,
+                sample=sample.kind,
+                n_clusters=sample.n_clusters,
+                cluster_unit=sample.cluster_unit,
+                p_value=main["p_value"],
+                alpha=comparisons.check_alpha,
+                insufficient=insufficient,
+                primary_recipe=measure.primary if recipes else None,
+                recipes=recipes,
+                values=np.asarray(primary_values, dtype=float),
+                **common,
+            )
+        )
+    return results
 
 
 # -- counterexample search -------------------------------------------------------------------------------------
@@ -415,11 +674,12 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
 
     on: OnFamily = check.measure.on
     lo, hi = rtg_search_range(on.rtg)
-    t_max = min(on.timesteps[1], subject.model.cfg.max_timestep)
+    t_lo, t_hi = on.search_timesteps
+    t_max = min(t_hi, subject.model.cfg.max_timestep)
     # the regime's end points and the claim's own RTG are tried explicitly (hypothesis reaches float bounds only
     # by chance), then any RTG in between
     rtgs = st.one_of(st.sampled_from(sorted({lo, hi, float(on.rtg)})), st.floats(lo, hi, allow_nan=False))
-    strategy = st.tuples(family_states(on.family), rtgs, st.integers(on.timesteps[0], t_max))
+    strategy = st.tuples(family_states(on.family), rtgs, st.integers(t_lo, t_max))
     counted = [0]
 
     def violates(example: tuple[GridState, float, int]) -> bool:

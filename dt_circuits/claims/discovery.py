@@ -75,15 +75,19 @@ def select_claims(only: list[str] | None = None, directory: Path = BUILTIN_CLAIM
 
 
 def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
-    """Every (rtg, episodes, seed) the claims' rollout checks will ask for, so they run as one parallel batch."""
+    """Every (rtg, episodes, seed) the claims' checks will roll out (rollout checks, and the on-policy samples and
+    matched timesteps of state checks), so they run as one parallel batch."""
     from dt_circuits.claims.claim import Rollouts
 
-    return [
-        (check.measure.rtg, check.measure.episodes, check.measure.seed)
-        for claim in claims
-        for check in claim.checks
-        if isinstance(check.measure, Rollouts)
-    ]
+    out = []
+    for claim in claims:
+        for check in claim.checks:
+            m = check.measure
+            if isinstance(m, Rollouts):
+                out.append((m.rtg, m.episodes, m.seed))
+            elif hasattr(m, "on"):
+                out.append((m.on.rtg, m.on.episodes, m.on.seed))
+    return out
 
 
 def default_checkpoints() -> list[str]:

@@ -18,17 +18,43 @@ from dt_circuits.core.io import read_json, sha256_file, write_json_atomic
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest
 
 
+def _r(x: float | None) -> float | None:
+    return None if x is None or x != x else round(x, 6)
+
+
 def expectation_entry(run: ClaimRun) -> dict[str, Any]:
+    """What is recorded for one claim: its verdict and reason, the headline's numbers, and every check's."""
     h = run.verdict.headline
     return {
         "expected": run.verdict.verdict,
+        "reason": run.verdict.reason,
+        "recipe_dependent": run.verdict.recipe_dependent,
+        "failing_checks": run.verdict.failing_checks,
         "measured": {
             "check": h.name,
-            "effect": round(h.effect, 6),
-            "ci_low": round(h.ci_low, 6),
-            "ci_high": round(h.ci_high, 6),
+            "effect": _r(h.effect),
+            "ci_low": _r(h.ci_low),
+            "ci_high": _r(h.ci_high),
             "bound": h.bound,
             "n": h.n,
+            "n_clusters": h.n_clusters,
+        },
+        "checks": {
+            c.name: {
+                "kind": c.kind,
+                "holds": c.holds,
+                "effect": _r(c.effect),
+                "ci_low": _r(c.ci_low),
+                "ci_high": _r(c.ci_high),
+                "bound": c.bound,
+                "n_clusters": c.n_clusters,
+                **(
+                    {"recipes": {k: {"effect": _r(v["effect"]), "holds": v["holds"]} for k, v in c.recipes.items()}}
+                    if c.recipes
+                    else {}
+                ),
+            }
+            for c in run.verdict.checks
         },
     }
 
@@ -44,7 +70,7 @@ def record_expectations(
     source = Path(subject.source)
     if source.is_dir():
         manifest = read_manifest(source)
-        manifest.setdefault("expectations", {}).update(entries)
+        manifest["expectations"] = {**(manifest.get("expectations") or {}), **entries}
         manifest["roles"] = subject.roles
         write_json_atomic(source / MANIFEST_FILE, manifest)
         subject.expectations.update(entries)

@@ -147,11 +147,13 @@ def collect(claims: Sequence[Claim], runs_by_seed: Sequence[tuple[int, Sequence[
         entry: ClaimRuns | None = None
         for _, runs in runs_by_seed:
             run = next(r for r in runs if r.claim.id == claim.id)
+            by_name = {c.name: c for c in claim.checks}
+            checks = [by_name[r.name.removesuffix(" [on-policy]")] for r in run.verdict.checks]
             if entry is None:
                 entry = ClaimRuns(claim.id, run.expected)
-                entry.checks = [CheckRuns(c.name, c.bound_text(), c.control) for c in claim.checks]
+                entry.checks = [CheckRuns(r.name, r.bound, r.control) for r in run.verdict.checks]
             entry.verdicts.append(run.verdict.verdict)
-            for check, result, acc in zip(claim.checks, run.verdict.checks, entry.checks, strict=True):
+            for check, result, acc in zip(checks, run.verdict.checks, entry.checks, strict=True):
                 acc.holds.append(result.holds)
                 acc.effects.append(result.effect)
                 acc.ci_lows.append(result.ci_low)

@@ -35,6 +35,21 @@ class GateRow:
     def moved(self) -> bool:
         return self.new.verdict.verdict != self.expected
 
+    @property
+    def drift(self) -> bool:
+        """The verdict is as recorded but the recorded headline check's effect left its recorded interval."""
+        if self.moved or not self.old or self.old.get("ci_low") is None or self.old.get("ci_high") is None:
+            return False
+        check = next((c for c in self.new.verdict.checks if c.name == self.old.get("check")), None)
+        if check is None:
+            return True  # the recorded check no longer exists: its number cannot be watched
+        effect = check.effect
+        return bool(effect != effect or not self.old["ci_low"] - 1e-9 <= effect <= self.old["ci_high"] + 1e-9)
+
+    @property
+    def status(self) -> str:
+        return "MOVED" if self.moved else "DRIFT" if self.drift else "ok"
+
 
 @dataclass
 class GateResult:
@@ -49,16 +64,30 @@ class GateResult:
     def passed(self) -> bool:
         return not any(r.moved for r in self.rows)
 
+    @property
+    def strict_passed(self) -> bool:
+        """No verdict moved and no recorded number drifted out of its recorded interval (``--strict``)."""
+        return self.passed and not any(r.drift for r in self.rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint": self.checkpoint,
             "overrides": self.overrides,
             "passed": self.passed,
+            "strict_passed": self.strict_passed,
             "identical_weights": self.identical_weights,
             "retrain_seconds": round(self.retrain_seconds, 1),
             "claims_seconds": round(self.claims_seconds, 1),
             "claims": [
-                {"id": r.claim_id, "expected": r.expected, "old": r.old, "new": r.new.to_dict(), "moved": r.moved}
+                {
+                    "id": r.claim_id,
+                    "expected": r.expected,
+                    "old": r.old,
+                    "new": r.new.to_dict(),
+                    "moved": r.moved,
+                    "drift": r.drift,
+                    "status": r.status,
+                }
                 for r in self.rows
             ],
         }
@@ -141,7 +170,7 @@ def run_gate(
     model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", result.env, manifest)
     subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} (retrained)")
     start = time.perf_counter()
-    runs = run_suite(subject, discover())
+    runs = run_suite(subject, discover())  # checks adjusted for the shipped claims' family
     claims_seconds = time.perf_counter() - start
 
     identical = _weights_match(model, directory, sha256_file)
@@ -177,9 +206,11 @@ def _weights_match(model, directory: Path, sha256_file) -> bool:
 
 
 def _fmt(entry: dict[str, Any] | None, verdict: str) -> str:
+    from dt_circuits.claims.claim import _fmt as num
+
     if not entry:
         return f"{verdict:<5} (no numbers recorded)"
-    return f"{verdict:<5} {entry['effect']:+.3f} [{entry['ci_low']:+.3f}, {entry['ci_high']:+.3f}]"
+    return f"{verdict:<5} {num(entry['effect'])} [{num(entry['ci_low'])}, {num(entry['ci_high'])}]"
 
 
 def format_gate(gate: GateResult) -> str:
@@ -188,8 +219,10 @@ def format_gate(gate: GateResult) -> str:
     rows = [header]
     for r in gate.rows:
         h = r.new.verdict.headline
-        new = f"{r.new.verdict.verdict:<5} {h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}]"
-        rows.append((r.claim_id, _fmt(r.old, r.expected), new, "MOVED" if r.moved else "ok"))
+        if r.old and not r.moved:  # the recorded headline check, so DRIFT compares like with like
+            h = next((c for c in r.new.verdict.checks if c.name == r.old.get("check")), h)
+        new = _fmt({"effect": h.effect, "ci_low": h.ci_low, "ci_high": h.ci_high}, r.new.verdict.verdict)
+        rows.append((r.claim_id, _fmt(r.old, r.expected), new, r.status))
     lines = aligned_lines(rows)
     for r in gate.rows:
         if r.moved:
@@ -201,9 +234,13 @@ def format_gate(gate: GateResult) -> str:
             )
     weights = "identical weight bytes" if gate.identical_weights else "weights differ from the committed ones"
     over = f"; overrides {gate.overrides}" if gate.overrides else ""
+    for r in gate.rows:
+        if r.drift:
+            lines.append(f"DRIFT {r.claim_id}: {r.old.get('check')} left its recorded interval (verdict unchanged)")
+    drifted = sum(r.drift for r in gate.rows)
     lines.append(
         f"gate {'PASSED' if gate.passed else 'FAILED'}: {sum(not r.moved for r in gate.rows)}/{len(gate.rows)} "
-        f"verdicts as recorded; {weights}{over}; "
+        f"verdicts as recorded, {drifted} drifted; {weights}{over}; "
         f"retrain {gate.retrain_seconds:.0f} s, claims {gate.claims_seconds:.0f} s"
     )
     return "\n".join(lines)

@@ -132,11 +132,18 @@ def _subject(path: str, roles: str | None, claims_dir: Path, claims: list):
 
     key = (path, roles, str(claims_dir))
     if key not in _SUBJECTS:
+        from dt_circuits.claims.comparisons import for_claims_dir
+
         subject = Subject.load(path, roles_file=roles, expectations_dir=claims_dir / "expectations")
+        subject.comparisons = for_claims_dir(claims_dir)  # the whole folder is the family, whatever -k selects
         # the rollout checks of every claim selected for this checkpoint at once, on every core
         subject.prefetch_rollouts(rollout_requests(claims))
         _SUBJECTS[key] = subject
     return _SUBJECTS[key]
+
+
+def _f(x: float) -> str:
+    return "n/a" if x != x else f"{x:+.4f}"
 
 
 class ClaimItem(pytest.Item):
@@ -161,10 +168,14 @@ class ClaimItem(pytest.Item):
         subject = _subject(self.checkpoint, self.config.getoption("roles"), claims_dir, claims)
         run = run_claim(self.claim, subject)
         self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
-        details = "\n".join(
-            f"  {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
-            f"needs {c.bound} (n={c.n}, {c.frac_as_predicted:.0%} of examples as predicted) — {c.describe}"
-            for c in run.verdict.checks
+        details = (
+            "\n".join(
+                f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {_f(c.effect)} "
+                f"[{_f(c.ci_low)}, {_f(c.ci_high)}] "
+                f"needs {c.bound} (n={c.n} in {c.n_clusters} {c.cluster_unit}) — {c.describe}"
+                for c in run.verdict.checks
+            )
+            + f"\n  reason: {run.verdict.reason}"
         )
         if run.expected == "fails":
             if run.verdict.holds:
@@ -203,5 +214,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         h = run.verdict.headline
         terminalreporter.write_line(
             f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
-            f"{h.effect:+.3f} [{h.ci_low:+.3f}, {h.ci_high:+.3f}] needs {h.bound}"
+            f"{run.verdict.reason:<16} {_f(h.effect)} [{_f(h.ci_low)}, {_f(h.ci_high)}] needs {h.bound}"
+            + (" RECIPE-DEPENDENT" if run.verdict.recipe_dependent else "")
+            + (f"; failing: {'; '.join(run.verdict.failing_checks)}" if run.verdict.failing_checks else "")
         )

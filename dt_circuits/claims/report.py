@@ -28,6 +28,10 @@ code{background:#f4f4f4;padding:0 .2em}img{max-width:46em;display:block;margin:.
 """
 
 
+def _f(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{x:+.4f}"
+
+
 def check_figure(run: ClaimRun, path: Path) -> Path:
     """One row per check: the per-example values, their mean and CI, and the bound the CI must clear."""
     checks = run.verdict.checks
@@ -37,6 +41,10 @@ def check_figure(run: ClaimRun, path: Path) -> Path:
     rng = np.random.default_rng(0)
     for ax, c in zip(axes[:, 0], checks, strict=True):
         vals = c.values
+        if c.effect != c.effect:  # an empty on-policy sample: nothing to draw
+            ax.set_title(f"✗ {c.name}: no states", fontsize=8, loc="left")
+            ax.set_yticks([])
+            continue
         jitter = rng.uniform(-0.15, 0.15, len(vals))
         ax.scatter(vals, jitter, s=6, alpha=0.4, color="#1f77b4" if c.holds else "#d62728")
         ax.errorbar([c.effect], [0], xerr=[[c.effect - c.ci_low], [c.ci_high - c.effect]], fmt="k|", capsize=4)
@@ -71,23 +79,34 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
         cls = "" if r.matches else ' class="mismatch"'
         rows.append(
             f"<tr{cls}><td><a href='#{e(r.claim.id)}'>{e(r.claim.id)}</a></td>"
-            f"<td class='{r.verdict.verdict}'>{r.verdict.verdict}</td><td>{r.expected}</td>"
-            f"<td>{h.effect:+.3f}</td><td>[{h.ci_low:+.3f}, {h.ci_high:+.3f}]</td><td>{e(h.bound)}</td>"
-            f"<td>{e(h.name)}</td></tr>"
+            f"<td class='{r.verdict.verdict}'>{r.verdict.verdict}</td><td>{e(r.verdict.reason)}</td>"
+            f"<td>{'recipe-dependent' if r.verdict.recipe_dependent else ''}</td><td>{r.expected}</td>"
+            f"<td>{_f(h.effect)}</td><td>[{_f(h.ci_low)}, {_f(h.ci_high)}]</td><td>{e(h.bound)}</td>"
+            f"<td>{h.n_clusters}</td><td>{e('; '.join(r.verdict.failing_checks))}</td></tr>"
         )
         png = check_figure(r, directory / f"{r.claim.id}.png")
         check_rows = "".join(
             f"<tr><td class='{'holds' if c.holds else 'fails'}'>{'holds' if c.holds else 'fails'}</td>"
-            f"<td>{e(c.name)}{' (control)' if c.control else ''}</td><td>{c.effect:+.4f}</td>"
-            f"<td>[{c.ci_low:+.4f}, {c.ci_high:+.4f}]</td><td>{e(c.bound)}</td><td>{c.n}</td>"
-            f"<td>{c.frac_as_predicted:.0%}</td><td>{e(c.describe)}</td></tr>"
+            f"<td>{e(c.name)}</td><td>{c.kind}</td><td>{_f(c.effect)}</td>"
+            f"<td>[{_f(c.ci_low)}, {_f(c.ci_high)}]</td><td>{e(c.bound)}</td><td>{c.n}</td>"
+            f"<td>{c.n_clusters} {e(c.cluster_unit)}</td><td>{e(c.describe)}</td></tr>"
+            + "".join(
+                f"<tr><td></td><td colspan='2'>recipe <code>{e(name)}</code>"
+                f"{' (primary)' if name == c.primary_recipe else ''}</td><td>{_f(v['effect'])}</td>"
+                f"<td>[{_f(v['ci_low'])}, {_f(v['ci_high'])}]</td>"
+                f"<td class='{'holds' if v['holds'] else 'fails'}'>"
+                f"{'clears' if v['holds'] else 'does not clear'}</td>"
+                f"<td colspan='3'>{e(v.get('describe', ''))}</td></tr>"
+                for name, v in c.recipes.items()
+            )
             for c in r.verdict.checks
         )
         sections.append(
             f"<h2 id='{e(r.claim.id)}'>{e(r.claim.id)} — <span class='{r.verdict.verdict}'>{r.verdict.verdict}</span>"
-            f" (expected {r.expected})</h2><p>{e(r.claim.statement)}. <i>Source: {e(r.claim.source)}.</i></p>"
-            "<table><tr><th>check</th><th>name</th><th>effect</th><th>95% CI</th><th>bound</th><th>n</th>"
-            f"<th>examples as predicted</th><th>measure</th></tr>{check_rows}</table>"
+            f" (expected {r.expected}; reason {e(r.verdict.reason)})</h2>"
+            f"<p>{e(r.claim.statement)}. <i>Source: {e(r.claim.source)}.</i></p>"
+            "<table><tr><th>check</th><th>name</th><th>kind</th><th>effect</th><th>interval</th><th>bound</th>"
+            f"<th>n</th><th>clusters</th><th>measure</th></tr>{check_rows}</table>"
             f"<img src='{png.name}' alt='per-example values for {e(r.claim.id)}'>"
         )
         for i, cx in enumerate(r.verdict.counterexamples):
@@ -104,8 +123,11 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
         f"<style>{CSS}</style></head><body><h1>Claims on {e(subject.name)}</h1>"
         f"<p>Checkpoint <code>{e(subject.source)}</code>; roles <code>{e(json.dumps(subject.roles))}</code>; "
         f"{sum(r.matches for r in runs)}/{len(runs)} verdicts match expectations.</p>"
-        "<table><tr><th>claim</th><th>verdict</th><th>expected</th><th>effect</th><th>95% CI</th><th>bound</th>"
-        f"<th>headline check</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>"
+        f"<p>Intervals: cluster bootstrap at the family-wise level "
+        f"<code>{e(json.dumps(data.get('multiple_comparisons', {})))}</code>.</p>"
+        "<table><tr><th>claim</th><th>verdict</th><th>reason</th><th>recipes</th><th>expected</th><th>effect</th>"
+        "<th>interval</th><th>bound</th><th>clusters</th>"
+        f"<th>failing checks</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>"
     )
     write_json_atomic(directory / "results.json", data)
     return write_text_atomic(directory / "index.html", page)

@@ -65,6 +65,8 @@ class Subject:
     generation_seed: int = 0
     #: processes for rollouts (None: every core); the numbers do not depend on it
     workers: int | None = None
+    #: the family of tests a check is adjusted for (None: the shipped claims'; see claims.comparisons)
+    comparisons: Any = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,7 +174,7 @@ class Subject:
         """Dataset means over a seeded random walk in the real env, queried at ``rtg`` (computed once)."""
         key = ("means", float(rtg))
         if key not in self._cache:
-            walk = _walk(self.generation_seed)
+            walk = mean_walk(self.generation_seed)
             data = Inputs.make(walk.obs, np.full(len(walk.obs), rtg, np.float32), walk.timesteps)
             every = [parse_component(c, self.model) for c in component_names(self.model)]
             self._cache[key] = dataset_means(self.model, data, every)
@@ -203,7 +205,7 @@ class Subject:
         for (episodes, seed), rtgs in groups.items():
             results = evaluate_rtgs(
                 self.model, rtgs, n_episodes=episodes, seed=self.derived_seed(seed), workers=self.workers,
-                progress=False,
+                progress=False, record_states=True,
             )  # fmt: skip
             for rtg, res in zip(rtgs, results, strict=True):
                 self._cache[("rollouts", rtg, episodes, seed)] = res
@@ -234,7 +236,8 @@ def _family(name: str, seed: int) -> scenarios.StateFamily:
     return _FAMILIES[key]
 
 
-def _walk(seed: int) -> scenarios.WalkDataset:
+def mean_walk(seed: int) -> scenarios.WalkDataset:
+    """The seeded random walk (MEAN_DATASET_SIZE states) every dataset-mean ablation is taken over; cached."""
     if seed not in _WALKS:
         _WALKS[seed] = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=100)
     return _WALKS[seed]

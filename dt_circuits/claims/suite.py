@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dt_circuits.claims.claim import Claim, Verdict
+from dt_circuits.claims.claim import Claim, Verdict, _fmt, _num
+from dt_circuits.claims.comparisons import Comparisons, default_comparisons
 from dt_circuits.claims.discovery import rollout_requests
 from dt_circuits.claims.subject import Subject
 from dt_circuits.core.tables import aligned
@@ -34,16 +35,21 @@ class ClaimRun:
             "id": self.claim.id,
             "statement": self.claim.statement,
             "source": self.claim.source,
+            "kind": self.claim.kind,
             "verdict": self.verdict.verdict,
+            "reason": self.verdict.reason,
+            "recipe_dependent": self.verdict.recipe_dependent,
+            "failing_checks": self.verdict.failing_checks,
             "expected": self.expected,
             "matches_expectation": self.matches,
-            "effect": h.effect,
-            "ci_low": h.ci_low,
-            "ci_high": h.ci_high,
+            "effect": _num(h.effect),
+            "ci_low": _num(h.ci_low),
+            "ci_high": _num(h.ci_high),
             "headline_check": h.name,
             "bound": h.bound,
-            "frac_as_predicted": h.frac_as_predicted,
+            "frac_as_predicted": _num(h.frac_as_predicted),
             "n": h.n,
+            "n_clusters": h.n_clusters,
             "checks": [c.to_dict() for c in self.verdict.checks],
             "counterexamples": [c.to_dict() for c in self.verdict.counterexamples],
             "seconds": round(self.seconds, 3),
@@ -56,35 +62,52 @@ def run_claim(claim: Claim, subject: Subject, *, search: bool = False) -> ClaimR
     return ClaimRun(claim, verdict, subject.expected(claim.id), time.perf_counter() - start)
 
 
-def run_suite(subject: Subject, claims: list[Claim], *, search: bool = False) -> list[ClaimRun]:
-    """Every claim on ``subject``; ``search`` also looks for a counterexample to each per-state prediction."""
+def run_suite(
+    subject: Subject, claims: list[Claim], *, search: bool = False, comparisons: Comparisons | None = None
+) -> list[ClaimRun]:
+    """Every claim on ``subject``; ``search`` also looks for a counterexample to each per-state prediction.
+
+    ``comparisons``: the family the checks are adjusted for (default: the subject's, else the shipped claims')."""
+    subject.comparisons = comparisons or subject.comparisons or default_comparisons()
     subject.prefetch_rollouts(rollout_requests(claims))
     return [run_claim(c, subject, search=search) for c in claims]
 
 
 def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:
+    """The run as JSON: every claim, every check, and the multiple-comparison family with adjusted p-values."""
+    comparisons = subject.comparisons or default_comparisons()
+    claims = [r.to_dict() for r in runs]
+    tested = [c for claim in claims for c in claim["checks"] if c.get("p_value") is not None]
+    for check, p in zip(tested, comparisons.adjust([c["p_value"] for c in tested]), strict=True):
+        check["p_adjusted"] = float(p)
     return {
         "checkpoint": subject.source,
         "name": subject.name,
         "roles": subject.roles,
         "all_match_expectations": all(r.matches for r in runs),
-        "claims": [r.to_dict() for r in runs],
+        "multiple_comparisons": comparisons.to_dict() | {"tests_in_this_run": len(tested)},
+        "claims": claims,
     }
 
 
 def format_table(runs: list[ClaimRun]) -> str:
-    rows = [("claim", "verdict", "expected", "effect", "95% CI", "bound", "check")]
+    """One row per claim: verdict, reason, the headline check's numbers, recipe dependence, and every failing
+    check."""
+    rows = [("claim", "verdict", "reason", "expected", "effect", "interval", "bound", "clusters", "recipe", "failing")]
     for r in runs:
         h = r.verdict.headline
         rows.append(
             (
                 r.claim.id,
                 r.verdict.verdict + ("" if r.matches else " (!)"),
+                r.verdict.reason,
                 r.expected,
-                f"{h.effect:+.3f}",
-                f"[{h.ci_low:+.3f}, {h.ci_high:+.3f}]",
+                _fmt(h.effect),
+                f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]",
                 h.bound,
-                h.name,
+                str(h.n_clusters),
+                "DEPENDENT" if r.verdict.recipe_dependent else "",
+                "; ".join(r.verdict.failing_checks),
             )
         )
     return aligned(rows)

@@ -99,9 +99,14 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
 
     start = time.perf_counter()
     expectations_dir = claims_dir / "expectations"
+    from dt_circuits.claims.comparisons import for_claims_dir
+
     subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
-    runs = run_suite(subject, claims, search=not args.no_search)
+    runs = run_suite(subject, claims, search=not args.no_search, comparisons=for_claims_dir(claims_dir))
     print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}")
+    mc = subject.comparisons
+    print(f"family-wise alpha {mc.alpha:g} over {mc.family_size} tests ({mc.method}): each interval at "
+          f"{mc.confidence:.5f}")  # fmt: skip
     print(format_table(runs))
     for r in runs:
         for cx in r.verdict.counterexamples:

@@ -47,8 +47,8 @@ def _init_worker(payload: dict[str, Any]) -> None:
     _WORKER["model"], _WORKER["env"] = _build(payload)
 
 
-def _run_chunk(task: tuple[int, float, int, int, int, bool]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    k, rtg, seed, start, stop, sample = task
+def _run_chunk(task: tuple) -> tuple:
+    k, rtg, seed, start, stop, sample, *record = task
     res = rollout(
         _WORKER["model"],
         rtg=rtg,
@@ -57,8 +57,9 @@ def _run_chunk(task: tuple[int, float, int, int, int, bool]) -> tuple[int, int, 
         sample=sample,
         env=_WORKER["env"],
         episodes=range(start, stop),
+        record_states=bool(record and record[0]),
     )
-    return k, start, res.rewards, res.lengths, res.outcomes
+    return k, start, res.rewards, res.lengths, res.outcomes, res.extra
 
 
 def _start_method() -> str:
@@ -78,8 +79,12 @@ def evaluate_rtgs(
     workers: int | None = None,
     sample: bool = True,
     progress: bool = True,
+    record_states: bool = False,
 ) -> list[RolloutResult]:
-    """Roll out ``n_episodes`` per RTG; ``workers`` processes (default: all cores), same numbers for any count."""
+    """Roll out ``n_episodes`` per RTG; ``workers`` processes (default: all cores), same numbers for any count.
+
+    ``record_states`` keeps every queried state (``extra["states"]``, ``["poses"]``, ``["episodes"]``, in episode
+    order whatever the worker count), as :func:`rollout` does."""
     from dt_circuits.core.progress import progress as progress_reporter
 
     if n_episodes < 1:
@@ -96,7 +101,7 @@ def evaluate_rtgs(
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     tasks = [
-        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample)
+        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample, record_states)
         for k, rtg in enumerate(rtgs)
         for a in range(0, n_episodes, CHUNK)
     ]
@@ -105,8 +110,11 @@ def evaluate_rtgs(
     outcomes = np.empty((len(rtgs), n_episodes), dtype=object)
     bar = progress_reporter(len(rtgs) * n_episodes, "rollouts", "ep", enabled=progress)
 
-    def store(out: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> None:
-        k, start, r, n, o = out
+    extras: dict[tuple[int, int], dict] = {}
+
+    def store(out: tuple) -> None:
+        k, start, r, n, o, extra = out
+        extras[(k, start)] = extra
         rewards[k, start : start + len(r)], lengths[k, start : start + len(r)] = r, n
         outcomes[k, start : start + len(r)] = o
         bar.update(len(r))
@@ -137,6 +145,16 @@ def evaluate_rtgs(
             outcomes=outcomes[k].astype(str),
             sample=sample,
             seed=seed,
+            extra=_merge_extras([extras[key] for key in sorted(extras) if key[0] == k]) if record_states else {},
         )
         for k, rtg in enumerate(rtgs)
     ]
+
+
+def _merge_extras(parts: list[dict]) -> dict:
+    """Recorded states of consecutive episode chunks, concatenated in episode order."""
+    return {
+        "states": tuple(np.concatenate(arrays) for arrays in zip(*(p["states"] for p in parts), strict=True)),
+        "poses": np.concatenate([p["poses"] for p in parts]),
+        "episodes": np.concatenate([p["episodes"] for p in parts]),
+    }

@@ -76,7 +76,9 @@ def rollout(
 ) -> RolloutResult:
     """Run ``n_episodes`` (or the slice ``episodes`` of them) at initial ``rtg``; argmax or sampled actions.
 
-    ``record_states`` keeps every (obs, rtg, timestep) the model was queried on in ``extra["states"]``.
+    ``record_states`` keeps every (obs, rtg, timestep) the model was queried on in ``extra["states"]``, and for
+    each of them the agent's pose in ``extra["poses"]`` ((n, 3): x, y, direction) and the episode's index in
+    ``extra["episodes"]`` (on-policy state families and their clusters are built from these).
     """
     env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
     todo = list(episodes if episodes is not None else range(n_episodes))
@@ -107,6 +109,8 @@ def rollout(
     for s in range(n_slots):
         start(s)
     recorded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    recorded_poses: list[np.ndarray] = []
+    recorded_episodes: list[np.ndarray] = []
     model.eval()
     while True:
         active = [s for s in range(n_slots) if slot_ep[s] is not None]
@@ -114,6 +118,10 @@ def rollout(
             break
         if record_states:
             recorded.append((slot_obs[active].copy(), slot_rtg[active].copy(), slot_t[active].copy()))
+            recorded_poses.append(
+                np.array([(*envs[s].unwrapped.agent_pos, envs[s].unwrapped.agent_dir) for s in active], np.int64)
+            )
+            recorded_episodes.append(np.array([todo[slot_ep[s]] for s in active], np.int64))
         with torch.no_grad():
             logits = model(slot_obs[active], slot_rtg[active], slot_t[active])
         if sample:
@@ -138,6 +146,8 @@ def rollout(
     extra = {}
     if record_states:
         extra["states"] = tuple(np.concatenate(parts) for parts in zip(*recorded, strict=True))
+        extra["poses"] = np.concatenate(recorded_poses) if recorded_poses else np.zeros((0, 3), np.int64)
+        extra["episodes"] = np.concatenate(recorded_episodes) if recorded_episodes else np.zeros(0, np.int64)
     return RolloutResult(
         extra=extra,
         rtg=float(rtg),

@@ -4,9 +4,12 @@ forward for high object ids in front (post Fig. 16/17).
 QK: with a ball in front, the head's attention from the state token to the RTG token is at least 0.05 lower than
 in the same state with that ball removed (paired, every pose, RTG 0.9). OV: read at the front cell, a ball or the
 goal there instead of empty space pushes forward − right down by at least 0.1 logits through the head's OV.
+Baseline: the behaviour this mechanism explains, on the same states: unablated, P(forward) into the ball ≤ 0.1.
 """
 
-from dt_circuits.claim import Check, Claim, FrontObstacleRemoved, OnFamily, Weights, front_cell_ov
+from dt_circuits.claim import Behaviour, Check, Claim, FrontObstacleRemoved, OnFamily, Weights, front_cell_ov
+
+ON = OnFamily("obstacle-in-front", rtg=0.9)
 
 CLAIM = Claim(
     kind="head",
@@ -15,9 +18,10 @@ CLAIM = Claim(
     "a ball or the goal in front to less forward",
     source="post Fig. 16 (QK) and Fig. 17 (OV)",
     checks=(
+        Check("baseline: P(forward) into a ball, unablated", Behaviour(ON), at_most=0.1, kind="baseline"),
         Check(
             "QK: Δ attention to RTG, ball in front vs removed",
-            FrontObstacleRemoved(OnFamily("obstacle-in-front", rtg=0.9), metric="attn_to_rtg:obstacle_head"),
+            FrontObstacleRemoved(ON, metric="attn_to_rtg:obstacle_head"),
             at_most=-0.05,
             per_example="decrease",
         ),

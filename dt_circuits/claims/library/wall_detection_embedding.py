@@ -3,6 +3,7 @@
 Two checks. (1) Over every pose with a wall in front, the state embedding's direct push on forward − right is
 negative (whole CI ≤ 0). (2) The mechanism: the post's Table 3 arithmetic at the front cell — putting a wall
 there instead of empty space lowers forward − right by at least 0.5 logits (post: 0.27 -> -3.17).
+Baseline: the behaviour explained, on the same states: with a wall in front at RTG 0.9, P(forward) ≤ 0.1.
 """
 
 from dt_circuits.analysis.embeddings import cell_table
@@ -21,6 +22,12 @@ CLAIM = Claim(
     "through the front cell's object/colour weights",
     source="post Table 3 and Fig. 14",
     checks=(
+        Check(
+            "baseline: P(forward) into a wall",
+            Behaviour(OnFamily("wall-in-front", rtg=0.9)),
+            at_most=0.1,
+            kind="baseline",
+        ),
         Check(
             "state embedding direct push, wall in front",
             Behaviour(OnFamily("wall-in-front", rtg=0.9), metric="state_embed:forward-right"),

@@ -1,0 +1,158 @@
+"""Ablation recipes: what value an ablated component carries instead of its own, and how that value's noise is
+carried into a check's interval.
+
+Every ablation check is measured under every recipe; the claim names its primary one, whose result is the verdict.
+
+- ``zero``: the activation becomes 0.
+- ``mean``: the dataset mean at the claim's own RTG, over a seeded random walk in the real env.
+- ``mean-rtg-mix``: the dataset mean over the same walk queried at each RTG of ``RTG_MIX`` (equal weight); the
+  mixture is stated in the recipe's description and in the JSON.
+- ``resample``: another visited state's activation (a seeded donor from the walk at the claim's RTG, one per row).
+- ``dti-dhead-mean``: DTI's app recipe, for the record: a head's output is replaced by its mean over ``d_head``
+  (an MLP's by its mean over neurons) in the same forward pass; not an ablation to a typical value.
+
+The two dataset-mean recipes also carry the mean's own noise: besides the mean of the whole walk they give
+``MEAN_VARIANTS`` means of walks resampled by episode, so the cluster bootstrap draws from them as well.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from dt_circuits.analysis.interventions import (
+    Component,
+    FwdHooks,
+    Inputs,
+    collect_activations,
+    component_index,
+    component_names,
+)
+from dt_circuits.analysis.interventions import donor_indices as _donor_indices
+from dt_circuits.claims.subject import Subject, mean_walk
+from dt_circuits.core.errors import ConfigError
+
+RECIPES = ("zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean")
+#: the RTG mixture of ``mean-rtg-mix``: the post's three critical points, equal weight
+RTG_MIX = (-1.0, 0.0, 0.9)
+#: resampled walks behind each dataset-mean recipe (besides the whole walk)
+MEAN_VARIANTS = 8
+#: walk states kept as resample donors
+RESAMPLE_DONORS = 4096
+
+DESCRIBE = {
+    "zero": "zero ablation",
+    "mean": "dataset mean at the claim's RTG",
+    "mean-rtg-mix": "dataset mean over RTGs " + ", ".join(f"{r:g}" for r in RTG_MIX) + " (equal weight)",
+    "resample": "resample ablation: a seeded donor state from the walk at the claim's RTG, per row",
+    "dti-dhead-mean": "DTI app recipe: mean over d_head (MLP: over neurons) in the same pass",
+}
+
+
+def check_recipe(name: str) -> str:
+    if name not in RECIPES:
+        raise ConfigError(f"unknown ablation recipe {name!r}; expected one of {', '.join(RECIPES)}")
+    return name
+
+
+def _walk_stats(subject: Subject, rtg: float) -> dict[str, Any]:
+    """Per-episode activation sums of the walk at ``rtg`` (every component's hook) and a donor subset (cached)."""
+    key = ("walk-stats", float(rtg))
+    if key not in subject._cache:
+        walk = mean_walk(subject.generation_seed)
+        data = Inputs.make(walk.obs, np.full(len(walk.obs), rtg, np.float32), walk.timesteps)
+        store = collect_activations(subject.model, data, component_names(subject.model))
+        episode = np.cumsum(walk.timesteps == 0) - 1
+        n_eps = int(episode.max()) + 1
+        index = torch.as_tensor(episode)
+        sums = {}
+        for name, acts in store.acts.items():
+            total = torch.zeros((n_eps, *acts.shape[1:]), dtype=torch.float64)
+            sums[name] = total.index_add_(0, index, acts.to(torch.float64))
+        rng = np.random.default_rng(subject.seed_key(17, int(zlib.crc32(f"{rtg:g}".encode()))))
+        donors = np.sort(rng.choice(len(data), size=min(RESAMPLE_DONORS, len(data)), replace=False))
+        subject._cache[key] = {
+            "sums": sums,
+            "lengths": torch.as_tensor(np.bincount(episode, minlength=n_eps), dtype=torch.float64),
+            "donors": {name: acts[donors].clone() for name, acts in store.acts.items()},
+        }
+    return subject._cache[key]
+
+
+def _episode_weights(subject: Subject, n_episodes: int) -> torch.Tensor:
+    """(1 + MEAN_VARIANTS, episodes) weights: the whole walk, then walks resampled by episode (seeded)."""
+    key = ("walk-weights", n_episodes)
+    if key not in subject._cache:
+        rng = np.random.default_rng(subject.seed_key(19))
+        picks = rng.integers(n_episodes, size=(MEAN_VARIANTS, n_episodes))
+        counts = np.stack([np.bincount(p, minlength=n_episodes) for p in picks])
+        subject._cache[key] = torch.as_tensor(np.vstack([np.ones(n_episodes), counts]), dtype=torch.float64)
+    return subject._cache[key]
+
+
+def mean_variants(subject: Subject, hook_name: str, rtgs: tuple[float, ...]) -> torch.Tensor:
+    """(1 + MEAN_VARIANTS, *activation shape) dataset means at ``hook_name``, averaged over ``rtgs``."""
+    key = ("mean-variants", hook_name, tuple(float(r) for r in rtgs))
+    if key not in subject._cache:
+        parts = []
+        for rtg in rtgs:
+            stats = _walk_stats(subject, rtg)
+            sums, lengths = stats["sums"][hook_name], stats["lengths"]
+            w = _episode_weights(subject, len(lengths))
+            parts.append(torch.tensordot(w, sums, dims=1) / (w @ lengths).reshape(-1, *[1] * (sums.ndim - 1)))
+        subject._cache[key] = torch.stack(parts).mean(0).to(torch.float32)
+    return subject._cache[key]
+
+
+def _replace(comp: Component, value: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        out = act.clone()
+        idx = component_index(comp, act.ndim, None)
+        out[idx] = value(act).to(act.dtype).expand_as(act)[idx]
+        return out
+
+    return hook
+
+
+def recipe_hooks(
+    subject: Subject,
+    comps: list[Component],
+    recipe: str,
+    rtg: float,
+    n_rows: int,
+    seed: int = 0,
+    *,
+    point: bool = False,
+) -> tuple[FwdHooks, int]:
+    """(hooks, variants): hooks for inputs tiled ``variants`` times block-wise (``Inputs.repeat``), copy k
+    ablated with the recipe's k-th value (variant 0 the point estimate; ``point`` gives that one only)."""
+    check_recipe(recipe)
+    hooks: FwdHooks = []
+    variants = 1
+    for comp in comps:
+        name = comp.hook_name
+        if recipe == "zero":
+            fn = _replace(comp, torch.zeros_like)
+        elif recipe in ("mean", "mean-rtg-mix"):
+            means = mean_variants(subject, name, (rtg,) if recipe == "mean" else RTG_MIX)
+            means = means[:1] if point else means
+            variants = means.shape[0]
+            per_row = means.repeat_interleave(n_rows, dim=0)
+            fn = _replace(comp, lambda act, per_row=per_row: per_row)
+        elif recipe == "resample":
+            donors = _walk_stats(subject, rtg)["donors"][name]
+            idx = torch.as_tensor(_donor_indices(n_rows, seed, int(donors.shape[0])))
+            picked = donors[idx]
+            fn = _replace(comp, lambda act, picked=picked: picked)
+        else:  # dti-dhead-mean
+            fn = _replace(comp, lambda act: act.mean(dim=-1, keepdim=True))
+        hooks.append((name, fn))
+    return hooks, variants
+
+
+def tiled(inputs: Inputs, variants: int) -> Inputs:
+    return inputs if variants == 1 else inputs.repeat(variants)
