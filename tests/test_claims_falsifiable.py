@@ -1,5 +1,6 @@
-"""Every claim can fail: head-specific claims flip on a functionally identical head-swapped copy, behavioural
-claims fail on a random initialisation, and the counterexample search finds real, minimal failures.
+"""Every claim can fail, by the controls it promises (``Claim.falsified_by``): head-specific claims flip on a
+functionally identical head-swapped copy, MLP claims fail with their role bound to a head, claims fail on a
+random initialisation, and the counterexample search finds real, minimal failures.
 
 Run on the DTI reference and on each of our checkpoints.
 """
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from dt_circuits.analysis.interventions import MLP, Head, component_names, parse_component
 from dt_circuits.claims.claim import Ablation, Check, OnFamily
 from dt_circuits.claims.discovery import discover
+from dt_circuits.claims.names import FALSIFIERS, ROLES
 from dt_circuits.claims.subject import Subject, recorded_expectations
 from dt_circuits.core.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
 from dt_circuits.dt.checkpoint import load_checkpoint
@@ -67,7 +70,7 @@ def _head_claims_expected_to_hold() -> list:
     for name, path in sorted(paths.items()):
         recorded = recorded_expectations(path)
         for claim in CLAIMS.values():
-            if claim.kind == "head" and _mechanism_holds(recorded.get(claim.id, {})):
+            if "swapped-heads" in claim.falsified_by and _mechanism_holds(recorded.get(claim.id, {})):
                 marks = [pytest.mark.xfail(strict=True, reason=NOT_HEAD_SPECIFIC[(name, claim.id)])] if (
                     name, claim.id) in NOT_HEAD_SPECIFIC else []  # fmt: skip
                 params.append(pytest.param(name, claim.id, marks=marks, id=f"{name}-{claim.id}"))
@@ -103,23 +106,30 @@ def test_some_head_claim_holds_somewhere_so_the_swap_test_tests_something(refere
     assert specific, "no head-specific claim is expected to hold on any checkpoint: the swap test would be vacuous"
 
 
-def test_mlp_claim_fails_when_its_role_points_at_a_head(model):
-    """The MLP claim is about the MLP: bound to a head instead (roles file style), it must not hold.
-
-    Swapping heads leaves the MLP alone, so this is the MLP claim's falsification control.
-    """
-    claim = CLAIMS["goal-avoidance-mlp-left"]
-    for head in ("L0H0", "L0H1"):
-        subject = Subject.from_model(model, roles={"goal_mlp": head})
-        assert not claim.evaluate(subject).holds
-
-
-def test_behavioural_claims_fail_on_random_init(model):
-    subject = Subject.from_model(random_like(model, seed=0), name="random")
+def test_every_claim_promises_a_control_that_can_fail_it():
     for claim in CLAIMS.values():
-        if claim.kind in ("behaviour", "head", "mlp"):
-            verdict = claim.evaluate(subject)
-            assert not verdict.holds, f"{claim.id} holds on a random init: {verdict.summary()}"
+        assert claim.falsified_by and set(claim.falsified_by) <= set(FALSIFIERS), claim.id
+
+
+@pytest.mark.parametrize("claim_id", [c.id for c in CLAIMS.values() if "role-on-a-head" in c.falsified_by])
+def test_mlp_claims_fail_when_their_role_points_at_a_head(model, claim_id):
+    """An MLP claim is about the MLP: with its MLP roles bound to a head instead (roles file style), it must not
+    hold. Swapping heads leaves the MLP alone, so this is an MLP claim's control."""
+    subject = Subject.from_model(model)
+    mlp_roles = [r for r in ROLES if isinstance(subject.component(r), MLP)]
+    heads = [c for c in component_names(model) if isinstance(parse_component(c, model), Head)]
+    assert mlp_roles and heads
+    for head in heads:
+        rebound = Subject.from_model(model, roles=dict.fromkeys(mlp_roles, head))
+        verdict = CLAIMS[claim_id].evaluate(rebound)
+        assert not verdict.holds, f"{claim_id} holds with {mlp_roles} bound to {head}: {verdict.summary()}"
+
+
+@pytest.mark.parametrize("claim_id", [c.id for c in CLAIMS.values() if "random-init" in c.falsified_by])
+def test_claims_fail_on_random_init(model, claim_id):
+    subject = Subject.from_model(random_like(model, seed=0), name="random")
+    verdict = CLAIMS[claim_id].evaluate(subject)
+    assert not verdict.holds, f"{claim_id} holds on a random init: {verdict.summary()}"
 
 
 @pytest.mark.reference

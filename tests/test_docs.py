@@ -24,8 +24,10 @@ def _example(tmp_path):
 def test_worked_example_is_a_runnable_claim(tmp_path):
     claim = _example(tmp_path)
     assert [c.kind for c in claim.checks] == ["baseline", "effect", "control"]
+    assert claim.falsified_by == ("swapped-heads", "random-init")
+    # its promised control: on a random initialisation the claim must not hold
     verdict = claim.evaluate(Subject.from_model(random_model(0, scale=1.0), name="random"))
-    assert verdict.checks[0].n > 10 and verdict.verdict in ("holds", "fails")
+    assert verdict.checks[0].n > 10 and not verdict.holds, verdict.summary()
     effect = next(c for c in verdict.checks if c.kind == "effect")
     assert effect.primary_recipe == "zero" and {"zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean"} <= set(
         effect.recipes

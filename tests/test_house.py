@@ -150,3 +150,42 @@ def test_init_scaffolds_and_never_overwrites(tmp_path: Path, capsys):
     assert claim.id == "walls-avoided-high-rtg"
     assert main(["init", str(tmp_path / "repo")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda c: c.OnFamily("obstacle-infront", 0.9), "unknown state family 'obstacle-infront'; valid: wall-"),
+        (lambda c: c.Behaviour(c.OnFamily("wall-in-front", 0.9), "p_foward"), "unknown action in metric 'p_foward'"),
+        (lambda c: c.Behaviour(c.OnFamily("wall-in-front", 0.9), "forward-forward"), "unknown metric"),
+        (lambda c: c.Ablation(c.OnFamily("wall-in-front", 0.9), "obstacel_head"), "roles: obstacle_head"),
+        (lambda c: c.Ablation(c.OnFamily("wall-in-front", 0.9), "goal_head", metric="attn_to_rtg:nope"), "nope"),
+        (lambda c: c.Check("x", object(), at_most=1.0), "is not a measure"),
+        (
+            lambda c: c.Claim("x", "s", "src", (c.Check("x", c.Rollouts(0.9), at_least=0.5),), falsified_by=("vibes",)),
+            "unknown falsification control 'vibes'",
+        ),
+        (lambda c: c.Claim("x", "s", "src", (), kind="behaviour"), "has no checks"),
+    ],
+)
+def test_a_typo_in_a_claim_fails_where_it_is_written_naming_the_valid_names(make, fragment):
+    import dt_circuits.claim as c
+    from dt_circuits.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=None) as err:
+        make(c)
+    assert fragment in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_valid_names_pass_and_claims_default_their_falsifiers_by_kind():
+    import dt_circuits.claim as c
+
+    on = c.OnFamily("goal-from-top", -1.0)
+    for metric in ("p_left", "forward-right", "attn_to_rtg", "attn_to_rtg:L0H1", "state_embed:forward-right"):
+        c.Behaviour(on, metric)
+    c.Ablation(on, ("L0H0", "mlp"))
+    check = c.Check("x", c.Ablation(on, "goal_head"), at_least=0.25)
+    assert c.Claim("x", "s", "src", (check,), kind="head").falsified_by == ("swapped-heads", "random-init")
+    assert c.Claim("x", "s", "src", (check,), kind="mlp").falsified_by == ("role-on-a-head", "random-init")
+    assert isinstance(check.measure, c.PerStateMeasure)
+    assert not isinstance(c.Rollouts(0.9), c.PerStateMeasure) and isinstance(c.Rollouts(0.9), c.Measure)

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from dt_circuits.analysis.attribution import logit_diff_metric, prob_metric, res
 from dt_circuits.analysis.interventions import Inputs, run
 from dt_circuits.analysis.patching import remove_front_obstacle
 from dt_circuits.analysis.stats import cluster_bootstrap
+from dt_circuits.claims import names
 from dt_circuits.claims import recipes as recipe_lib
 from dt_circuits.claims import samples as sample_lib
 from dt_circuits.claims.comparisons import Comparisons, default_comparisons
@@ -81,6 +82,25 @@ def clean_metric(subject: Subject, sample: sample_lib.Sample, metric: str) -> np
 # -- measures -----------------------------------------------------------------------------------------------
 
 
+@runtime_checkable
+class Measure(Protocol):
+    """What a check measures: per-example values on a subject, and the samples it is tested on."""
+
+    def measure(self, subject: Subject) -> Measurement: ...
+
+    def sample_names(self) -> list[str]: ...
+
+
+@runtime_checkable
+class PerStateMeasure(Measure, Protocol):
+    """A measure taken state by state on a family (``on``), which the counterexample search can probe one state
+    at a time with ``per_state``."""
+
+    on: OnFamily
+
+    def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float: ...
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Per-example values of a measure (one value for a weight probe) and how they were obtained."""
@@ -104,6 +124,9 @@ class OnFamily:
     timesteps: tuple[int, int] | None = None
     episodes: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        names.check_family(self.family)
 
     def generated(self, subject: Subject) -> sample_lib.Sample:
         return sample_lib.generated(subject, self.family, self.rtg, self.episodes, self.seed, self.timesteps)
@@ -152,6 +175,9 @@ class Behaviour(_OnStates):
     on: OnFamily
     metric: str = "p_forward"
 
+    def __post_init__(self) -> None:
+        names.check_metric(self.metric)
+
     @property
     def unit(self) -> str:
         return self.metric
@@ -182,6 +208,9 @@ class Ablation(_OnStates):
 
     def __post_init__(self) -> None:
         recipe_lib.check_recipe(self.method)
+        names.check_metric(self.metric)
+        for spec in (self.ablate,) if isinstance(self.ablate, str) else self.ablate:
+            names.check_component(spec)
 
     @property
     def primary(self) -> str:  # type: ignore[override]
@@ -237,6 +266,9 @@ class FrontObstacleRemoved(_OnStates):
 
     on: OnFamily
     metric: str = "attn_to_rtg"
+
+    def __post_init__(self) -> None:
+        names.check_metric(self.metric)
 
     @property
     def unit(self) -> str:
@@ -315,7 +347,7 @@ class Check:
     """
 
     name: str
-    measure: Any
+    measure: Measure
     at_least: float | None = None
     at_most: float | None = None
     control: bool = False
@@ -324,6 +356,11 @@ class Check:
     kind: CheckKind | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.measure, Measure):
+            raise ConfigError(
+                f"check {self.name!r}: {type(self.measure).__name__} is not a measure (Behaviour, Ablation, "
+                "FrontObstacleRemoved, Weights, Rollouts, or any object with measure() and sample_names())"
+            )
         if self.at_least is None and self.at_most is None:
             raise ConfigError(f"check {self.name!r} has no threshold: a claim must be able to fail")
         kind = self.kind or ("control" if self.control else "effect")
@@ -420,6 +457,16 @@ class Claim:
     checks: tuple[Check, ...]
     #: what the claim is about: falsification tests pick their control by it (swapped heads, random init)
     kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
+    #: the controls that show this claim can fail (names.FALSIFIERS); default: what its kind allows
+    falsified_by: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in names.DEFAULT_FALSIFIERS:
+            raise ConfigError(f"claim {self.id!r}: kind must be one of {', '.join(names.DEFAULT_FALSIFIERS)}")
+        if not self.checks:
+            raise ConfigError(f"claim {self.id!r} has no checks")
+        chosen = self.falsified_by or names.DEFAULT_FALSIFIERS[self.kind]
+        object.__setattr__(self, "falsified_by", names.check_falsifiers(tuple(chosen)))
 
     def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
         comparisons = subject.comparisons or default_comparisons()
@@ -427,7 +474,7 @@ class Claim:
         verdict = Verdict(self.id, self.statement, all(r.holds for r in results), results, kind=self.kind)
         if search:
             verdict.counterexamples = [
-                find_counterexample(self.id, c, subject) for c in self.checks if hasattr(c.measure, "per_state")
+                find_counterexample(self.id, c, subject) for c in self.checks if isinstance(c.measure, PerStateMeasure)
             ]
         return verdict
 
@@ -672,7 +719,10 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
 
     from dt_circuits.env.strategies import family_states
 
-    on: OnFamily = check.measure.on
+    measure = check.measure
+    if not isinstance(measure, PerStateMeasure):
+        raise ConfigError(f"check {check.name!r}: {type(measure).__name__} cannot be searched state by state")
+    on = measure.on
     lo, hi = rtg_search_range(on.rtg)
     t_lo, t_hi = on.search_timesteps
     t_max = min(t_hi, subject.model.cfg.max_timestep)
@@ -685,7 +735,7 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
     def violates(example: tuple[GridState, float, int]) -> bool:
         counted[0] += 1
         state, rtg, t = example
-        return not check.example_holds(check.measure.per_state(subject, state, rtg, t))
+        return not check.example_holds(measure.per_state(subject, state, rtg, t))
 
     cfg = settings(
         max_examples=max_examples,
@@ -702,7 +752,7 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
         if type(exc).__name__ != "NoSuchExample":
             raise
         return Counterexample(check.name, counted[0], prediction=check.prediction_text())
-    value = check.measure.per_state(subject, state, rtg, t)
+    value = measure.per_state(subject, state, rtg, t)
     return Counterexample(check.name, counted[0], state, float(rtg), int(t), float(value), check.prediction_text())
 
 
@@ -717,8 +767,10 @@ __all__ = [
     "Check",
     "Claim",
     "FrontObstacleRemoved",
+    "Measure",
     "Measurement",
     "OnFamily",
+    "PerStateMeasure",
     "Rollouts",
     "StateRenderer",
     "Verdict",

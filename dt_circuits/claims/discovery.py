@@ -77,7 +77,7 @@ def select_claims(only: list[str] | None = None, directory: Path = BUILTIN_CLAIM
 def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
     """Every (rtg, episodes, seed) the claims' checks will roll out (rollout checks, and the on-policy samples and
     matched timesteps of state checks), so they run as one parallel batch."""
-    from dt_circuits.claims.claim import Rollouts
+    from dt_circuits.claims.claim import PerStateMeasure, Rollouts
 
     out = []
     for claim in claims:
@@ -85,7 +85,7 @@ def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
             m = check.measure
             if isinstance(m, Rollouts):
                 out.append((m.rtg, m.episodes, m.seed))
-            elif hasattr(m, "on"):
+            elif isinstance(m, PerStateMeasure):
                 out.append((m.on.rtg, m.on.episodes, m.on.seed))
     return out
 
