@@ -66,6 +66,8 @@ class Measurement:
     values: np.ndarray
     unit: str
     describe: str
+    #: (estimate, ci_low, ci_high) when the statistic is not a mean of ``values`` (a ratio, a slope): its own CI
+    ci: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,9 @@ class Check:
     control: bool = False
     #: what each example is predicted to do: "bound" (meet the bound itself), "increase" (> 0), "decrease" (< 0)
     per_example: Literal["bound", "increase", "decrease"] = "bound"
+    #: a path the reading describes, which must carry signal on the claim's states (``paths_measures.PathUse``);
+    #: a check on an unused path fails with reason "path-unused" whatever its number
+    requires_path: Any = None
 
     def __post_init__(self) -> None:
         if self.at_least is None and self.at_most is None:
@@ -251,6 +256,8 @@ class CheckResult:
     describe: str
     control: bool
     values: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: why it failed when not for its bound: "path-unused" (see ``Check.requires_path``); "" otherwise
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "values"}
@@ -265,7 +272,7 @@ class Claim:
     source: str
     checks: tuple[Check, ...]
     #: what the claim is about: falsification tests pick their control by it (swapped heads, random init)
-    kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
+    kind: Literal["head", "mlp", "embedding", "behaviour", "path"] = "behaviour"
 
     def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
         results = [evaluate_check(self.id, c, subject) for c in self.checks]
@@ -294,6 +301,11 @@ class Verdict:
     def verdict(self) -> str:
         return "holds" if self.holds else "fails"
 
+    @property
+    def reason(self) -> str:
+        """ "holds", else why the deciding check failed: "path-unused" (its path carries no signal) or "bound"."""
+        return "holds" if self.holds else (self.headline.reason or "bound")
+
     def summary(self) -> str:
         h = self.headline
         return (
@@ -305,12 +317,14 @@ class Verdict:
 def evaluate_check(claim_id: str, check: Check, subject: Subject) -> CheckResult:
     m = check.measure.measure(subject)
     seed = zlib.crc32(f"{claim_id}/{check.name}".encode())
-    effect, lo, hi = bootstrap_ci(m.values, n_resamples=N_BOOTSTRAP, seed=seed)
+    effect, lo, hi = m.ci if m.ci is not None else bootstrap_ci(m.values, n_resamples=N_BOOTSTRAP, seed=seed)
     holds = (check.at_least is None or lo >= check.at_least) and (check.at_most is None or hi <= check.at_most)
+    unused = check.requires_path.unused(subject) if check.requires_path is not None else ""
+    describe = f"{m.describe}; {unused}" if unused else m.describe
     frac = float(np.mean([check.example_holds(v) for v in m.values])) if len(m.values) else float("nan")
     return CheckResult(
         name=check.name,
-        holds=bool(holds),
+        holds=bool(holds) and not unused,
         effect=float(effect),
         ci_low=float(lo),
         ci_high=float(hi),
@@ -318,9 +332,10 @@ def evaluate_check(claim_id: str, check: Check, subject: Subject) -> CheckResult
         frac_as_predicted=frac,
         bound=check.bound_text(),
         unit=m.unit,
-        describe=m.describe,
+        describe=describe,
         control=check.control,
         values=np.asarray(m.values, dtype=float),
+        reason="path-unused" if unused else "",
     )
 
 

@@ -20,7 +20,7 @@ from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest
 
 def expectation_entry(run: ClaimRun) -> dict[str, Any]:
     h = run.verdict.headline
-    return {
+    entry: dict[str, Any] = {
         "expected": run.verdict.verdict,
         "measured": {
             "check": h.name,
@@ -31,6 +31,9 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
             "n": h.n,
         },
     }
+    if h.reason:  # a check that failed on an unused path, not on its bound
+        entry["measured"]["reason"] = h.reason
+    return entry
 
 
 def record_expectations(

@@ -35,6 +35,7 @@ class ClaimRun:
             "statement": self.claim.statement,
             "source": self.claim.source,
             "verdict": self.verdict.verdict,
+            "reason": self.verdict.reason,
             "expected": self.expected,
             "matches_expectation": self.matches,
             "effect": h.effect,
@@ -84,7 +85,7 @@ def format_table(runs: list[ClaimRun]) -> str:
                 f"{h.effect:+.3f}",
                 f"[{h.ci_low:+.3f}, {h.ci_high:+.3f}]",
                 h.bound,
-                h.name,
+                h.name + (f" [{h.reason}]" if h.reason else ""),
             )
         )
     return aligned(rows)
