@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dt_circuits import load_checkpoint
-from dt_circuits.analysis.attribution import attribute
+from dt_circuits.analysis.attribution import attribute, logit_diff_metric
 from dt_circuits.analysis.circuits import ov_view, qk_view
 from dt_circuits.analysis.embeddings import input_channel_names, state_embedding_projection, time_embedding_projection
 from dt_circuits.analysis.figures import (
@@ -20,13 +20,15 @@ from dt_circuits.analysis.figures import (
     channel_heatmaps,
     injection_scan_plot,
     line_plot,
+    path_bars,
     rtg_scan_plot,
     save_png,
 )
 from dt_circuits.analysis.interventions import Inputs, ablation_hooks, dataset_means
 from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
+from dt_circuits.analysis.paths import head_path_effects
 from dt_circuits.analysis.scans import injection_scan, rtg_scan
-from dt_circuits.core.paths import reference_checkpoint
+from dt_circuits.core.paths import CHECKPOINTS_DIR, reference_checkpoint
 from dt_circuits.env.scenarios import in_front, random_walk
 
 OUT = Path(__file__).resolve().parent / "figures"
@@ -104,6 +106,22 @@ def main() -> int:
         title="Time embedding projected on forward - right (Fig. 11)",
     )
     written.append(save_png(fig, OUT / "time_embedding_forward_right.png", dpi=DPI))
+
+    # path patching: each head's output switched from RTG 0.9 to RTG -1 (ball in front), split by path
+    metric = logit_diff_metric("forward-right")
+    panels = {}
+    for name, m in (("DTI reference", model), ("raw-index (ours)", load_checkpoint(CHECKPOINTS_DIR / "raw-index"))):
+        base = Inputs.make(obstacle.obs, 0.9, 0)
+        panels[name] = {
+            head: {k: float(v.mean()) for k, v in head_path_effects(m, base, base.with_rtg(-1.0), head, metric).items()}
+            for head in ("L0H0", "L0H1")
+        }
+    fig = path_bars(
+        panels,
+        ylabel="Δ logit(forward) - logit(right)",
+        title="Ball in front: each head's output from RTG −1 instead of 0.9, by path",
+    )
+    written.append(save_png(fig, OUT / "path_patching_heads_rtg.png", dpi=DPI))
     for p in written:
         print(f"{p.relative_to(OUT.parent.parent)}  {p.stat().st_size // 1024} KiB")
     return 0

@@ -84,6 +84,11 @@ NOT_HEAD_SPECIFIC = {
         "ball in front with goal/ball ratio >= 0.5; the encoding claim holds for the attention layer, not for one "
         "head"
     ),
+    ("one-hot", "head-effects-through-mlp"): (
+        "not head-specific on one-hot: both heads relay RTG and both act largely through the MLP in either "
+        "scenario (swapped: obstacle scenario via L0H0, goal scenario via L0H1, every check still clears its "
+        "bar); the claim is about MLP mediation, which holds for the attention layer, not for one head"
+    ),
 }
 
 
@@ -163,3 +168,24 @@ def test_search_reports_none_when_prediction_holds(reference_model):
     effect = by_check["ablate goal head: ΔP(forward)"]
     assert effect.state is None and effect.searched > 50
     assert by_check["baseline: P(forward) into the goal, unablated"].state is not None
+
+
+def test_a_reading_on_an_unused_path_fails_with_its_reason():
+    """raw-index: the obstacle head never attends to the state token, so its OV reading (−13.1, far past the
+    bound) explains nothing and the check fails with reason path-unused (issue 13); one-hot's head uses it."""
+    raw = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
+    verdict = CLAIMS["encoding-shapes-algorithm"].evaluate(raw)
+    ball = verdict.checks[0]
+    assert ball.effect <= -0.1 and not ball.holds and ball.reason == "path-unused"
+    assert verdict.reason == "path-unused" and "path unused" in ball.describe
+    one_hot = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "one-hot"))
+    assert CLAIMS["encoding-shapes-algorithm"].evaluate(one_hot).checks[0].reason == ""
+
+
+def test_roles_path_scan_says_when_heads_only_relay_rtg(reference_path):
+    from dt_circuits.claims.paths_roles import scan_head_paths
+
+    raw = scan_head_paths(Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index")))
+    assert [h.finding for h in raw] == ["relays RTG only", "relays RTG only"]
+    ref = scan_head_paths(Subject.from_model(load_checkpoint(reference_path)))
+    assert ref[1].finding != "relays RTG only"  # the reference's head 1 reads the state with a ball in front

@@ -231,3 +231,29 @@ def loss_curve_figure(curve: Mapping[str, Any], title: str = "") -> Figure:
     ex.set_title("in-env evaluation during training")
     fig.suptitle(title)
     return fig
+
+
+def path_bars(
+    panels: Mapping[str, Mapping[str, Mapping[str, float]]], *, ylabel: str, title: str | None = None
+) -> Figure:
+    """Grouped bars of path effects: one panel per entry of ``panels`` (e.g. a checkpoint), one group per sender
+    (e.g. a head), one bar per path (``direct``, ``mlp``, ``total``)."""
+    if not panels:
+        raise ConfigError("path_bars needs at least one panel")
+    fig = _new((3.4 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, groups) in zip(axes, panels.items(), strict=True):
+        senders = list(groups)
+        kinds = list(next(iter(groups.values())))
+        width = 0.8 / len(kinds)
+        for j, kind in enumerate(kinds):
+            vals = [groups[s][kind] for s in senders]
+            ax.bar(np.arange(len(senders)) + (j - (len(kinds) - 1) / 2) * width, vals, width, label=kind)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xticks(np.arange(len(senders)), senders, fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -108,6 +108,10 @@ class Measurement:
     values: np.ndarray
     unit: str
     describe: str
+    #: when the statistic is not a mean of ``values`` (a ratio, a slope): its estimate and bootstrap replicates,
+    #: from which the check takes its interval at the run's family-wise level
+    estimate: float | None = None
+    draws: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +358,9 @@ class Check:
     #: what each example is predicted to do: "bound" (meet the bound itself), "increase" (> 0), "decrease" (< 0)
     per_example: Literal["bound", "increase", "decrease"] = "bound"
     kind: CheckKind | None = None
+    #: a path the reading describes, which must carry signal on the claim's states (``paths_measures.PathUse``);
+    #: a check on an unused path fails with reason "path-unused" whatever its number
+    requires_path: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.measure, Measure):
@@ -429,6 +436,8 @@ class CheckResult:
     primary_recipe: str | None = None
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: why it failed when not for its bound: "path-unused" (see ``Check.requires_path``); "" otherwise
+    reason: str = ""
 
     @property
     def recipe_dependent(self) -> bool:
@@ -456,7 +465,7 @@ class Claim:
     source: str
     checks: tuple[Check, ...]
     #: what the claim is about: falsification tests pick their control by it (swapped heads, random init)
-    kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
+    kind: Literal["head", "mlp", "embedding", "behaviour", "path"] = "behaviour"
     #: the controls that show this claim can fail (names.FALSIFIERS); default: what its kind allows
     falsified_by: tuple[str, ...] | None = None
 
@@ -506,7 +515,8 @@ class Verdict:
 
     @property
     def reason(self) -> str:
-        """Why the claim fails, in order: no behaviour (a baseline check), too small an effect, a failed control;
+        """Why the claim fails, in order: no behaviour (a baseline check), a reading on a path the head does not
+        use (``path-unused``), too small an effect, a failed control;
         ``other`` when only under-sampled on-policy checks fail, or for a behavioural claim's own checks."""
         if self.holds:
             return "holds"
@@ -514,6 +524,8 @@ class Verdict:
         kinds = {c.kind for c in real}
         if "baseline" in kinds:
             return "baseline-absent"
+        if any(c.reason == "path-unused" for c in real):
+            return "path-unused"
         if "effect" in kinds and self.kind != "behaviour":
             return "effect-too-small"
         if "control" in kinds:
@@ -565,6 +577,29 @@ def evaluate_check(
 ) -> list[CheckResult]:
     """One result per sample the check is tested on (generated and on-policy; rollouts; or the exact weights)."""
     comparisons = comparisons or subject.comparisons or default_comparisons()
+    results = _results(claim_id, check, subject, comparisons)
+    unused = check.requires_path.unused(subject) if check.requires_path is not None else ""
+    if unused:  # the reading describes a path that carries no signal on the claim's states
+        for r in results:
+            r.holds, r.reason, r.describe = False, "path-unused", f"{r.describe}; {unused}"
+    return results
+
+
+def _replicate_interval(check: Check, m: Measurement, comparisons: Comparisons) -> dict[str, Any]:
+    """Interval and p-value of a statistic from its own bootstrap replicates (ratios, slopes, coefficients)."""
+    draws = np.asarray(m.draws, dtype=float)
+    if np.isnan(draws).any() or m.estimate is None or np.isnan(m.estimate):  # undefined in some resample
+        return {"effect": m.estimate, "ci_low": -math.inf, "ci_high": math.inf, "holds": False, "p_value": 1.0}
+    tail = (1 - comparisons.confidence) / 2
+    lo, hi = (float(q) for q in np.quantile(draws, [tail, 1 - tail]))
+    p = max(
+        float(np.mean(draws < check.at_least)) if check.at_least is not None else 0.0,
+        float(np.mean(draws > check.at_most)) if check.at_most is not None else 0.0,
+    )
+    return {"effect": float(m.estimate), "ci_low": lo, "ci_high": hi, "holds": check.clears(lo, hi), "p_value": p}
+
+
+def _results(claim_id: str, check: Check, subject: Subject, comparisons: Comparisons) -> list[CheckResult]:
     seed = zlib.crc32(f"{claim_id}/{check.name}".encode())
     measure = check.measure
     common = dict(bound=check.bound_text(), control=check.control, kind=check.kind)
@@ -584,6 +619,20 @@ def evaluate_check(
                         float(np.mean([check.example_holds(x) for x in m.values])), unit=m.unit, describe=m.describe,
                         sample="rollouts", n_clusters=len(m.values), cluster_unit="episodes",
                         p_value=stats["p_value"], alpha=comparisons.check_alpha, values=m.values, **common)
+        ]  # fmt: skip
+    if not isinstance(measure, _OnStates):  # any other measure: per-example values, or its own replicates
+        m = measure.measure(subject)
+        if m.draws is not None:
+            stats, unit_of_clusters = _replicate_interval(check, m, comparisons), "bootstrap replicates"
+        else:
+            stats = _interval(check, m.values, np.arange(len(m.values)), comparisons, seed)
+            unit_of_clusters = "examples"
+        frac = float(np.mean([check.example_holds(x) for x in m.values])) if len(m.values) else math.nan
+        return [
+            CheckResult(check.name, bool(stats["holds"]), stats["effect"], stats["ci_low"], stats["ci_high"],
+                        len(m.values), frac, unit=m.unit, describe=m.describe, sample="generated",
+                        n_clusters=len(m.values), cluster_unit=unit_of_clusters, p_value=stats["p_value"],
+                        alpha=comparisons.check_alpha, values=np.asarray(m.values, dtype=float), **common)
         ]  # fmt: skip
     results = []
     for sample in measure.on.samples(subject):

@@ -25,7 +25,7 @@ def _r(x: float | None) -> float | None:
 def expectation_entry(run: ClaimRun) -> dict[str, Any]:
     """What is recorded for one claim: its verdict and reason, the headline's numbers, and every check's."""
     h = run.verdict.headline
-    return {
+    entry: dict[str, Any] = {
         "expected": run.verdict.verdict,
         "reason": run.verdict.reason,
         "recipe_dependent": run.verdict.recipe_dependent,
@@ -57,6 +57,9 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
             for c in run.verdict.checks
         },
     }
+    if h.reason:  # a check that failed on an unused path, not on its bound
+        entry["measured"]["reason"] = h.reason
+    return entry
 
 
 def record_expectations(

@@ -24,6 +24,7 @@ DEFAULT_FALSIFIERS: dict[str, tuple[str, ...]] = {
     "mlp": ("role-on-a-head", "random-init"),
     "embedding": ("random-init",),
     "behaviour": ("random-init",),
+    "path": ("random-init",),
 }
 
 

@@ -1,7 +1,8 @@
 """The post's Table 1: which things the agent avoids at each RTG, on generated states and in rollouts.
 
 On generated states "avoids X" means P(forward) with X directly in front ≤ 0.1 (whole CI) and "seeks the goal"
-means P(forward) ≥ 0.5 with the goal in front. In rollouts (200 sampled episodes): at RTG 0.9 at least 70 % reach
+means P(forward) ≥ 0.5 with the goal in front; "does not avoid" (obstacles at RTG −1) is the negation of
+the avoid bar, P(forward) > 0.1. In rollouts (200 sampled episodes): at RTG 0.9 at least 70 % reach
 the goal; at RTG -1 at most 5 % do; at RTG 0 at least 50 % time out (avoid walls, obstacles and goal).
 """
 
@@ -17,11 +18,17 @@ def avoids(thing: str, family: str, rtg: float) -> Check:
 CLAIM = Claim(
     kind="behaviour",
     id="rtg-behaviours",
-    statement="Walls are always avoided; obstacles at RTG 0 and 0.9; the goal at RTG -1 and 0, sought at 0.9",
+    statement="Walls are always avoided; obstacles at RTG 0 and 0.9 (not at -1); the goal at RTG -1 and 0, "
+    "sought at 0.9",
     source="post Table 1",
     checks=(
         *(avoids("walls", "wall-in-front", rtg) for rtg in (-1.0, 0.0, 0.9)),
         *(avoids("obstacles", "obstacle-in-front", rtg) for rtg in (0.0, 0.9)),
+        Check(  # Table 1's "no": the negation of the avoid bar
+            "does not avoid obstacles at RTG -1: P(forward)",
+            Behaviour(OnFamily("obstacle-in-front", -1.0)),
+            at_least=AVOID,
+        ),
         *(
             avoids(f"the goal from the {side}", f"goal-from-{side}", rtg)
             for rtg in (-1.0, 0.0)
