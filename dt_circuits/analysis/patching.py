@@ -96,7 +96,7 @@ def patch_hooks(
     """
     hooks: FwdHooks = []
     for comp in resolve_all(model, components):
-        check_pos(model, comp, pos)
+        pos = check_pos(model, comp, pos)
         name = comp.hook_name
         if name not in source.acts:
             raise ConfigError(f"patch source has no activations for hook {name!r}")
@@ -169,7 +169,7 @@ def path_patch_hooks(
     snd = resolve(model, sender)
     if not isinstance(snd, Head | MLP):
         raise ConfigError(f"path-patching sender must be a head or an MLP, got {snd}")
-    check_pos(model, snd, pos)
+    pos = check_pos(model, snd, pos)
     rcv: Receiver
     if isinstance(receiver, str) and receiver.strip().lower() in ("unembed", "logits", "w_u"):
         rcv = "unembed"

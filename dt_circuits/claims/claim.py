@@ -266,6 +266,9 @@ class Claim:
     checks: tuple[Check, ...]
     #: what the claim is about: falsification tests pick their control by it (swapped heads, random init)
     kind: Literal["head", "mlp", "embedding", "behaviour"] = "behaviour"
+    #: the env family whose checkpoints the claim is about ("dynamic-obstacles", "memory"); on a checkpoint of
+    #: another family it is not applicable: not collected by default, skipped when asked for
+    env: str = "dynamic-obstacles"
 
     def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
         results = [evaluate_check(self.id, c, subject) for c in self.checks]

@@ -100,11 +100,15 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
     runs = run_suite(subject, claims, search=not args.no_search)
     print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}")
     print(format_table(runs))
+    skipped = sorted({c.id for c in claims} - {r.claim.id for r in runs})
+    if skipped:
+        print(f"not applicable ({subject.env_family} checkpoint): {', '.join(skipped)}")
     for r in runs:
         for cx in r.verdict.counterexamples:
             if cx.state is not None:
                 print(f"counterexample  {r.claim.id}  {cx.describe()}")
     data = suite_json(subject, runs)
+    data["not_applicable"] = skipped
     data["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
         out = _out_path(args.json, label, several, suffix=".json")

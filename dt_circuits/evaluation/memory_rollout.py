@@ -44,6 +44,8 @@ class MemoryRollouts:
     sample: bool
     seed: int
     max_steps: int
+    #: every window the model was fed, batched (obs, rtg, timesteps, actions), when asked for
+    windows: tuple[np.ndarray, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -71,8 +73,10 @@ def memory_rollouts(
     seed: int = 0,
     sample: bool = True,
     max_steps: int = EVAL_MAX_STEPS,
+    record_windows: bool = False,
 ) -> MemoryRollouts:
-    """``n_episodes`` seeded episodes at initial ``rtg``; actions sampled from softmax(logits) or argmax."""
+    """``n_episodes`` seeded episodes at initial ``rtg``; actions sampled from softmax(logits) or argmax.
+    ``record_windows`` keeps every model input (the states real rollouts visit, for equivalence tests)."""
     cfg = model.cfg
     seeds = [episode_seeds(seed, i) for i in range(n_episodes)]
     envs = [MemoryS7FixedStart(max_steps=max_steps) for _ in range(n_episodes)]
@@ -81,6 +85,7 @@ def memory_rollouts(
     rtgs = [[float(rtg)] for _ in envs]
     outcomes, rewards, lengths = [""] * n_episodes, np.zeros(n_episodes), np.zeros(n_episodes, dtype=int)
     active = list(range(n_episodes))
+    seen: list[tuple[np.ndarray, ...]] = []
     while active:
         windows = [
             pad_window(
@@ -89,7 +94,10 @@ def memory_rollouts(
             )
             for i in active
         ]  # fmt: skip
-        logits = model(*stack_windows(windows))
+        batch = stack_windows(windows)
+        if record_windows:
+            seen.append(batch)
+        logits = model(*batch)
         still = []
         for j, i in enumerate(active):
             if sample:
@@ -107,4 +115,5 @@ def memory_rollouts(
             rtgs[i].append(rtgs[i][-1] - float(reward))
             still.append(i)
         active = still
-    return MemoryRollouts(float(rtg), np.array(outcomes), rewards, lengths, sample, seed, max_steps)
+    recorded = tuple(np.concatenate(parts) for parts in zip(*seen, strict=True)) if seen else None
+    return MemoryRollouts(float(rtg), np.array(outcomes), rewards, lengths, sample, seed, max_steps, recorded)
