@@ -102,7 +102,9 @@ def patch_hooks(
             raise ConfigError(f"patch source has no activations for hook {name!r}")
         donor = source.acts[name]
 
-        def hook(act: torch.Tensor, hook: Any = None, comp: Component = comp, donor: torch.Tensor = donor) -> Any:
+        def hook(
+            act: torch.Tensor, hook: Any = None, comp: Component = comp, donor: torch.Tensor = donor, pos: Any = pos
+        ) -> Any:
             if act.shape != donor.shape:
                 raise ConfigError(
                     f"patch source for {comp} has shape {tuple(donor.shape)}, the run has {tuple(act.shape)}"

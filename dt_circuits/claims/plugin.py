@@ -111,9 +111,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 def checkpoint_label(path: str) -> str:
     """A short name for a checkpoint in test ids: the folder's name, the file's stem, or dti-reference."""
-    from dt_circuits.core.paths import reference_checkpoint
-
-    from dt_circuits.core.paths import memory_reference_checkpoint
+    from dt_circuits.core.paths import memory_reference_checkpoint, reference_checkpoint
 
     p = Path(path)
     if p.suffix == ".pt" and p.name == reference_checkpoint().name:
