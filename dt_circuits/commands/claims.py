@@ -108,7 +108,6 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
             if cx.state is not None:
                 print(f"counterexample  {r.claim.id}  {cx.describe()}")
     data = suite_json(subject, runs)
-    data["not_applicable"] = skipped
     data["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
         out = _out_path(args.json, label, several, suffix=".json")
