@@ -118,3 +118,28 @@ def test_full_retrain_reproduces_the_weight_bytes(name, tmp_path, monkeypatch):
     assert sha256_file(tmp_path / name / "model.safetensors") == sha256_file(
         CHECKPOINTS_DIR / name / "model.safetensors"
     )
+
+
+#: The one-timestep model's hook names, as before multi-timestep models existed (issue 16 must not move them).
+ONE_TIMESTEP_HOOKS = {"hook_rtg_embed", "hook_state_embed", "hook_time_embed", "hook_pos_embed"} | {
+    f"blocks.0.{h}"
+    for h in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
+              "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern",
+              "attn.hook_z", "attn.hook_result", "mlp.hook_pre", "mlp.hook_post")
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_timestep_models_keep_their_keys_bytes_and_hooks(name, tmp_path):
+    """Same safetensors key names, identical weight bytes after a load/save round trip, same hook names."""
+    from safetensors.torch import load_file
+
+    from dt_circuits.dt.checkpoint import save_checkpoint
+
+    path = CHECKPOINTS_DIR / name
+    model = load_checkpoint(path)
+    assert set(model.state_dict()) == set(load_file(str(path / "model.safetensors")))
+    assert set(model.hook_dict) == ONE_TIMESTEP_HOOKS
+    again = save_checkpoint(model, tmp_path / name, env=model.checkpoint_info.env, name=name)
+    assert sha256_file(again / "model.safetensors") == sha256_file(path / "model.safetensors")
+    assert read_manifest(again)["model_config"] == _manifest(name)["model_config"]

@@ -486,8 +486,13 @@ def test_a_dti_config_claiming_a_huge_model_is_refused_before_allocating(tmp_pat
 
 @pytest.mark.parametrize(
     "cfg",
-    [DTConfig(), DTConfig(obs_encoding="one_hot"), DTConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, d_mlp=16)],
-    ids=["index", "one-hot", "two-layers"],
+    [
+        DTConfig(),
+        DTConfig(obs_encoding="one_hot"),
+        DTConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, d_mlp=16),
+        DTConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, d_mlp=16, n_ctx=26, normalization="LN", mlp_type="gated"),
+    ],
+    ids=["index", "one-hot", "two-layers", "memory-dt"],
 )
 def test_param_shapes_match_the_real_model(cfg):
     """Loaders check files against DTConfig.param_shapes: it must be exactly the model's state_dict."""

@@ -147,7 +147,7 @@ def test_bad_inputs_are_named(obs, rtg, t, message):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("n_ctx", 5, "n_ctx"),
+        ("n_ctx", 4, "n_ctx"),  # not 3T - 1 tokens
         ("obs_encoding", "rgb", "obs_encoding"),
         ("n_heads", 0, "n_heads"),
         ("d_model", "128", "d_model"),

@@ -168,14 +168,33 @@ def pos_axis(hook_name: str) -> int | None:
     return 1
 
 
-def check_pos(model: DecisionTransformer, comp: Component, pos: int | None) -> None:
-    """Raise ConfigError unless ``pos`` is None or a token position the component's activation has."""
+_POS_RE = re.compile(r"^(rtg|r|state|s|action|a)\s*[\[@]?\s*(-?\d+)\s*\]?$", re.IGNORECASE)
+_TOKEN_KIND = {"r": "rtg", "rtg": "rtg", "s": "state", "state": "state", "a": "action", "action": "action"}
+
+
+def parse_position(model: DecisionTransformer, spec: int | str) -> int:
+    """A token position from an int or "<kind>[<timestep>]": "s-1" / "state[-1]" (the last state token, where
+    the logits are read), "R0", "a3". Timesteps index a full context window; negative ones count from its end."""
+    if isinstance(spec, str):
+        m = _POS_RE.match(spec.strip())
+        if m is None:
+            raise ConfigError(f"cannot parse position {spec!r}; expected e.g. 's-1', 'state[4]', 'R0' or 'a3'")
+        return model.cfg.token_position(int(m.group(2)), _TOKEN_KIND[m.group(1).lower()])
+    return spec
+
+
+def check_pos(model: DecisionTransformer, comp: Component, pos: int | str | None) -> int | None:
+    """The token position ``pos`` names (None: every position); ConfigError unless the component's activation
+    has it. Positions are ints or "<kind>[<timestep>]" strings (:func:`parse_position`)."""
     if pos is None:
-        return
+        return None
     if pos_axis(comp.hook_name) is None:
         raise ConfigError(f"{comp} has no position axis; intervene on it without pos=")
+    pos = parse_position(model, pos)
     if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < model.cfg.n_ctx:
-        raise ConfigError(f"pos {pos!r} is not a token position (0 = RTG, 1 = state)")
+        what = "0 = RTG, 1 = state" if model.cfg.n_ctx == 2 else f"0..{model.cfg.n_ctx - 1}, or e.g. 's-1'"
+        raise ConfigError(f"pos {pos!r} is not a token position ({what})")
+    return pos
 
 
 def component_index(comp: Component, ndim: int, pos: int | None) -> tuple[Any, ...]:
@@ -371,7 +390,7 @@ def ablation_hooks(
     comps = resolve_all(model, components)
     hooks: FwdHooks = []
     for comp in comps:
-        check_pos(model, comp, pos)
+        pos = check_pos(model, comp, pos)
         name = comp.hook_name
         if method == "zero":
             fn = _replace_hook(comp, pos, torch.zeros_like)

@@ -96,13 +96,15 @@ def patch_hooks(
     """
     hooks: FwdHooks = []
     for comp in resolve_all(model, components):
-        check_pos(model, comp, pos)
+        pos = check_pos(model, comp, pos)
         name = comp.hook_name
         if name not in source.acts:
             raise ConfigError(f"patch source has no activations for hook {name!r}")
         donor = source.acts[name]
 
-        def hook(act: torch.Tensor, hook: Any = None, comp: Component = comp, donor: torch.Tensor = donor) -> Any:
+        def hook(
+            act: torch.Tensor, hook: Any = None, comp: Component = comp, donor: torch.Tensor = donor, pos: Any = pos
+        ) -> Any:
             if act.shape != donor.shape:
                 raise ConfigError(
                     f"patch source for {comp} has shape {tuple(donor.shape)}, the run has {tuple(act.shape)}"
@@ -169,7 +171,7 @@ def path_patch_hooks(
     snd = resolve(model, sender)
     if not isinstance(snd, Head | MLP):
         raise ConfigError(f"path-patching sender must be a head or an MLP, got {snd}")
-    check_pos(model, snd, pos)
+    pos = check_pos(model, snd, pos)
     rcv: Receiver
     if isinstance(receiver, str) and receiver.strip().lower() in ("unembed", "logits", "w_u"):
         rcv = "unembed"

@@ -121,7 +121,7 @@ def injection_scan(
     if len(clean) != len(corrupt):
         raise ConfigError(f"clean ({len(clean)}) and corrupt ({len(corrupt)}) need the same number of states")
     comp = resolve(model, site)
-    check_pos(model, comp, pos)
+    pos = check_pos(model, comp, pos)
     grid = _grid(coeffs, "coeffs")
     name = comp.hook_name
     a_clean = collect_activations(model, clean, [comp]).acts[name]

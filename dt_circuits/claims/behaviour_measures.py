@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.embeddings import time_embedding_projection
-from dt_circuits.claims.claim import Measurement
-from dt_circuits.claims.paths_measures import OwnSample, paired_bootstrap
+from dt_circuits.claims.claim import Measurement, OwnSample
+from dt_circuits.claims.paths_measures import paired_bootstrap
 from dt_circuits.claims.subject import Subject
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Action, EnvSpec
 from dt_circuits.evaluation.rollout import episode_seeds

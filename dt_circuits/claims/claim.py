@@ -91,6 +91,16 @@ class Measure(Protocol):
     def sample_names(self) -> list[str]: ...
 
 
+class OwnSample:
+    """A base for measures taken on one sample (a generated family, the weights, a batch of rollouts) with their
+    own statistic: a check on one is tested once, and ``sample`` names that sample in the results."""
+
+    sample = "generated"
+
+    def sample_names(self) -> list[str]:
+        return [self.sample]
+
+
 @runtime_checkable
 class PerStateMeasure(Measure, Protocol):
     """A measure taken state by state on a family (``on``), which the counterexample search can probe one state
@@ -468,6 +478,9 @@ class Claim:
     kind: Literal["head", "mlp", "embedding", "behaviour", "path"] = "behaviour"
     #: the controls that show this claim can fail (names.FALSIFIERS); default: what its kind allows
     falsified_by: tuple[str, ...] | None = None
+    #: the env family whose checkpoints the claim is about ("dynamic-obstacles", "memory"); on a checkpoint of
+    #: another family it is not applicable: not collected by default, skipped when asked for
+    env: str = "dynamic-obstacles"
 
     def __post_init__(self) -> None:
         if self.kind not in names.DEFAULT_FALSIFIERS:
@@ -819,6 +832,7 @@ __all__ = [
     "Measure",
     "Measurement",
     "OnFamily",
+    "OwnSample",
     "PerStateMeasure",
     "Rollouts",
     "StateRenderer",

@@ -93,10 +93,29 @@ def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
 def default_checkpoints() -> list[str]:
     """The checkpoints this package ships, then the DTI reference when shared/ has it. In this project's own
     checkout under CI the reference is always listed, so a missing ../shared fails loudly there."""
-    from dt_circuits.core.paths import in_checkout, own_checkpoints, reference_checkpoint
+    from dt_circuits.core.paths import in_checkout, memory_reference_checkpoint, own_checkpoints, reference_checkpoint
 
     paths = [str(p) for p in own_checkpoints()]
-    ref = reference_checkpoint()
-    if ref.exists() or (os.environ.get("CI") and in_checkout()):
-        paths.append(str(ref))
+    for ref in (reference_checkpoint(), memory_reference_checkpoint()):
+        if ref.exists() or (os.environ.get("CI") and in_checkout()):
+            paths.append(str(ref))
     return paths
+
+
+def checkpoint_family(path: str) -> str | None:
+    """The env family of a checkpoint read without loading weights (our manifest's env id, or a published
+    file's name); None when only loading it would tell."""
+    import json
+
+    from dt_circuits.core.paths import memory_reference_checkpoint, reference_checkpoint
+    from dt_circuits.env.spec import ENVS
+
+    p = Path(path)
+    names = {reference_checkpoint().name: "dynamic-obstacles", memory_reference_checkpoint().name: "memory"}
+    if p.suffix == ".pt":
+        return names.get(p.name)
+    try:
+        env_id = json.loads((p / "manifest.json").read_text())["env"]["env_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ENVS[env_id][0] if env_id in ENVS else None

@@ -26,7 +26,7 @@ from dt_circuits.analysis import paths
 from dt_circuits.analysis.attribution import logit_diff_metric, prob_metric, residual_direction
 from dt_circuits.analysis.interventions import Inputs, run
 from dt_circuits.analysis.patching import remove_front_obstacle
-from dt_circuits.claims.claim import Measurement, OnFamily
+from dt_circuits.claims.claim import Measurement, OnFamily, OwnSample
 from dt_circuits.claims.subject import Subject, mean_walk
 from dt_circuits.core.errors import ConfigError
 
@@ -76,16 +76,6 @@ def ratio_bootstrap(num: np.ndarray, den: np.ndarray, seed: int) -> tuple[float,
 
 def _metric(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return prob_metric(name[2:]) if name.startswith("p_") else logit_diff_metric(name)
-
-
-class OwnSample:
-    """Measures here are taken on one sample each (a generated family, the weights, a batch of rollouts), so a
-    check on one is tested once; ``sample`` names it in the results."""
-
-    sample = "generated"
-
-    def sample_names(self) -> list[str]:
-        return [self.sample]
 
 
 @dataclass(frozen=True)

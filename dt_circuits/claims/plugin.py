@@ -82,16 +82,21 @@ def _claims_dir(config: pytest.Config) -> Path | None:
     return where.resolve()
 
 
-def _checkpoints(config: pytest.Config) -> list[str]:
+def _checkpoints(config: pytest.Config, claim: Any = None) -> list[str]:
+    """The checkpoints a claim runs on: those asked for (a claim of another env family then skips as not
+    applicable), else the defaults of the claim's env family."""
     given = config.getoption("checkpoint")
     if given:
         return [str(Path(p)) for p in given]
     ini = config.getini("dt_circuits_checkpoints")
     if ini:
         return [str(p if Path(p).is_absolute() else config.rootpath / p) for p in ini]
-    from dt_circuits.claims.discovery import default_checkpoints
+    from dt_circuits.claims.discovery import checkpoint_family, default_checkpoints
 
-    return default_checkpoints()
+    paths = default_checkpoints()
+    if claim is None:
+        return paths
+    return [p for p in paths if checkpoint_family(p) in (claim.env, None)]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
@@ -107,11 +112,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 def checkpoint_label(path: str) -> str:
     """A short name for a checkpoint in test ids: the folder's name, the file's stem, or dti-reference."""
-    from dt_circuits.core.paths import reference_checkpoint
+    from dt_circuits.core.paths import memory_reference_checkpoint, reference_checkpoint
 
     p = Path(path)
     if p.suffix == ".pt" and p.name == reference_checkpoint().name:
         return "dti-reference"
+    if p.suffix == ".pt" and p.name == memory_reference_checkpoint().name:
+        return "dti-memory"
     return p.stem if p.suffix else p.name
 
 
@@ -120,7 +127,7 @@ class ClaimFile(pytest.File):
         from dt_circuits.claims.discovery import load_claim
 
         claim = load_claim(self.path)
-        for path in _checkpoints(self.config):
+        for path in _checkpoints(self.config, claim):
             yield ClaimItem.from_parent(
                 self, name=f"{claim.id}[{checkpoint_label(path)}]", claim=claim, checkpoint=path
             )
@@ -137,7 +144,7 @@ def _subject(path: str, roles: str | None, claims_dir: Path, claims: list):
         subject = Subject.load(path, roles_file=roles, expectations_dir=claims_dir / "expectations")
         subject.comparisons = for_claims_dir(claims_dir)  # the whole folder is the family, whatever -k selects
         # the rollout checks of every claim selected for this checkpoint at once, on every core
-        subject.prefetch_rollouts(rollout_requests(claims))
+        subject.prefetch_rollouts(rollout_requests([c for c in claims if c.env == subject.env_family]))
         _SUBJECTS[key] = subject
     return _SUBJECTS[key]
 
@@ -166,6 +173,10 @@ class ClaimItem(pytest.Item):
         claims = self.config.stash.get(_SELECTED, {}).get(self.checkpoint, [self.claim])
         claims_dir = self.config.stash[_CLAIMS_DIR]
         subject = _subject(self.checkpoint, self.config.getoption("roles"), claims_dir, claims)
+        if self.claim.env != subject.env_family:
+            pytest.skip(
+                f"not applicable: {self.claim.id} is about {self.claim.env} checkpoints, not {subject.env_family}"
+            )
         run = run_claim(self.claim, subject)
         self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
         details = (

@@ -30,6 +30,8 @@ from dt_circuits.evaluation.rollout import RolloutResult
 
 #: The post's binding: head 1 avoids obstacles, head 0 avoids the goal from the top, the MLP from the left.
 POST_ROLES: dict[str, str] = {"obstacle_head": "L0H1", "goal_head": "L0H0", "goal_mlp": "mlp"}
+#: Roles bound when nothing else binds them, per env family (MemoryDT's claims name components directly).
+DEFAULT_ROLES: dict[str, dict[str, str]] = {"dynamic-obstacles": POST_ROLES, "memory": {}}
 #: Expected verdicts for foreign checkpoints, keyed by the file's sha256 (ours live in their manifests).
 FOREIGN_EXPECTATIONS_DIR = BUILTIN_CLAIMS_DIR / "expectations"
 #: States in the random walk behind every ablation mean. The mean's own noise moves every ablated state at once,
@@ -104,7 +106,7 @@ class Subject:
     ) -> Subject:
         info = getattr(model, "checkpoint_info", None)
         manifest = info.manifest if info else {}
-        bound = dict(POST_ROLES)
+        bound = dict(DEFAULT_ROLES.get(info.env.family if info else "dynamic-obstacles", {}))
         origin = dict.fromkeys(bound, "the post's binding")
         bound.update(manifest.get("roles") or {})
         origin.update(dict.fromkeys(manifest.get("roles") or {}, "the checkpoint manifest"))
@@ -132,6 +134,12 @@ class Subject:
             except DTCircuitsError as exc:
                 raise ConfigError(f"role {role!r} bound to {bound[role]!r} by {origin[role]}: {exc}") from None
         return subject
+
+    @property
+    def env_family(self) -> str:
+        """The env family of the checkpoint ("dynamic-obstacles", "memory"): which claims apply to it."""
+        info = getattr(self.model, "checkpoint_info", None)
+        return info.env.family if info else "dynamic-obstacles"
 
     # -- roles -------------------------------------------------------------------------------------------------
     def component(self, name: str) -> Component:

@@ -62,12 +62,18 @@ def run_claim(claim: Claim, subject: Subject, *, search: bool = False) -> ClaimR
     return ClaimRun(claim, verdict, subject.expected(claim.id), time.perf_counter() - start)
 
 
+def applicable(claims: list[Claim], subject: Subject) -> list[Claim]:
+    """The claims about the subject's env family; the others are "not applicable" to it, never failures."""
+    return [c for c in claims if c.env == subject.env_family]
+
+
 def run_suite(
     subject: Subject, claims: list[Claim], *, search: bool = False, comparisons: Comparisons | None = None
 ) -> list[ClaimRun]:
-    """Every claim on ``subject``; ``search`` also looks for a counterexample to each per-state prediction.
-
-    ``comparisons``: the family the checks are adjusted for (default: the subject's, else the shipped claims')."""
+    """Every applicable claim on ``subject``; ``search`` also looks for a counterexample to each per-state
+    prediction. ``comparisons``: the family the checks are adjusted for (default: the subject's, else the shipped
+    claims')."""
+    claims = applicable(claims, subject)
     subject.comparisons = comparisons or subject.comparisons or default_comparisons()
     subject.prefetch_rollouts(rollout_requests(claims))
     return [run_claim(c, subject, search=search) for c in claims]

@@ -108,6 +108,9 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
     print(f"family-wise alpha {mc.alpha:g} over {mc.family_size} tests ({mc.method}): each interval at "
           f"{mc.confidence:.5f}")  # fmt: skip
     print(format_table(runs))
+    skipped = sorted({c.id for c in claims} - {r.claim.id for r in runs})
+    if skipped:
+        print(f"not applicable ({subject.env_family} checkpoint): {', '.join(skipped)}")
     for r in runs:
         for cx in r.verdict.counterexamples:
             if cx.state is not None:

@@ -1,6 +1,11 @@
 """Roll a checkpoint out in the real env and print goal / collision / timeout rates per initial RTG.
 
-Example:
+A Memory checkpoint (MemoryDT) is rolled out with its context window, episodes capped at 50 steps
+(``dt_circuits.env.memory.EVAL_MAX_STEPS``), and reports success / wrong object / timeout with Wilson intervals.
+
+Examples:
+  dt-circuits evaluate --checkpoint ../shared/reference/dti-memory-s7-fixed-start-gated-mlp.pt --rtgs 0.892 0 \
+      --episodes 1000
   dt-circuits evaluate --checkpoint ../shared/reference/dti-dynamic-obstacles-reproduce-original-post-short.pt \\
       --rtgs -1 0 0.9 --episodes 200
 """
@@ -36,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     model = load_checkpoint(args.checkpoint)
+    if model.checkpoint_info.env.family == "memory":
+        return _run_memory(args, model)
     rows = []
     print(f"{'rtg':>6} {'episodes':>8} {'goal':>6} {'collide':>8} {'timeout':>8} {'reward':>8} {'length':>7}")
     for rtg in args.rtgs:
@@ -46,6 +53,23 @@ def run(args: argparse.Namespace) -> int:
             f"{rtg:>6.2f} {s['episodes']:>8d} {s['goal_rate']:>6.1%} {s['collision_rate']:>8.1%} "
             f"{s['timeout_rate']:>8.1%} {s['mean_reward']:>8.3f} {s['mean_length']:>7.1f}"
         )
+    if args.json:
+        from dt_circuits.core.io import write_json_atomic
+
+        write_json_atomic(args.json, {"checkpoint": str(args.checkpoint), "results": rows})
+    return 0
+
+
+def _run_memory(args: argparse.Namespace, model: object) -> int:
+    from dt_circuits.evaluation.memory_rollout import memory_rollouts
+
+    rows = []
+    for rtg in args.rtgs:
+        res = memory_rollouts(model, rtg, args.episodes, seed=args.seed, sample=not args.argmax)  # type: ignore[arg-type]
+        print(res.summary())
+        rows.append({"rtg": rtg, "episodes": res.n, "sample": res.sample, "max_steps": res.max_steps,
+                     **{o: res.count(o) for o in ("success", "wrong", "timeout")},
+                     "mean_length": float(res.lengths.mean())})  # fmt: skip
     if args.json:
         from dt_circuits.core.io import write_json_atomic
 

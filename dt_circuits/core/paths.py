@@ -15,6 +15,8 @@ REPO_ROOT = PACKAGE_ROOT.parent
 CHECKPOINTS_DIR = PACKAGE_ROOT / "checkpoints"
 BUILTIN_CLAIMS_DIR = PACKAGE_ROOT / "claims" / "library"
 REFERENCE_NAME = "dti-dynamic-obstacles-reproduce-original-post-short.pt"
+#: MemoryDT-GatedMLP, the published Memory checkpoint: the memory claims run on it.
+MEMORY_REFERENCE_NAME = "dti-memory-s7-fixed-start-gated-mlp.pt"
 
 
 def in_checkout() -> bool:
@@ -30,6 +32,11 @@ def shared_dir() -> Path:
 def reference_checkpoint() -> Path:
     """The published DTI checkpoint. It is read from shared/, never copied into the repo."""
     return shared_dir() / "reference" / REFERENCE_NAME
+
+
+def memory_reference_checkpoint() -> Path:
+    """The published MemoryDT-GatedMLP checkpoint, read from shared/ like the Dynamic Obstacles reference."""
+    return shared_dir() / "reference" / MEMORY_REFERENCE_NAME
 
 
 def own_checkpoints() -> list[Path]:

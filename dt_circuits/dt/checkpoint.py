@@ -253,7 +253,9 @@ _DTI_BLOCK = ["attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "attn.b_Q", "attn.
 _DTI_NDIM = {"reward_embedding.0.weight": 2, "state_embedding.weight": 2, "time_embedding.weight": 2,
              "transformer.pos_embed.W_pos": 2, "action_predictor.weight": 2, "action_predictor.bias": 1,
              "attn.W_Q": 3, "attn.W_K": 3, "attn.W_V": 3, "attn.W_O": 3, "attn.b_Q": 2, "attn.b_K": 2,
-             "attn.b_V": 2, "attn.b_O": 1, "mlp.W_in": 2, "mlp.b_in": 1, "mlp.W_out": 2, "mlp.b_out": 1}  # fmt: skip
+             "attn.b_V": 2, "attn.b_O": 1, "mlp.W_in": 2, "mlp.b_in": 1, "mlp.W_out": 2, "mlp.b_out": 1,
+             "mlp.W_gate": 2, "ln1.w": 1, "ln1.b": 1, "ln2.w": 1, "ln2.b": 1, "transformer.ln_final.w": 1,
+             "transformer.ln_final.b": 1, "action_embedding.0.weight": 2}  # fmt: skip
 
 
 def _safe_torch_load(path: Path) -> Any:
@@ -303,8 +305,10 @@ def _json_config(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
 def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
     """Import a DecisionTransformerInterpretability checkpoint (a torch.save'd dict with JSON-string configs).
 
-    Missing config keys are derived from tensor shapes; values this architecture cannot represent (LayerNorm,
-    CNN or linear time embeddings, longer contexts) are refused by name rather than silently mis-loaded.
+    Missing config keys are derived from tensor shapes. Both published checkpoints load: the post's one-timestep
+    model and MemoryDT-GatedMLP (2 layers, LayerNorm, gated MLP, 9-timestep context, action tokens). Values this
+    architecture cannot represent (RMS norm, CNN or linear time embeddings, other activations) are refused by
+    name rather than silently mis-loaded.
     """
     path = Path(path)
     if not path.exists():
@@ -329,7 +333,11 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
         return sd[key]
 
     for key, bad, why in [
-        ("layer_norm", lambda v: bool(v), "LayerNorm is not supported (the post's model has none)"),
+        (
+            "layer_norm",
+            lambda v: v not in (False, None, "", "LN", True),
+            "only LayerNorm ('LN') or none is supported",
+        ),
         (
             "state_embedding_type",
             lambda v: str(v).lower() != "grid",
@@ -340,12 +348,25 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
             lambda v: v != "embedding",
             "only 'embedding' time embeddings are supported",
         ),
-        ("n_ctx", lambda v: v != 2, "only one timestep of context (n_ctx 2) is supported"),
+        ("activation_fn", lambda v: v != "relu", "only ReLU MLPs are supported"),
     ]:
         if key in mcfg and bad(mcfg[key]):
             raise CheckpointError(f"unsupported DTI model_config {key}={mcfg[key]!r} in {path}: {why}")
     if ecfg.get("fully_observed") or ecfg.get("img_obs"):
         raise CheckpointError(f"unsupported DTI environment_config in {path}: only the 7x7 partial grid view")
+    layer_norm = mcfg.get("layer_norm") in ("LN", True)
+    if layer_norm and "transformer.blocks.0.ln1.w" not in sd:
+        raise CheckpointError(
+            f"bad checkpoint {path}: model_config layer_norm={mcfg['layer_norm']!r} but there is no tensor "
+            "transformer.blocks.0.ln1.w"
+        )
+    gated = bool(mcfg.get("gated_mlp", "transformer.blocks.0.mlp.W_gate" in sd))
+    n_pos = int(need("transformer.pos_embed.W_pos").shape[0])
+    if "n_ctx" in mcfg and mcfg["n_ctx"] != n_pos:
+        raise CheckpointError(
+            f"bad checkpoint {path}: model_config n_ctx={mcfg['n_ctx']!r} does not match "
+            f"transformer.pos_embed.W_pos ({n_pos} positions)"
+        )
 
     w_q = need("transformer.blocks.0.attn.W_Q")
     n_layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.blocks.")})
@@ -373,9 +394,12 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
             max_timestep=int(need("time_embedding.weight").shape[0]) - 1,
             obs_encoding=encoding,
             n_actions=int(need("action_predictor.weight").shape[0]),
+            n_ctx=n_pos,
+            normalization="LN" if layer_norm else "none",
+            mlp_type="gated" if gated else "relu",
         )
-        env = EnvSpec(
-            env_id=ecfg.get("env_id", EnvSpec.env_id),
+        env = EnvSpec.for_env(
+            ecfg.get("env_id", EnvSpec.env_id),
             max_steps=int(ecfg.get("max_steps", cfg.max_timestep)),
             view_size=int(ecfg.get("view_size", 7)),
         )
@@ -388,8 +412,16 @@ def import_dti(path: str | os.PathLike[str]) -> DecisionTransformer:
         )
 
     tensors = {ours: fn(need(theirs)) for theirs, (ours, fn) in _DTI_GLOBAL.items()}
+    block_keys = list(_DTI_BLOCK)
+    if gated:
+        block_keys.append("mlp.W_gate")
+    if layer_norm:
+        block_keys += ["ln1.w", "ln1.b", "ln2.w", "ln2.b"]
+        tensors.update({"ln_final.w": need("transformer.ln_final.w"), "ln_final.b": need("transformer.ln_final.b")})
+    if cfg.n_timesteps > 1:
+        tensors["W_action"] = need("action_embedding.0.weight")
     for layer in range(cfg.n_layers):
-        for name in _DTI_BLOCK:
+        for name in block_keys:
             tensors[f"blocks.{layer}.{name}"] = need(f"transformer.blocks.{layer}.{name}")
     model = _build(cfg, tensors, source=str(path))
     manifest = {

@@ -1,8 +1,12 @@
-"""A compact one-timestep Decision Transformer with TransformerLens hook points.
+"""A compact Decision Transformer with TransformerLens hook points: the post's one-timestep model and DTI's
+multi-timestep ones (MemoryDT) from one config.
 
-Architecture (the post's): RTG token = rtg * W_rtg + W_time[t]; state token = encode(obs) @ W_state + W_time[t];
-learned positional embedding W_pos; ``n_layers`` blocks of causal multi-head attention and a ReLU MLP with no
-LayerNorm anywhere; action logits = resid_post[state position] @ W_U + b_U.
+Architecture: per timestep an RTG token (rtg * W_rtg + W_time[t]), a state token (encode(obs) @ W_state + W_time[t])
+and, except after the last state, an action token (W_action[a] + W_time[t]), in DTI's order R, s, a, R, s, ...;
+learned positional embedding W_pos from position 0; ``n_layers`` blocks of causal multi-head attention and a ReLU
+or gated MLP, pre-LayerNorm when ``normalization`` is "LN" (then ``ln_final`` too); action logits =
+resid[last state token] @ W_U + b_U. With ``n_ctx`` 2 (one timestep) and no LayerNorm this is exactly the post's
+model, with the same parameter names, so its checkpoints load unchanged.
 
 Every intermediate goes through a named ``HookPoint`` so ablations, patching and caching address components by
 the same names TransformerLens uses (``blocks.0.attn.hook_z`` ...). The model always takes raw index
@@ -11,25 +15,31 @@ observations (B, 7, 7, 3) and applies its own encoding, so callers never care ho
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from dt_circuits.core.errors import ConfigError, InvalidInputError
-from dt_circuits.env.spec import CHANNEL_MAX, N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.inputs import as_model_inputs, as_window_inputs
+from dt_circuits.dt.layers import MLP, Attention, Block, GatedMLP, LayerNorm
+from dt_circuits.env.spec import N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
 
 ObsEncoding = Literal["index", "one_hot"]
-_CHANNEL_MAX_T = torch.tensor(CHANNEL_MAX)
-#: Unsigned dtypes torch cannot compare on CPU; widened to int64 (values >= 2**63 wrap negative: out of range).
-_WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+Normalization = Literal["none", "LN"]
+MlpType = Literal["relu", "gated"]
+#: Token positions of the one-timestep model.
 RTG_POS, STATE_POS = 0, 1
+#: Offsets of the three token types inside one timestep (R, s, a).
+TOKEN_OFFSET = {"rtg": 0, "state": 1, "action": 2}
+#: Config fields left out of a manifest at their default, so one-timestep manifests stay as they were.
+_OMITTED_AT_DEFAULT = {"normalization": "none", "mlp_type": "relu"}
+
+__all__ = ["MLP", "Attention", "DTConfig", "DecisionTransformer", "GatedMLP", "LayerNorm", "RTG_POS", "STATE_POS",
+           "as_model_inputs", "as_window_inputs"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,22 +55,47 @@ class DTConfig:
     max_timestep: int = 1000
     obs_encoding: ObsEncoding = "index"
     n_actions: int = 3
+    #: "LN": pre-LayerNorm blocks and ln_final (TransformerLens' "LN"); "none": the post's model
+    normalization: Normalization = "none"
+    #: "gated": TransformerLens 1.2.2's GatedMLP (MemoryDT-GatedMLP); "relu": a plain ReLU MLP
+    mlp_type: MlpType = "relu"
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "n_actions"):
+        for name in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "n_actions", "n_ctx"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model config {name} must be a positive integer, got {value!r}")
-        if self.n_ctx != 2:
+        if (self.n_ctx + 1) % 3:
             raise ConfigError(
-                f"model config n_ctx {self.n_ctx!r} is not supported: only one timestep of context (n_ctx 2)"
+                f"model config n_ctx {self.n_ctx!r} is not 3T - 1 tokens (R, s, a per timestep, no last action)"
             )
+        if self.normalization not in ("none", "LN"):
+            raise ConfigError(f"model config normalization {self.normalization!r} is unknown; expected 'none' or 'LN'")
+        if self.mlp_type not in ("relu", "gated"):
+            raise ConfigError(f"model config mlp_type {self.mlp_type!r} is unknown; expected 'relu' or 'gated'")
         if not isinstance(self.max_timestep, int) or isinstance(self.max_timestep, bool) or self.max_timestep < 0:
             raise ConfigError(f"model config max_timestep must be >= 0, got {self.max_timestep!r}")
         if self.obs_encoding not in ("index", "one_hot"):
             raise ConfigError(
                 f"model config obs_encoding {self.obs_encoding!r} is unknown; expected 'index' or 'one_hot'"
             )
+
+    @property
+    def n_timesteps(self) -> int:
+        """Timesteps in a full context window: n_ctx = 3T - 1 (1 for the post's model, 9 for MemoryDT)."""
+        return (self.n_ctx + 1) // 3
+
+    def token_position(self, timestep: int, kind: str) -> int:
+        """Position of the ``kind`` token ("rtg", "state", "action") of window timestep ``timestep`` in a full
+        window; negative timesteps count from the end (-1: the last, whose state token carries the logits)."""
+        t = timestep + self.n_timesteps if timestep < 0 else timestep
+        if (
+            kind not in TOKEN_OFFSET
+            or not 0 <= t < self.n_timesteps
+            or (kind == "action" and t == self.n_timesteps - 1)
+        ):
+            raise ConfigError(f"no {kind} token at timestep {timestep} in a {self.n_timesteps}-timestep window")
+        return 3 * t + TOKEN_OFFSET[kind]
 
     @property
     def n_obs_inputs(self) -> int:
@@ -85,12 +120,19 @@ class DTConfig:
         block = {"attn.W_Q": (h, d, e), "attn.W_K": (h, d, e), "attn.W_V": (h, d, e), "attn.W_O": (h, e, d),
                  "attn.b_Q": (h, e), "attn.b_K": (h, e), "attn.b_V": (h, e), "attn.b_O": (d,),
                  "mlp.W_in": (d, m), "mlp.b_in": (m,), "mlp.W_out": (m, d), "mlp.b_out": (d,)}  # fmt: skip
+        if self.mlp_type == "gated":
+            block["mlp.W_gate"] = (d, m)
+        if self.normalization == "LN":
+            block.update({"ln1.w": (d,), "ln1.b": (d,), "ln2.w": (d,), "ln2.b": (d,)})
+            shapes.update({"ln_final.w": (d,), "ln_final.b": (d,)})
+        if self.n_timesteps > 1:
+            shapes["W_action"] = (a + 1, d)  # the last row embeds the padding action
         for layer in range(self.n_layers):
             shapes.update({f"blocks.{layer}.{k}": v for k, v in block.items()})
         return shapes
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if _OMITTED_AT_DEFAULT.get(k, object()) != v}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DTConfig:
@@ -100,149 +142,14 @@ class DTConfig:
         return cls(**data)
 
 
-class Attention(nn.Module):
-    """Causal multi-head attention in TransformerLens' parametrisation (W_Q [head, d_model, d_head] ...)."""
-
-    def __init__(self, cfg: DTConfig) -> None:
-        super().__init__()
-        h, d, dh = cfg.n_heads, cfg.d_model, cfg.d_head
-        self.cfg = cfg
-        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
-        self.W_K = nn.Parameter(torch.empty(h, d, dh))
-        self.W_V = nn.Parameter(torch.empty(h, d, dh))
-        self.W_O = nn.Parameter(torch.empty(h, dh, d))
-        self.b_Q = nn.Parameter(torch.zeros(h, dh))
-        self.b_K = nn.Parameter(torch.zeros(h, dh))
-        self.b_V = nn.Parameter(torch.zeros(h, dh))
-        self.b_O = nn.Parameter(torch.zeros(d))
-        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
-        self.hook_k = HookPoint()
-        self.hook_v = HookPoint()
-        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], masked
-        self.hook_pattern = HookPoint()
-        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
-        self.hook_result = HookPoint()  # [batch, pos, head, d_model]: each head's write
-        self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # one GEMM per projection (heads side by side), bmm over heads for W_O: low overhead at every batch size
-        b, n, d = x.shape
-        h, e = self.cfg.n_heads, self.cfg.d_head
-        flat = x.reshape(b * n, d)
-        q = self.hook_q((flat @ self.W_Q.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_Q)
-        k = self.hook_k((flat @ self.W_K.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_K)
-        v = self.hook_v((flat @ self.W_V.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_V)
-        scores = (q.transpose(1, 2) @ k.permute(0, 2, 3, 1)) / math.sqrt(e)  # [batch, head, query, key]
-        scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:n, :n], float("-inf")))
-        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
-        z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))  # [batch, pos, head, d_head]
-        per_head = z.permute(2, 0, 1, 3).reshape(h, b * n, e) @ self.W_O  # [head, batch*pos, d_model]
-        result = self.hook_result(per_head.view(h, b, n, d).permute(1, 2, 0, 3))  # [batch, pos, head, d_model]
-        return result.sum(dim=2) + self.b_O
-
-
-class MLP(nn.Module):
-    """ReLU MLP, TransformerLens parametrisation (W_in [d_model, d_mlp])."""
-
-    def __init__(self, cfg: DTConfig) -> None:
-        super().__init__()
-        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
-        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
-        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
-        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
-        self.hook_pre = HookPoint()
-        self.hook_post = HookPoint()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
-        return self.hook_post(F.relu(pre)) @ self.W_out + self.b_out
-
-
-class Block(nn.Module):
-    """Attention then MLP, each added to the residual stream; no LayerNorm."""
-
-    def __init__(self, cfg: DTConfig) -> None:
-        super().__init__()
-        self.attn = Attention(cfg)
-        self.mlp = MLP(cfg)
-        self.hook_resid_pre = HookPoint()
-        self.hook_attn_out = HookPoint()
-        self.hook_resid_mid = HookPoint()
-        self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
-
-    def forward(self, resid: torch.Tensor) -> torch.Tensor:
-        resid = self.hook_resid_pre(resid)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(resid)))
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(resid)))
-
-
-def _whole(x: float) -> str:
-    return f"{x:.0f}" if abs(x) < 1e15 else f"{x:.3g}"
-
-
-def as_model_inputs(
-    obs: Any, rtg: Any, timestep: Any, *, max_timestep: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate and convert user inputs; raise InvalidInputError naming the bad argument."""
-    try:
-        obs_t = obs if isinstance(obs, torch.Tensor) else torch.as_tensor(np.asarray(obs))
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise InvalidInputError(f"obs must be an integer array of shape (B, 7, 7, 3): {exc}") from None
-    if obs_t.ndim != 4 or tuple(obs_t.shape[1:]) != (7, 7, 3):
-        raise InvalidInputError(f"obs must have shape (B, 7, 7, 3) [x, y, channel], got {tuple(obs_t.shape)}")
-    if obs_t.dtype.is_floating_point or obs_t.dtype == torch.bool or obs_t.is_complex():
-        raise InvalidInputError(f"obs must hold integer Minigrid indices (uint8), got dtype {obs_t.dtype}")
-    if obs_t.dtype in _WIDE_UNSIGNED:
-        obs_t = obs_t.to(torch.int64)
-    batch = obs_t.shape[0]
-    if batch and bool(((obs_t < 0) | (obs_t > _CHANNEL_MAX_T.to(obs_t.device))).any()):
-        raise InvalidInputError(
-            "obs has values outside Minigrid's ranges "
-            f"(object 0..{CHANNEL_MAX[0]}, colour 0..{CHANNEL_MAX[1]}, state 0..{CHANNEL_MAX[2]})"
-        )
-    if rtg is None or (rtg.is_complex() if isinstance(rtg, torch.Tensor) else np.iscomplexobj(rtg)):
-        raise InvalidInputError(f"rtg must be a real number or an array of real numbers, got {type(rtg).__name__}")
-    try:
-        with np.errstate(over="ignore"):  # 1e300 becomes inf in float32 and is refused just below, by name
-            rtg_t = (
-                rtg.to(torch.float32)
-                if isinstance(rtg, torch.Tensor)
-                else torch.as_tensor(np.asarray(rtg, dtype=np.float32))
-            )
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"rtg must be a number or an array of numbers: {exc}") from None
-    if rtg_t.ndim == 0 or rtg_t.numel() == 1:
-        rtg_t = rtg_t.reshape(1).expand(batch)
-    if tuple(rtg_t.shape) != (batch,):
-        raise InvalidInputError(f"rtg must have shape ({batch},) or be a scalar, got {tuple(rtg_t.shape)}")
-    if not torch.isfinite(rtg_t).all():
-        raise InvalidInputError("rtg must be finite (got NaN or inf)")
-    try:  # through numpy so a Python float stays float64 (1000.00001 must not round to a valid 1000.0)
-        ts = timestep if isinstance(timestep, torch.Tensor) else torch.as_tensor(np.asarray(timestep))
-    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
-        raise InvalidInputError(f"timestep must be an integer or an array of integers: {exc}") from None
-    if ts.is_complex():
-        raise InvalidInputError("timestep must hold whole numbers, got complex values")
-    if ts.dtype.is_floating_point and (not torch.isfinite(ts).all() or not torch.equal(ts, ts.round())):
-        raise InvalidInputError("timestep must hold whole numbers")
-    if ts.ndim == 0 or ts.numel() == 1:
-        ts = ts.reshape(1).expand(batch)
-    if tuple(ts.shape) != (batch,):
-        raise InvalidInputError(f"timestep must have shape ({batch},) or be a scalar, got {tuple(ts.shape)}")
-    if batch:
-        # range-checked before the cast to int64, so 1e20 or 2**64 - 1 is reported as itself, not wrapped around
-        wide = ts.to(torch.float64)
-        lo, hi = float(wide.min()), float(wide.max())
-        if lo < 0 or hi > max_timestep:
-            raise InvalidInputError(
-                f"timestep must be in 0..{max_timestep} (the time embedding's range), got {_whole(lo)}..{_whole(hi)}"
-            )
-    return obs_t, rtg_t, ts.to(torch.long)
-
-
 class DecisionTransformer(HookedRootModule):
-    """One-timestep Decision Transformer: ``model(obs, rtg, timestep) -> (B, n_actions)`` action logits."""
+    """A Decision Transformer: ``model(obs, rtg, timestep) -> (B, n_actions)`` action logits.
+
+    One-timestep models (n_ctx 2) take obs (B, 7, 7, 3), rtg (B,), timestep (B,). Models with a longer context
+    take a window: obs (B, T, 7, 7, 3), rtg and timestep (B, T), ``actions`` (B, T - 1), and predict the action
+    after the last state (DTI's ``action_preds[:, -1]``). A frame followed by the padding action (index
+    ``n_actions``) is a padding frame (``dt_circuits.dt.window``).
+    """
 
     def __init__(self, cfg: DTConfig) -> None:
         super().__init__()
@@ -252,12 +159,17 @@ class DecisionTransformer(HookedRootModule):
         self.W_state = nn.Parameter(torch.empty(cfg.n_obs_inputs, d))
         self.W_time = nn.Parameter(torch.empty(cfg.max_timestep + 1, d))
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, d))
+        if cfg.n_timesteps > 1:
+            self.W_action = nn.Parameter(torch.empty(cfg.n_actions + 1, d))
+            self.hook_action_embed = HookPoint()  # [batch, timestep, d_model]
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        if cfg.normalization == "LN":
+            self.ln_final = LayerNorm(d)
         self.W_U = nn.Parameter(torch.empty(d, cfg.n_actions))
         self.b_U = nn.Parameter(torch.zeros(cfg.n_actions))
-        self.hook_rtg_embed = HookPoint()  # [batch, d_model]
-        self.hook_state_embed = HookPoint()  # [batch, d_model]
-        self.hook_time_embed = HookPoint()  # [batch, d_model]
+        self.hook_rtg_embed = HookPoint()  # [batch, d_model] ([batch, timestep, d_model] for a window)
+        self.hook_state_embed = HookPoint()
+        self.hook_time_embed = HookPoint()
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.register_buffer("_one_hot_offsets", torch.tensor([0, N_OBJECTS, N_OBJECTS + N_COLORS]), False)
         self.init_weights(seed=0)
@@ -269,8 +181,10 @@ class DecisionTransformer(HookedRootModule):
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for name, p in sorted(self.named_parameters()):
-                if name.split(".")[-1].startswith("b_"):
+                if name.split(".")[-1].startswith("b_") or name.endswith((".ln1.b", ".ln2.b", "ln_final.b")):
                     p.zero_()
+                elif name.endswith((".ln1.w", ".ln2.w", "ln_final.w")):
+                    p.fill_(1.0)
                 elif name == "W_rtg":
                     p.normal_(0.0, 1.0 / self.cfg.d_model, generator=gen)
                 else:
@@ -288,7 +202,11 @@ class DecisionTransformer(HookedRootModule):
         return x.permute(0, 3, 1, 2).reshape(obs.shape[0], self.cfg.n_obs_inputs)  # explicit: batch 0 works too
 
     # -- forward --------------------------------------------------------------------------------------------
-    def forward(self, obs: Any, rtg: Any, timestep: Any) -> torch.Tensor:
+    def forward(self, obs: Any, rtg: Any, timestep: Any, actions: Any = None) -> torch.Tensor:
+        if self.cfg.n_timesteps > 1:
+            return self._forward_window(obs, rtg, timestep, actions)
+        if actions is not None:
+            raise ConfigError("a one-timestep model takes no actions")
         obs_t, rtg_t, ts = as_model_inputs(obs, rtg, timestep, max_timestep=self.cfg.max_timestep)
         obs_t, rtg_t, ts = (
             obs_t.to(self.W_U.device),
@@ -301,9 +219,44 @@ class DecisionTransformer(HookedRootModule):
         time_embed = self.hook_time_embed(self.W_time[ts])
         pos_embed = self.hook_pos_embed(self.W_pos[None].expand(batch, -1, -1))
         resid = torch.stack([rtg_embed + time_embed, state_embed + time_embed], dim=1) + pos_embed
+        return self._unembed(self._blocks(resid)[:, STATE_POS])
+
+    def _forward_window(self, obs: Any, rtg: Any, timestep: Any, actions: Any) -> torch.Tensor:
+        """DTI's ``get_token_embeddings``: R_t, s_t, a_t interleaved (time embedding on all three), the last
+        action absent, positions from 0; the logits are read at the last (state) token."""
+        cfg = self.cfg
+        obs_t, rtg_t, ts, act = (
+            x.to(self.W_U.device)
+            for x in as_window_inputs(
+                obs, rtg, timestep, actions, max_timestep=cfg.max_timestep, n_timesteps=cfg.n_timesteps,
+                n_actions=cfg.n_actions,
+            )
+        )  # fmt: skip
+        b, t = obs_t.shape[:2]
+        time_embed = self.hook_time_embed(self.W_time[ts])  # [batch, T, d]
+        rtg_embed = self.hook_rtg_embed(rtg_t[..., None] * self.W_rtg)
+        # a frame followed by the padding action is padding: DTI pads with all-zero (one-hot) frames, whose
+        # state embedding is 0 (no bias), so its state token is the time embedding alone
+        padding = torch.zeros(b, t, dtype=torch.bool, device=act.device)
+        padding[:, : t - 1] = act == cfg.n_actions
+        encoded = self.encode_obs(obs_t.reshape(b * t, 7, 7, 3)).view(b, t, -1).masked_fill(padding[..., None], 0.0)
+        state_embed = self.hook_state_embed(encoded @ self.W_state)
+        action_embed = self.hook_action_embed(self.W_action[act])  # [batch, T-1, d]
+        tokens = torch.zeros(b, 3 * t, cfg.d_model, dtype=time_embed.dtype, device=time_embed.device)
+        tokens[:, 0::3] = rtg_embed + time_embed
+        tokens[:, 1::3] = state_embed + time_embed
+        tokens[:, 2::3][:, : t - 1] = action_embed + time_embed[:, : t - 1]
+        n = 3 * t - 1
+        resid = tokens[:, :n] + self.hook_pos_embed(self.W_pos[None, :n].expand(b, -1, -1))
+        return self._unembed(self._blocks(resid)[:, -1])
+
+    def _blocks(self, resid: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             resid = block(resid)
-        return resid[:, STATE_POS] @ self.W_U + self.b_U
+        return self.ln_final(resid) if self.cfg.normalization == "LN" else resid
+
+    def _unembed(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.W_U + self.b_U
 
     def run_with_cache(self, *model_args: Any, **kwargs: Any) -> tuple[torch.Tensor, ActivationCache]:
         """As TransformerLens: logits plus an ActivationCache of every hook (or those named in names_filter)."""
@@ -322,6 +275,6 @@ class DecisionTransformer(HookedRootModule):
         if not 0 <= int(head) < self.cfg.n_heads:
             raise ConfigError(f"unknown head {head}: the model has heads 0..{self.cfg.n_heads - 1}")
 
-    def action_probs(self, obs: Any, rtg: Any, timestep: Any) -> torch.Tensor:
+    def action_probs(self, obs: Any, rtg: Any, timestep: Any, actions: Any = None) -> torch.Tensor:
         with torch.no_grad():
-            return torch.softmax(self(obs, rtg, timestep), dim=-1)
+            return torch.softmax(self(obs, rtg, timestep, actions), dim=-1)

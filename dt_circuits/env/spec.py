@@ -18,6 +18,10 @@ from minigrid.envs import DynamicObstaclesEnv
 from dt_circuits.core.errors import ConfigError, InvalidInputError
 
 ENV_ID = "MiniGrid-Dynamic-Obstacles-8x8-v0"
+#: DTI's registration of Minigrid's Memory task (MemoryDT's env; see ``dt_circuits.env.memory``).
+MEMORY_ENV_ID = "MiniGrid-MemoryS7FixedStart-v0"
+#: env id -> (family, grid size, number of obstacles): the envs a checkpoint may record.
+ENVS: dict[str, tuple[str, int, int]] = {ENV_ID: ("dynamic-obstacles", 8, 4), MEMORY_ENV_ID: ("memory", 7, 0)}
 
 OBJECT: dict[str, int] = dict(OBJECT_TO_IDX)
 COLOR: dict[str, int] = dict(COLOR_TO_IDX)
@@ -69,16 +73,28 @@ class EnvSpec:
     view_size: int = 7
 
     def __post_init__(self) -> None:
-        if self.env_id != ENV_ID:
-            raise ConfigError(f"env_id {self.env_id!r} is not supported; only {ENV_ID!r} is")
-        if self.size != 8:
-            raise ConfigError(f"env size {self.size} does not match {ENV_ID} (8)")
+        if self.env_id not in ENVS:
+            raise ConfigError(f"env_id {self.env_id!r} is not supported; only {' or '.join(map(repr, ENVS))}")
+        _, size, n_obstacles = ENVS[self.env_id]
+        if self.size != size:
+            raise ConfigError(f"env size {self.size} does not match {self.env_id} ({size})")
         if self.view_size != 7:
             raise ConfigError(f"view_size {self.view_size} is not supported; only 7 (the post's view)")
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        if self.n_obstacles != 4:
-            raise ConfigError(f"n_obstacles {self.n_obstacles} does not match {ENV_ID} (4)")
+        if self.n_obstacles != n_obstacles:
+            raise ConfigError(f"n_obstacles {self.n_obstacles} does not match {self.env_id} ({n_obstacles})")
+
+    @classmethod
+    def for_env(cls, env_id: str, *, max_steps: int, view_size: int = 7) -> EnvSpec:
+        """The spec of a known env id with its fixed size and obstacle count (an unknown id is refused)."""
+        _, size, n_obstacles = ENVS.get(env_id, ("", cls.size, cls.n_obstacles))
+        return cls(env_id=env_id, size=size, n_obstacles=n_obstacles, max_steps=max_steps, view_size=view_size)
+
+    @property
+    def family(self) -> str:
+        """ "dynamic-obstacles" or "memory": which claims apply to a model trained on this env."""
+        return ENVS[self.env_id][0]
 
     @property
     def goal_pos(self) -> tuple[int, int]:
@@ -86,7 +102,12 @@ class EnvSpec:
         return (self.size - 2, self.size - 2)
 
     def make(self) -> DynamicObstaclesEnv:
-        """A fresh, unwrapped env built through gymnasium's registry (so it is the registered env)."""
+        """A fresh, unwrapped env built through gymnasium's registry (so it is the registered env); the Memory
+        env is DTI's registration, built directly (``dt_circuits.env.memory``)."""
+        if self.env_id == MEMORY_ENV_ID:
+            from dt_circuits.env.memory import MemoryS7FixedStart
+
+            return MemoryS7FixedStart(max_steps=self.max_steps)  # type: ignore[return-value]
         env = gym.make(
             self.env_id,
             max_steps=self.max_steps,

@@ -1,0 +1,142 @@
+"""Transformer layers in TransformerLens' parametrisation and hook names, shared by every DT this package builds.
+
+``Attention``, ``MLP`` (ReLU), ``GatedMLP`` and ``LayerNorm`` hold weights with the shapes and names TL uses
+(``W_Q`` [head, d_model, d_head], ``W_in`` [d_model, d_mlp], ``ln1.w``), and route every intermediate through a
+named ``HookPoint`` (``attn.hook_z``, ``mlp.hook_pre_linear``, ``ln1.hook_normalized``), so a DTI checkpoint loads
+by renaming keys and analysis code addresses activations exactly as in TransformerLens.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformer_lens.hook_points import HookPoint
+
+if TYPE_CHECKING:
+    from dt_circuits.dt.model import DTConfig
+
+#: TransformerLens' LayerNorm epsilon (DTI's configs leave it at the default).
+LN_EPS = 1e-5
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention in TransformerLens' parametrisation (W_Q [head, d_model, d_head] ...)."""
+
+    def __init__(self, cfg: DTConfig) -> None:
+        super().__init__()
+        h, d, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.cfg = cfg
+        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+        self.W_K = nn.Parameter(torch.empty(h, d, dh))
+        self.W_V = nn.Parameter(torch.empty(h, d, dh))
+        self.W_O = nn.Parameter(torch.empty(h, dh, d))
+        self.b_Q = nn.Parameter(torch.zeros(h, dh))
+        self.b_K = nn.Parameter(torch.zeros(h, dh))
+        self.b_V = nn.Parameter(torch.zeros(h, dh))
+        self.b_O = nn.Parameter(torch.zeros(d))
+        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], masked
+        self.hook_pattern = HookPoint()
+        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_result = HookPoint()  # [batch, pos, head, d_model]: each head's write
+        self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # one GEMM per projection (heads side by side), bmm over heads for W_O: low overhead at every batch size
+        b, n, d = x.shape
+        h, e = self.cfg.n_heads, self.cfg.d_head
+        flat = x.reshape(b * n, d)
+        q = self.hook_q((flat @ self.W_Q.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_Q)
+        k = self.hook_k((flat @ self.W_K.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_K)
+        v = self.hook_v((flat @ self.W_V.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_V)
+        scores = (q.transpose(1, 2) @ k.permute(0, 2, 3, 1)) / math.sqrt(e)  # [batch, head, query, key]
+        scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:n, :n], float("-inf")))
+        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
+        z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))  # [batch, pos, head, d_head]
+        per_head = z.permute(2, 0, 1, 3).reshape(h, b * n, e) @ self.W_O  # [head, batch*pos, d_model]
+        result = self.hook_result(per_head.view(h, b, n, d).permute(1, 2, 0, 3))  # [batch, pos, head, d_model]
+        return result.sum(dim=2) + self.b_O
+
+
+class MLP(nn.Module):
+    """ReLU MLP, TransformerLens parametrisation (W_in [d_model, d_mlp])."""
+
+    def __init__(self, cfg: DTConfig) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        return self.hook_post(F.relu(pre)) @ self.W_out + self.b_out
+
+
+class GatedMLP(nn.Module):
+    """TransformerLens 1.2.2's GatedMLP: ``post = relu(x @ W_gate) * (x @ W_in) + b_in`` (no gate bias; the
+    bias is added after the product, as in the TL version DTI pins), then ``post @ W_out + b_out``."""
+
+    def __init__(self, cfg: DTConfig) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_pre = HookPoint()  # the gate's pre-activation, as TL names it
+        self.hook_pre_linear = HookPoint()
+        self.hook_post = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.hook_pre(x @ self.W_gate)
+        linear = self.hook_pre_linear(x @ self.W_in)
+        return self.hook_post(F.relu(gate) * linear + self.b_in) @ self.W_out + self.b_out
+
+
+class LayerNorm(nn.Module):
+    """TransformerLens' LayerNorm: centre, divide by sqrt(mean(x²) + eps) (``hook_scale``), then ``·w + b``."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt())
+        return self.hook_normalized(x / scale * self.w + self.b)
+
+
+class Block(nn.Module):
+    """Attention then MLP, each added to the residual stream; pre-LN (``ln1``, ``ln2``) when the config has it."""
+
+    def __init__(self, cfg: DTConfig) -> None:
+        super().__init__()
+        if cfg.normalization == "LN":
+            self.ln1: nn.Module = LayerNorm(cfg.d_model)
+            self.ln2: nn.Module = LayerNorm(cfg.d_model)
+        else:  # no modules at all: the post's checkpoints keep exactly their state_dict keys
+            self.ln1 = self.ln2 = nn.Identity()
+        self.attn = Attention(cfg)
+        self.mlp = GatedMLP(cfg) if cfg.mlp_type == "gated" else MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid))))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))

@@ -1,0 +1,63 @@
+"""The memory claims: they hold where recorded on MemoryDT-GatedMLP, each can fail (a random init of the same
+architecture), and they are "not applicable" to Dynamic Obstacles checkpoints (and vice versa)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dt_circuits.claims.discovery import checkpoint_family, discover
+from dt_circuits.claims.subject import Subject, recorded_expectations
+from dt_circuits.claims.suite import applicable, run_suite
+from dt_circuits.core.paths import CHECKPOINTS_DIR, memory_reference_checkpoint, reference_checkpoint
+from dt_circuits.dt.checkpoint import load_checkpoint
+from dt_circuits.dt.controls import random_like
+
+MEMORY_CLAIMS = [c for c in discover() if c.env == "memory"]
+
+
+@pytest.fixture(scope="module")
+def memory_model():
+    path = memory_reference_checkpoint()
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"MemoryDT-GatedMLP checkpoint missing at {path}")
+        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}")
+    return load_checkpoint(path)
+
+
+def test_there_are_three_memory_claims():
+    assert {c.id for c in MEMORY_CLAIMS} == {
+        "memory-instruction-feature",
+        "memory-adversarial-complements",
+        "memory-direct-intervention",
+    }
+
+
+@pytest.mark.parametrize("claim", MEMORY_CLAIMS, ids=lambda c: c.id)
+def test_memory_claims_recorded_as_holding_fail_on_a_random_init(memory_model, claim):
+    recorded = recorded_expectations(memory_reference_checkpoint())
+    if recorded.get(claim.id, {}).get("expected", "holds") != "holds":
+        pytest.skip(f"{claim.id} is recorded as failing on MemoryDT-GatedMLP")
+    assert claim.evaluate(Subject.from_model(memory_model)).holds
+    verdict = claim.evaluate(Subject.from_model(random_like(memory_model, seed=0), name="random"))
+    assert not verdict.holds, f"{claim.id} holds on a random init: {verdict.summary()}"
+
+
+def test_claims_apply_only_to_their_env_family(memory_model):
+    claims = discover()
+    memory = Subject.from_model(memory_model)
+    assert memory.env_family == "memory" and memory.roles == {}
+    assert {c.id for c in applicable(claims, memory)} == {c.id for c in MEMORY_CLAIMS}
+    do = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
+    assert do.env_family == "dynamic-obstacles"
+    assert not {c.id for c in applicable(claims, do)} & {c.id for c in MEMORY_CLAIMS}
+    assert [r.claim.id for r in run_suite(memory, claims)] == [c.id for c in claims if c.env == "memory"]
+
+
+def test_checkpoint_family_is_known_without_loading():
+    assert checkpoint_family(str(CHECKPOINTS_DIR / "raw-index")) == "dynamic-obstacles"
+    assert checkpoint_family(str(memory_reference_checkpoint())) == "memory"
+    assert checkpoint_family(str(reference_checkpoint())) == "dynamic-obstacles"
+    assert checkpoint_family("somewhere/else.pt") is None
