@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from dt_circuits.core.io import write_json_atomic
+from dt_circuits.core.machine import cpu_model
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.training.config import TrainConfig
@@ -171,6 +172,7 @@ def save_run(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),  # weight bytes reproduce only on the CPU kind that trained them (tests/test_gate.py)
         "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
     }
     save_checkpoint(result.model, out_dir, env=result.env, name=name, training=training)
