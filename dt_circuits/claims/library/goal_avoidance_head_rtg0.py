@@ -17,7 +17,9 @@ CLAIM = Claim(
     statement="At RTG 0 the agent avoids the goal from the top, and mean-ablating the goal head makes it step in",
     source="post 'Circuit Results Summary' (head 0: goal avoidance at -1 or 0 RTG, from the top)",
     checks=(
-        Check("baseline: avoids the goal from the top at RTG 0: P(forward)", Behaviour(ON), at_most=0.1),
+        Check(
+            "baseline: avoids the goal from the top at RTG 0: P(forward)", Behaviour(ON), at_most=0.1, kind="baseline"
+        ),
         Check("ablate goal head: ΔP(forward)", Ablation(ON, "goal_head"), at_least=0.25, per_example="increase"),
         Check("control: ablate obstacle head: ΔP(forward)", Ablation(ON, "obstacle_head"), at_most=0.25, control=True),
     ),

@@ -26,7 +26,12 @@ CASES = (
 
 def _checks(role: str, on: OnFamily, contrast: Contrast) -> tuple[Check, ...]:
     return (
-        Check(f"baseline: avoids, {on.family} at RTG {on.rtg:g}: P(forward)", Behaviour(on), at_most=AVOID),
+        Check(
+            f"baseline: avoids, {on.family} at RTG {on.rtg:g}: P(forward)",
+            Behaviour(on),
+            at_most=AVOID,
+            kind="baseline",
+        ),
         Check(
             f"{role} output from RTG {contrast.rtg:g}: total Δ forward-right",
             HeadPath(on, role, contrast, "total"),

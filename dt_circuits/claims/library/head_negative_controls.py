@@ -22,9 +22,19 @@ CLAIM = Claim(
     "ablating either lowers P(forward) there by at most 0.1",
     source="post 'Circuit Results Summary' (head 0 / head 1 ... but doesn't encourage ...)",
     checks=(
-        Check("baseline: seeks the goal from the top at RTG 0.9: P(forward)", Behaviour(GOAL), at_least=0.5),
+        Check(
+            "baseline: seeks the goal from the top at RTG 0.9: P(forward)",
+            Behaviour(GOAL),
+            at_least=0.5,
+            kind="baseline",
+        ),
         Check("ablate goal head at RTG 0.9: ΔP(forward into the goal)", Ablation(GOAL, "goal_head"), at_least=MARGIN),
-        Check("baseline: a ball in front is not avoided at RTG −1: P(forward)", Behaviour(BALL), at_least=0.1),
+        Check(
+            "baseline: a ball in front is not avoided at RTG −1: P(forward)",
+            Behaviour(BALL),
+            at_least=0.1,
+            kind="baseline",
+        ),
         Check(
             "ablate obstacle head at RTG −1: ΔP(forward into the ball)",
             Ablation(BALL, "obstacle_head"),

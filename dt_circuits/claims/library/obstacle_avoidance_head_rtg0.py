@@ -16,7 +16,7 @@ CLAIM = Claim(
     statement="At RTG 0 the agent avoids a ball in front, and mean-ablating the obstacle head makes it walk in",
     source="post 'Circuit Results Summary' (head 1: obstacle avoidance at 0 or positive RTG)",
     checks=(
-        Check("baseline: avoids a ball in front at RTG 0: P(forward)", Behaviour(ON), at_most=0.1),
+        Check("baseline: avoids a ball in front at RTG 0: P(forward)", Behaviour(ON), at_most=0.1, kind="baseline"),
         Check(
             "ablate obstacle head: ΔP(forward)", Ablation(ON, "obstacle_head"), at_least=0.25, per_example="increase"
         ),

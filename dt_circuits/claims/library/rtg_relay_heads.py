@@ -29,6 +29,7 @@ CLAIM = Claim(
                 f"baseline: whole model, RTG −1 -> 0.9: |Δ forward-right|, {on.family}",
                 ContrastEffect(on, TO_HIGH, magnitude=True),
                 at_least=RELAY,
+                kind="baseline",
             )
             for on in SCENARIOS
         ),
