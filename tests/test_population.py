@@ -221,3 +221,16 @@ def test_population_table_shows_k_over_n_and_the_interval():
                         "population_verdict": "seed-dependent"}]}  # fmt: skip
     table = population_table({"x (K=3)": data})
     assert table.splitlines()[2] == "| `c` | 2/3 seed-dependent [0.09, 0.99] |"
+
+
+def test_flakecheck_seeds_run_through_the_executor_with_the_same_report(tiny_checkpoint):
+    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.flakecheck import flakecheck
+
+    claims = select_claims(["rtg-embedding-forward"])
+    serial = flakecheck(checkpoint=str(tiny_checkpoint), runs=2, claims=claims, executor=SERIAL).to_dict()
+    parallel = flakecheck(
+        checkpoint=str(tiny_checkpoint), runs=2, claims=claims, executor=ExecutorSpec(workers=2)
+    ).to_dict()
+    serial.pop("seconds"), parallel.pop("seconds")
+    assert parallel == serial and serial["runs"] == 2
