@@ -122,6 +122,8 @@ def test_population_records_gates_and_fails_when_a_verdict_moves(tiny_checkpoint
     text = format_population(moved)
     assert f"MOVED {claim}" in text and "population gate FAILED" in text
 
+    with pytest.raises(ConfigError, match="--threads 1"):
+        run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=ExecutorSpec(workers=1, threads=2))
     with pytest.raises(ConfigError, match="recorded with overrides"):
         run_population(ckpt, 2, overrides={"steps": 31}, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
     with pytest.raises(ConfigError, match="seed"):
@@ -182,9 +184,11 @@ def test_gate_cli_population_json_has_the_fields(tiny_checkpoint, tmp_path, caps
     assert main([*base, "--record", "--override", "steps=30"]) == 0
     capsys.readouterr()
     out = tmp_path / "pop.json"
-    assert main([*base, "--json", str(out)]) == 0
+    assert main([*base, "--json", str(out), "--keep", str(tmp_path / "kept")]) == 0
     assert "population gate PASSED" in capsys.readouterr().out
     data = json.loads(out.read_text())
+    kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
+    assert kept == ["seed-0", "seed-1"] and (tmp_path / "kept" / "seed-1" / "model.safetensors").exists()
     assert data["K"] == 2 and len(data["retrain_seconds"]) == 2 and data["passed"] is True
     assert {c["id"] for c in data["claims"]} == set(WEIGHT_CLAIMS)
     for c in data["claims"]:

@@ -67,8 +67,16 @@ def retrain_and_judge(task: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(threads)
     manifest = read_manifest(directory)
     start = time.perf_counter()
-    result, _, _ = retrain(directory, task["overrides"], progress=False)
+    result, data, data_path = retrain(directory, task["overrides"], progress=False)
     retrain_seconds = time.perf_counter() - start
+    if task.get("keep"):
+        from dt_circuits.training.config import command_line
+        from dt_circuits.training.train import save_run
+
+        out = Path(task["keep"]) / f"seed-{task['seed']}"
+        command = command_line(["dt-circuits", "train", "--data", str(data_path), "--out", str(out)], result.config)
+        save_run(result, out, name=f"{manifest.get('name', directory.name)}-seed-{task['seed']}",
+                 data_path=data_path, data=data, command=command)  # fmt: skip
     model = result.model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -154,6 +162,7 @@ class PopulationResult:
     overrides: dict[str, Any]
     seeds: list[int]
     executor: str
+    threads: int
     per_seed: list[dict[str, Any]]
     claims: list[PopulationClaim] = field(default_factory=list)
     wall_seconds: float = 0.0
@@ -171,6 +180,7 @@ class PopulationResult:
             "seeds": self.seeds,
             "overrides": self.overrides,
             "executor": self.executor,
+            "threads": self.threads,
             "passed": self.passed,
             "retrain_seconds": [s["retrain_seconds"] for s in self.per_seed],
             "claims_seconds": [s["claims_seconds"] for s in self.per_seed],
@@ -193,13 +203,15 @@ def run_population(
     executor: ExecutorSpec | None = None,
     record: bool = False,
     only: list[str] | None = None,
+    keep: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> PopulationResult:
     """Retrain ``k_seeds`` seeds of the checkpoint's recipe (recorded config + recorded population overrides +
     ``overrides``), run every claim on each, and compare each claim's population verdict with the recorded one.
 
     ``record`` writes the population verdicts into the manifest instead of comparing; ``only`` limits the
-    claims (a recorded population keeps the verdicts of claims not run).
+    claims (a recorded population keeps the verdicts of claims not run); ``keep`` saves each seed's checkpoint
+    as ``keep/seed-N`` (for Table 1 or a closer look).
     """
     from dt_circuits.core.progress import progress as progress_reporter
 
@@ -233,6 +245,11 @@ def run_population(
     if unknown:
         raise ConfigError(f"unknown train config field(s) to override: {', '.join(sorted(unknown))}")
     spec = executor or ExecutorSpec()
+    if not record and recorded.get("threads", spec.threads) != spec.threads:
+        raise ConfigError(
+            f"population expectations were recorded with {recorded['threads']} torch thread(s) per seed and the "
+            f"weights depend on it; use --threads {recorded['threads']}"
+        )
     base_seed = int(training["config"].get("seed", 0))
     seeds = [base_seed + k for k in range(k_seeds)]
     tasks = [
@@ -241,6 +258,7 @@ def run_population(
             "seed": s,
             "overrides": {**wanted, "seed": s, "threads": spec.threads},
             "only": list(only) if only else None,
+            "keep": str(keep) if keep else None,
         }
         for s in seeds
     ]
@@ -266,7 +284,15 @@ def run_population(
         for cid in per_seed[0]["claims"]
     ]
     result = PopulationResult(
-        str(directory), manifest.get("name", directory.name), wanted, seeds, spec.describe(), per_seed, claims, wall
+        str(directory),
+        manifest.get("name", directory.name),
+        wanted,
+        seeds,
+        spec.describe(),
+        spec.threads,
+        per_seed,
+        claims,
+        wall,
     )
     if record:
         record_population(directory, result, keep=recorded if only else None)
@@ -285,6 +311,7 @@ def record_population(directory: Path, result: PopulationResult, keep: dict[str,
             f"<= {FAILS_AT_MOST}, else seed-dependent; Clopper-Pearson 95 % interval"
         ),
         "overrides": result.overrides,
+        "threads": result.threads,
         "seeds": result.seeds,
         "claims": {
             c.claim_id: {"expected": c.verdict, "k": c.k, "K": c.n, "verdicts": c.verdicts} for c in result.claims

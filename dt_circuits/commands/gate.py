@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pop = p.add_argument_group("populations (--seeds K)")
     pop.add_argument("--seeds", type=int, metavar="K", help="retrain K seeds of the recipe and gate k/K per claim")
     pop.add_argument("--only", nargs="+", metavar="ID", help="run only these claims on each seed")
+    pop.add_argument("--keep", metavar="DIR", help="save each seed's retrained checkpoint as DIR/seed-N")
     pop.add_argument("--executor", choices=EXECUTORS, default="local", help="where seeds run (default local)")
     pop.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     pop.add_argument("--workers", type=int, help="local executor: parallel seeds (default: cores // --threads)")
@@ -65,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = dict(RECIPES[args.recipe]) if args.recipe else {}
     overrides.update(parse_overrides(args.override))
     if args.seeds is None:
-        if args.executor != "local" or args.address or args.workers or args.only:
-            raise ConfigError("--executor, --address, --workers and --only apply to populations (--seeds K)")
+        if args.executor != "local" or args.address or args.workers or args.only or args.keep or args.threads != 1:
+            raise ConfigError(
+                "--executor, --address, --workers, --threads, --only and --keep apply to populations (--seeds K)"
+            )
         gate = run_gate(args.checkpoint, overrides=overrides, update=args.record, progress=not args.quiet)
         print(format_gate(gate))
         if args.json:
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         executor=spec,
         record=args.record,
         only=args.only,
+        keep=args.keep,
         progress=not args.quiet,
     )
     print(format_population(result))
