@@ -114,11 +114,19 @@ class TrainConfig:
         return cls(**data)
 
 
-#: Named sets of TrainConfig overrides (``dt-circuits gate --recipe NAME``, ``train --recipe NAME``); each is
-#: documented with its measurements in docs/training.md. ``fast``: larger batches, fewer steps, fused AdamW and
-#: only the final in-run evaluation -- a full retrain in about two minutes on a 2-core machine.
+#: Named sets of TrainConfig overrides (``dt-circuits gate --recipe NAME``); each is documented with its
+#: measurements in docs/training.md. ``fast``: 5000 steps at batch 256 (1.28M samples instead of 5.1M), lr 1.5e-3
+#: with 200 warm-up steps, fused AdamW, and only the final in-run evaluation; Table 1 is met on both encodings
+#: and a whole `train` costs ~115 CPU-seconds on this project's 2-core machine.
 RECIPES: dict[str, dict[str, Any]] = {
-    "fast": {"batch_size": 1024, "steps": 2000, "lr": 0.003, "warmup_steps": 100, "fused_adamw": True, "eval_every": 0},
+    "fast": {
+        "batch_size": 256,
+        "steps": 5000,
+        "lr": 0.0015,
+        "warmup_steps": 200,
+        "fused_adamw": True,
+        "eval_every": 0,
+    },
 }
 
 
