@@ -238,3 +238,22 @@ def test_flakecheck_seeds_run_through_the_executor_with_the_same_report(tiny_che
     ).to_dict()
     serial.pop("seconds"), parallel.pop("seconds")
     assert parallel == serial and serial["runs"] == 2
+
+
+def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsys):
+    from dt_circuits.cli import main
+
+    data = {"K": 3, "claims": [{"id": "c", "k": 3, "K": 3, "ci_low": 0.2924, "ci_high": 1.0,
+                                "population_verdict": "holds"}]}  # fmt: skip
+    write_json_atomic(tmp_path / "a.json", data)
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- population-table:start -->\nold\n<!-- population-table:end -->\nafter\n")
+    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(readme)]) == 0
+    assert readme.read_text() == (
+        "before\n<!-- population-table:start -->\n| claim | a (K=3) |\n|---|---|\n"
+        "| `c` | 3/3 holds [0.29, 1.00] |\n<!-- population-table:end -->\nafter\n"
+    )
+    (tmp_path / "bad.md").write_text("no markers\n")
+    capsys.readouterr()
+    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(tmp_path / "bad.md")]) == 2
+    assert "no <!-- population-table:start -->" in capsys.readouterr().err
