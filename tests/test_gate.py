@@ -67,3 +67,25 @@ def test_gate_refuses_unknown_overrides(raw_index):
 
     with pytest.raises(ConfigError, match="bogus"):
         run_gate(raw_index, overrides={"bogus": 1}, progress=False)
+
+
+def test_population_gate_k3_passes_with_the_fields(raw_index, tmp_path, record_property, capsys):
+    """Issue 14's bar: `gate --seeds 3 --json OUT` on raw-index retrains seeds 0..2 of the recorded population
+    recipe (the fast recipe, docs/training.md), and every claim's population verdict is as recorded."""
+    from dt_circuits.cli import main
+    from dt_circuits.core.io import read_json
+
+    out = tmp_path / "population.json"
+    code = main(["gate", "--checkpoint", str(raw_index), "--seeds", "3", "--quiet", "--json", str(out)])
+    text = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + text)
+    data = read_json(out, "population JSON", AssertionError)
+    record_property("population_retrain_seconds", data["retrain_seconds"])
+    assert code == 0 and data["passed"], text
+    assert data["K"] == 3 and data["seeds"] == [0, 1, 2] and len(data["retrain_seconds"]) == 3
+    assert len(set(data["weights_sha256"])) == 3
+    for c in data["claims"]:
+        assert c["K"] == 3 and 0 <= c["k"] <= 3
+        assert 0 <= c["ci_low"] <= c["k"] / 3 <= c["ci_high"] <= 1
+        assert c["population_verdict"] == c["expected"]

@@ -65,6 +65,14 @@ def test_training_is_deterministic_to_the_byte(data):
     assert weights_digest(a.model) != weights_digest(c.model)
 
 
+def test_fused_adamw_is_deterministic_and_a_different_recipe(data):
+    """The fast recipe's fused AdamW: the same bytes twice, other bytes than the default (foreach=False) loop."""
+    fused = TrainConfig(**TINY, fused_adamw=True)
+    a, b = (weights_digest(train(fused, data, progress=False).model) for _ in range(2))
+    assert a == b
+    assert a != weights_digest(train(TrainConfig(**TINY), data, progress=False).model)
+
+
 def test_evaluation_does_not_touch_the_weights(data):
     a = train(TrainConfig(**{**TINY, "eval_every": 0}), data, progress=False)
     b = train(TrainConfig(**{**TINY, "eval_every": 10, "eval_episodes": 3}), data, progress=False)
@@ -168,7 +176,9 @@ def test_train_flags_come_from_train_config_and_round_trip():
 
     from dt_circuits.training.config import command_line, config_from_args, flag_of
 
-    cfg = TrainConfig(obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4)
+    cfg = TrainConfig(
+        obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4, fused_adamw=True
+    )
     line = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], cfg)
     for f in fields(TrainConfig):
         assert flag_of(f.name) in line

@@ -20,6 +20,7 @@ from dt_circuits.claims.discovery import discover
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.executor import ExecutorSpec, run_tasks
 from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.model import DecisionTransformer
 
@@ -164,36 +165,81 @@ def collect(claims: Sequence[Claim], runs_by_seed: Sequence[tuple[int, Sequence[
     return out
 
 
+def flake_seed(task: dict[str, Any]) -> list[tuple[str, Any, str, float]]:
+    """One generation seed of a flake check on a checkpoint file (an executor task): ``[(claim id, verdict,
+    expected, seconds)]`` for the library claims named in ``task['claims']``."""
+    import torch
+
+    from dt_circuits.claims.discovery import select_claims
+
+    torch.set_num_threads(1)
+    subject = Subject.load(task["checkpoint"], task.get("roles_file"), generation_seed=task["seed"])
+    subject.workers = task.get("workers")
+    runs = run_suite(subject, select_claims(task["claims"]), search=False)
+    return [(r.claim.id, r.verdict, r.expected, r.seconds) for r in runs]
+
+
 def flakecheck(
-    model: DecisionTransformer,
+    model: DecisionTransformer | None = None,
     *,
+    checkpoint: str | None = None,
     runs: int = DEFAULT_RUNS,
     first_seed: int = 0,
     claims: Sequence[Claim] | None = None,
     roles_file: str | None = None,
+    executor: ExecutorSpec | None = None,
     on_run: Callable[[int, float], None] | None = None,
 ) -> FlakeReport:
     """Run ``claims`` (default: all) at generation seeds ``first_seed .. first_seed + runs - 1``.
 
     Each seed gets a fresh Subject (its own families, timesteps, rollouts and ablation means); the bootstrap and
-    everything a claim states stay fixed. ``on_run(seed, seconds)`` is called after each run (progress).
+    everything a claim states stay fixed. Seeds are tasks on ``executor`` (default: one after another in this
+    process): with a ``checkpoint`` path each task loads it, so seeds can run in other processes or on Ray;
+    an in-memory ``model`` runs in this process. ``on_run(seed, seconds)`` is called after each run (progress).
     """
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise ConfigError(f"a flake check needs at least 2 runs, got {runs!r}")
     if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
         raise ConfigError(f"the first generation seed must be a non-negative integer, got {first_seed!r}")
+    if (model is None) == (checkpoint is None):
+        raise ConfigError("a flake check needs exactly one of a model or a checkpoint path")
+    spec = executor or ExecutorSpec(workers=1)
     claims = list(claims or discover())
+    seeds = list(range(first_seed, first_seed + runs))
     start = time.perf_counter()
-    per_seed: list[tuple[int, list[ClaimRun]]] = []
-    name, source = "model", "<in memory>"
-    for seed in range(first_seed, first_seed + runs):
-        t0 = time.perf_counter()
-        subject = Subject.from_model(model, roles_file=roles_file, generation_seed=seed)
-        name, source = subject.name, subject.source
-        per_seed.append((seed, run_suite(subject, claims, search=False)))
-        if on_run:
-            on_run(seed, time.perf_counter() - t0)
-    seeds = [s for s, _ in per_seed]
+    if checkpoint is not None:
+        ids = [c.id for c in claims]
+        workers = 1 if spec.kind == "ray" or spec.local_workers(runs) > 1 else None
+        tasks = [
+            {"checkpoint": str(checkpoint), "roles_file": roles_file, "seed": s, "claims": ids, "workers": workers}
+            for s in seeds
+        ]
+        by_id = {c.id: c for c in claims}
+        results = run_tasks(
+            flake_seed, tasks, spec, on_done=lambda i, r, t: on_run and on_run(seeds[i], sum(x[3] for x in r))
+        )
+        per_seed = [
+            (seed, [ClaimRun(by_id[cid], verdict, expected, secs) for cid, verdict, expected, secs in res])
+            for seed, res in zip(seeds, results, strict=True)
+        ]
+        name, source = Subject.load(checkpoint, roles_file).name, str(checkpoint)
+    else:
+        if spec.kind != "local" or spec.local_workers(runs) > 1:
+            raise ConfigError("a flake check of an in-memory model runs in this process; pass a checkpoint path")
+        name, source = "model", "<in memory>"
+
+        def one(seed: int) -> tuple[str, str, list[ClaimRun]]:
+            t0 = time.perf_counter()
+            subject = Subject.from_model(model, roles_file=roles_file, generation_seed=seed)
+            out = run_suite(subject, claims, search=False)
+            if on_run:
+                on_run(seed, time.perf_counter() - t0)
+            return subject.name, subject.source, out
+
+        outs = run_tasks(one, seeds, spec)
+        if outs:
+            name, source = outs[-1][0], outs[-1][1]
+        per_seed = [(seed, out[2]) for seed, out in zip(seeds, outs, strict=True)]
     return FlakeReport(source, name, seeds, collect(claims, per_seed), time.perf_counter() - start)
 
 

@@ -134,8 +134,10 @@ def retrain(directory: Path, overrides: dict[str, Any] | None = None, *, progres
     expected_sha = (training.get("data") or {}).get("sha256")
     if expected_sha and sha256_file(data_path) != expected_sha:
         raise CheckpointError(f"{directory}: training data {data_path} does not match the sha256 in the manifest")
+    from dataclasses import fields
+
     config = dict(training["config"])
-    unknown = set(overrides or {}) - set(config)
+    unknown = set(overrides or {}) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise ConfigError(f"unknown train config field(s) to override: {', '.join(sorted(unknown))}")
     config.update(overrides or {})

@@ -31,24 +31,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roles", metavar="FILE", help="JSON roles file (as for `dt-circuits claims`)")
     p.add_argument("--only", nargs="+", metavar="ID", help="check only these claim ids")
     p.add_argument("--json", metavar="OUT", help="write every run's verdicts, effects, CIs and margins here")
+    p.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where generation seeds run (default local)"
+    )
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="local executor: seeds in parallel processes (default 1: one after another, rollouts use the cores)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
     from dt_circuits.claims.discovery import select_claims
     from dt_circuits.claims.flakecheck import DEFAULT_RUNS, flakecheck, format_report
+    from dt_circuits.core.executor import ExecutorSpec
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.dt.checkpoint import load_checkpoint
 
     claims = select_claims(args.only)
-    model = load_checkpoint(args.checkpoint)
+    load_checkpoint(args.checkpoint)  # a bad file fails here, in one line, before any worker starts
+    spec = ExecutorSpec(kind=args.executor, workers=args.workers, address=args.address)
 
     def progress(seed: int, seconds: float) -> None:
         if not args.quiet:
             print(f"generation seed {seed}: {seconds:.1f} s", file=sys.stderr, flush=True)
 
     report = flakecheck(
-        model,
+        checkpoint=args.checkpoint,
+        executor=spec,
         runs=args.runs or DEFAULT_RUNS,
         first_seed=args.first_seed,
         claims=claims,

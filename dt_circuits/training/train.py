@@ -96,7 +96,11 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     model.init_weights(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, foreach=False
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        betas=cfg.betas,
+        **({"fused": True} if cfg.fused_adamw else {"foreach": False}),
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = StepSampler(data, cfg.prob_go_from_end)

@@ -1,0 +1,368 @@
+"""Verdicts as properties of a training recipe: retrain K seeds of a checkpoint's recipe, run every claim on
+each, and report per claim how many seeds hold (k/K) with a Clopper–Pearson 95 % interval.
+
+A claim's population verdict is ``holds`` when it holds in at least 80 % of the seeds, ``fails`` when it holds
+in at most 20 %, and ``seed-dependent`` otherwise. Population expectations are recorded in the checkpoint's
+manifest (``population_expectations``: the recipe overrides, the seeds, and each claim's expected population
+verdict with its k/K); the population gate fails when a population verdict moves.
+
+Seed k of a population retrains with train seed ``recorded seed + k`` (k = 0..K-1) and the recorded config plus
+the population's overrides (e.g. the fast recipe). Every seed is one task on one executor
+(:mod:`dt_circuits.core.executor`): local processes or Ray, the same weights and verdicts either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dt_circuits.core.errors import CheckpointError, ConfigError
+from dt_circuits.core.executor import ExecutorSpec, run_tasks
+from dt_circuits.core.tables import aligned_lines
+from dt_circuits.dt.checkpoint import read_manifest
+
+HOLDS_AT_LEAST = 0.8
+FAILS_AT_MOST = 0.2
+POPULATION_VERDICTS = ("holds", "fails", "seed-dependent")
+MANIFEST_KEY = "population_expectations"
+
+
+def population_verdict(k: int, n: int) -> str:
+    """``holds`` if k/n >= 0.8, ``fails`` if k/n <= 0.2, else ``seed-dependent``."""
+    if n < 1 or not 0 <= k <= n:
+        raise ConfigError(f"population verdict needs 0 <= k <= K and K >= 1, got k={k}, K={n}")
+    if k >= HOLDS_AT_LEAST * n:
+        return "holds"
+    if k <= FAILS_AT_MOST * n:
+        return "fails"
+    return "seed-dependent"
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval for a binomial proportion, from ``scipy.stats.binomtest``."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+# -- one seed: retrain and judge (runs inside an executor worker) -------------------------------------------------
+def retrain_and_judge(task: dict[str, Any]) -> dict[str, Any]:
+    """Retrain ``task['checkpoint']`` with ``task['overrides']`` (seed and threads included), run every claim,
+    and return plain data: the weights' sha256, timings, and per claim its verdict and headline numbers."""
+    import torch
+
+    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.gate import retrain
+    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.dt.checkpoint import CheckpointInfo
+    from dt_circuits.training.train import weights_digest
+
+    directory = Path(task["checkpoint"])
+    threads = int(task["overrides"].get("threads", 1))
+    torch.set_num_threads(threads)
+    manifest = read_manifest(directory)
+    start = time.perf_counter()
+    result, data, data_path = retrain(directory, task["overrides"], progress=False)
+    retrain_seconds = time.perf_counter() - start
+    if task.get("keep"):
+        from dt_circuits.training.config import command_line
+        from dt_circuits.training.train import save_run
+
+        out = Path(task["keep"]) / f"seed-{task['seed']}"
+        command = command_line(["dt-circuits", "train", "--data", str(data_path), "--out", str(out)], result.config)
+        save_run(result, out, name=f"{manifest.get('name', directory.name)}-seed-{task['seed']}",
+                 data_path=data_path, data=data, command=command)  # fmt: skip
+    model = result.model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", result.env, manifest)
+    subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} seed {task['seed']}")
+    subject.workers = threads
+    torch.set_num_threads(1)  # claims run many small batches: one intra-op thread (core.threads)
+    start = time.perf_counter()
+    runs = run_suite(subject, select_claims(task.get("only")))
+    claims_seconds = time.perf_counter() - start
+    claims = {}
+    for r in runs:
+        h = r.verdict.headline
+        claims[r.claim.id] = {
+            "verdict": r.verdict.verdict,
+            "check": h.name,
+            "effect": float(h.effect),
+            "ci_low": float(h.ci_low),
+            "ci_high": float(h.ci_high),
+        }
+    return {
+        "seed": task["seed"],
+        "weights_sha256": weights_digest(model),
+        "retrain_seconds": round(retrain_seconds, 1),
+        "steps_per_second": round(result.steps_per_second, 1),
+        "claims_seconds": round(claims_seconds, 1),
+        "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
+        "evaluation": result.evaluations[-1]["results"] if result.evaluations else None,
+        "claims": claims,
+    }
+
+
+# -- the population ------------------------------------------------------------------------------------------------
+@dataclass
+class PopulationClaim:
+    """One claim across the seeds of a population."""
+
+    claim_id: str
+    verdicts: list[str]
+    effects: list[float]
+    expected: str | None = None
+
+    @property
+    def k(self) -> int:
+        return self.verdicts.count("holds")
+
+    @property
+    def n(self) -> int:
+        return len(self.verdicts)
+
+    @property
+    def verdict(self) -> str:
+        return population_verdict(self.k, self.n)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return clopper_pearson(self.k, self.n)
+
+    @property
+    def moved(self) -> bool:
+        return self.expected is not None and self.verdict != self.expected
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.ci
+        return {
+            "id": self.claim_id,
+            "k": self.k,
+            "K": self.n,
+            "ci_low": round(lo, 4),
+            "ci_high": round(hi, 4),
+            "population_verdict": self.verdict,
+            "expected": self.expected,
+            "moved": self.moved,
+            "verdicts": self.verdicts,
+            "effects": [round(e, 6) for e in self.effects],
+        }
+
+
+@dataclass
+class PopulationResult:
+    checkpoint: str
+    name: str
+    overrides: dict[str, Any]
+    seeds: list[int]
+    executor: str
+    threads: int
+    per_seed: list[dict[str, Any]]
+    claims: list[PopulationClaim] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    recorded: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.moved for c in self.claims)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "name": self.name,
+            "K": len(self.seeds),
+            "seeds": self.seeds,
+            "overrides": self.overrides,
+            "executor": self.executor,
+            "threads": self.threads,
+            "passed": self.passed,
+            "retrain_seconds": [s["retrain_seconds"] for s in self.per_seed],
+            "claims_seconds": [s["claims_seconds"] for s in self.per_seed],
+            "weights_sha256": [s["weights_sha256"] for s in self.per_seed],
+            "wall_seconds": round(self.wall_seconds, 1),
+            "claims": [c.to_dict() for c in self.claims],
+            "per_seed": self.per_seed,
+        }
+
+
+def recorded_population(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    return read_manifest(Path(directory)).get(MANIFEST_KEY) or {}
+
+
+def run_population(
+    checkpoint_dir: str | os.PathLike[str],
+    k_seeds: int,
+    *,
+    overrides: dict[str, Any] | None = None,
+    executor: ExecutorSpec | None = None,
+    record: bool = False,
+    only: list[str] | None = None,
+    keep: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> PopulationResult:
+    """Retrain ``k_seeds`` seeds of the checkpoint's recipe (recorded config + recorded population overrides +
+    ``overrides``), run every claim on each, and compare each claim's population verdict with the recorded one.
+
+    ``record`` writes the population verdicts into the manifest instead of comparing; ``only`` limits the
+    claims (a recorded population keeps the verdicts of claims not run); ``keep`` saves each seed's checkpoint
+    as ``keep/seed-N`` (for Table 1 or a closer look).
+    """
+    from dt_circuits.core.progress import progress as progress_reporter
+
+    if isinstance(k_seeds, bool) or not isinstance(k_seeds, int) or k_seeds < 1:
+        raise ConfigError(f"--seeds must be an integer >= 1, got {k_seeds!r}")
+    directory = Path(checkpoint_dir)
+    manifest = read_manifest(directory)
+    training = manifest.get("training") or {}
+    if "config" not in training:
+        raise CheckpointError(f"{directory}: manifest has no training.config; it cannot be retrained")
+    recorded = manifest.get(MANIFEST_KEY) or {}
+    if not record and not recorded:
+        raise CheckpointError(
+            f"{directory}: no recorded population expectations to gate against "
+            "(run `dt-circuits gate --seeds K --record` first)"
+        )
+    wanted = dict(recorded.get("overrides") or {}) if not record else {}
+    wanted.update(overrides or {})
+    if "seed" in wanted:
+        raise ConfigError("a population chooses the train seeds itself (recorded seed + k); do not override seed")
+    if not record and wanted != (recorded.get("overrides") or {}):
+        raise ConfigError(
+            f"population expectations were recorded with overrides {recorded.get('overrides') or {}}, "
+            f"this run asks for {wanted}; use the recorded recipe or --record"
+        )
+    from dataclasses import fields
+
+    from dt_circuits.training.config import TrainConfig
+
+    unknown = set(wanted) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ConfigError(f"unknown train config field(s) to override: {', '.join(sorted(unknown))}")
+    spec = executor or ExecutorSpec()
+    if not record and recorded.get("threads", spec.threads) != spec.threads:
+        raise ConfigError(
+            f"population expectations were recorded with {recorded['threads']} torch thread(s) per seed and the "
+            f"weights depend on it; use --threads {recorded['threads']}"
+        )
+    base_seed = int(training["config"].get("seed", 0))
+    seeds = [base_seed + k for k in range(k_seeds)]
+    tasks = [
+        {
+            "checkpoint": str(directory),
+            "seed": s,
+            "overrides": {**wanted, "seed": s, "threads": spec.threads},
+            "only": list(only) if only else None,
+            "keep": str(keep) if keep else None,
+        }
+        for s in seeds
+    ]
+    bar = progress_reporter(k_seeds, f"population {manifest.get('name', directory.name)}", "seed", enabled=progress)
+
+    def done(i: int, res: dict[str, Any], seconds: float) -> None:
+        held = sum(c["verdict"] == "holds" for c in res["claims"].values())
+        bar.set_postfix(last=f"seed {res['seed']}: retrain {res['retrain_seconds']:.0f} s, {held} hold")
+        bar.update(1)
+
+    start = time.perf_counter()
+    per_seed = run_tasks(retrain_and_judge, tasks, spec, on_done=done)
+    bar.close()
+    wall = time.perf_counter() - start
+    expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()} if not record else {}
+    claims = [
+        PopulationClaim(
+            cid,
+            [s["claims"][cid]["verdict"] for s in per_seed],
+            [s["claims"][cid]["effect"] for s in per_seed],
+            expected.get(cid),
+        )
+        for cid in per_seed[0]["claims"]
+    ]
+    result = PopulationResult(
+        str(directory),
+        manifest.get("name", directory.name),
+        wanted,
+        seeds,
+        spec.describe(),
+        spec.threads,
+        per_seed,
+        claims,
+        wall,
+    )
+    if record:
+        record_population(directory, result, keep=recorded if only else None)
+        result.recorded = True
+    return result
+
+
+def record_population(directory: Path, result: PopulationResult, keep: dict[str, Any] | None = None) -> None:
+    """Write the population verdicts into the manifest (``population_expectations``), atomically; ``keep``: a
+    recorded entry whose other claims stay (a partial recording with the same overrides)."""
+    from dt_circuits.evaluation.calibration import update_manifest
+
+    entry = {
+        "method": (
+            f"train seed = recorded seed + k for k in 0..K-1; holds if k/K >= {HOLDS_AT_LEAST}, fails if "
+            f"<= {FAILS_AT_MOST}, else seed-dependent; Clopper-Pearson 95 % interval"
+        ),
+        "overrides": result.overrides,
+        "threads": result.threads,
+        "seeds": result.seeds,
+        "claims": {
+            c.claim_id: {"expected": c.verdict, "k": c.k, "K": c.n, "verdicts": c.verdicts} for c in result.claims
+        },
+    }
+    if keep and keep.get("overrides") == result.overrides:
+        entry["claims"] = {**keep.get("claims", {}), **entry["claims"]}
+    update_manifest(directory, **{MANIFEST_KEY: entry})
+
+
+def format_population(result: PopulationResult) -> str:
+    """One row per claim: k/K, interval, population verdict, recorded verdict, MOVED where they differ."""
+    n = len(result.seeds)
+    rows = [("claim", "holds k/K", "95% CI (Clopper-Pearson)", "population verdict", "recorded", "")]
+    for c in result.claims:
+        lo, hi = c.ci
+        status = "" if c.expected is None else ("MOVED" if c.moved else "ok")
+        rows.append((c.claim_id, f"{c.k}/{c.n}", f"[{lo:.2f}, {hi:.2f}]", c.verdict, c.expected or "-", status))
+    lines = aligned_lines(rows)
+    for c in result.claims:
+        if c.moved:
+            lines.append(
+                f"MOVED {c.claim_id}: recorded {c.expected}, now {c.verdict} "
+                f"(per seed: {', '.join(f'{s} {v}' for s, v in zip(result.seeds, c.verdicts, strict=True))})"
+            )
+    times = ", ".join(f"{s['retrain_seconds']:.0f}" for s in result.per_seed)
+    over = f"; overrides {result.overrides}" if result.overrides else ""
+    head = "population RECORDED" if result.recorded else f"population gate {'PASSED' if result.passed else 'FAILED'}"
+    moved = sum(c.moved for c in result.claims)
+    lines.append(
+        f"{head}: {len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded; "
+        f"K={n} seeds {result.seeds[0]}..{result.seeds[-1]}{over}; executor {result.executor}; "
+        f"retrain s per seed [{times}]; wall {result.wall_seconds:.0f} s"
+    )
+    return "\n".join(lines)
+
+
+# -- the README table ------------------------------------------------------------------------------------------------
+def population_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table, one row per claim and one column per population JSON (``gate --seeds K --json``):
+    ``k/K verdict [CI]``. ``results`` maps a column title to a loaded JSON file."""
+    titles = list(results)
+    ids = sorted({c["id"] for r in results.values() for c in r["claims"]})
+    lines = ["| claim | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+    for cid in ids:
+        cells = []
+        for t in titles:
+            c = next((c for c in results[t]["claims"] if c["id"] == cid), None)
+            cells.append(
+                "–" if c is None
+                else f"{c['k']}/{c['K']} {c['population_verdict']} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+            )  # fmt: skip
+        lines.append(f"| `{cid}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

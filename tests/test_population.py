@@ -1,0 +1,259 @@
+"""Populations of seeds (`dt-circuits gate --seeds K`): k/K per claim with a Clopper–Pearson interval, population
+verdicts recorded in the manifest and gated, one executor for local processes and Ray, and the README's
+population table generated from JSON.
+
+The end-to-end tests train a tiny checkpoint (d_model 32, 40 steps) and run only weight-level claims, so a
+population of two seeds takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dt_circuits.claims.population import (
+    MANIFEST_KEY,
+    clopper_pearson,
+    format_population,
+    population_table,
+    population_verdict,
+    run_population,
+)
+from dt_circuits.core.errors import CheckpointError, ConfigError
+from dt_circuits.core.executor import ExecutorSpec, ray_available, run_tasks
+from dt_circuits.core.io import write_json_atomic
+from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.dt.checkpoint import read_manifest
+from dt_circuits.env.spec import EnvSpec
+from dt_circuits.training.config import TrainConfig
+from dt_circuits.training.train import save_run, train
+from dt_circuits.trajectories.dataset import collect_scripted
+from dt_circuits.trajectories.mix import DEFAULT_MIX
+
+TINY = dict(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=2, threads=1)
+WEIGHT_CLAIMS = ["rtg-embedding-forward", "encoding-shapes-algorithm"]
+TINY_OVERRIDES = {"steps": 30}
+SERIAL = ExecutorSpec(workers=1)  # in this process: a spawned worker costs a torch import, not worth it for 1 s tasks
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny trained checkpoint whose manifest points at a tiny data file (absolute path)."""
+    root = tmp_path_factory.mktemp("population")
+    data = collect_scripted(DEFAULT_MIX, n_episodes=30, seed=0, env=EnvSpec(max_steps=40), progress=False)
+    data_file = data.save(root / "tiny.npz")
+    result = train(TrainConfig(**TINY), data, progress=False)
+    return save_run(result, root / "ckpt", name="tiny", data_path=data_file, data=data, command="test")
+
+
+def _fresh(tiny_checkpoint, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tiny_checkpoint, tmp_path / "ckpt"))
+
+
+def test_population_verdict_thresholds():
+    assert [population_verdict(k, 5) for k in range(6)] == [
+        "fails", "fails", "seed-dependent", "seed-dependent", "holds", "holds"
+    ]  # fmt: skip
+    assert [population_verdict(k, 3) for k in range(4)] == ["fails", "seed-dependent", "seed-dependent", "holds"]
+    with pytest.raises(ConfigError):
+        population_verdict(4, 3)
+
+
+def test_clopper_pearson_matches_the_closed_form_at_the_extremes():
+    lo, hi = clopper_pearson(3, 3)
+    assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 3), abs=1e-9)
+    lo, hi = clopper_pearson(0, 5)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 5), abs=1e-9)
+    lo, hi = clopper_pearson(1, 2)
+    assert lo == pytest.approx(0.0125791, abs=1e-6) and hi == pytest.approx(0.9874209, abs=1e-6)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_executor_returns_results_in_task_order_for_any_worker_count():
+    done = []
+    assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=1), on_done=lambda i, r, s: done.append(i)) == [9, 1, 4]
+    assert done == [0, 1, 2]
+    assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=2)) == [9, 1, 4]
+    with pytest.raises(ConfigError, match="executor"):
+        ExecutorSpec(kind="slurm")
+    with pytest.raises(ConfigError, match="address"):
+        ExecutorSpec(address="10.0.0.1:6379")
+
+
+def test_population_records_gates_and_fails_when_a_verdict_moves(tiny_checkpoint, tmp_path):
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    with pytest.raises(CheckpointError, match="no recorded population expectations"):
+        run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    recorded = run_population(
+        ckpt, 2, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL
+    )
+    entry = read_manifest(ckpt)[MANIFEST_KEY]
+    assert entry["overrides"] == TINY_OVERRIDES and entry["seeds"] == [0, 1]
+    assert set(entry["claims"]) == set(WEIGHT_CLAIMS)
+    assert len(set(recorded.to_dict()["weights_sha256"])) == 2  # two seeds, two models
+
+    again = run_population(
+        ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL
+    )  # the recorded overrides are reused
+    assert again.passed and again.to_dict()["weights_sha256"] == recorded.to_dict()["weights_sha256"]
+    out = again.to_dict()
+    assert len(out["retrain_seconds"]) == 2 and all(s > 0 for s in out["retrain_seconds"])
+    for c in out["claims"]:
+        assert {"k", "K", "ci_low", "ci_high", "population_verdict"} <= set(c)
+        assert c["K"] == 2 and 0 <= c["ci_low"] <= c["k"] / 2 <= c["ci_high"] <= 1
+        assert c["population_verdict"] == entry["claims"][c["id"]]["expected"]
+
+    # tamper with one recorded population verdict: the gate must fail and name it
+    manifest = read_manifest(ckpt)
+    claim = WEIGHT_CLAIMS[0]
+    was = manifest[MANIFEST_KEY]["claims"][claim]["expected"]
+    manifest[MANIFEST_KEY]["claims"][claim]["expected"] = "seed-dependent" if was != "seed-dependent" else "holds"
+    write_json_atomic(ckpt / "manifest.json", manifest)
+    moved = run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    assert not moved.passed
+    text = format_population(moved)
+    assert f"MOVED {claim}" in text and "population gate FAILED" in text
+
+    with pytest.raises(ConfigError, match="--threads 1"):
+        run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=ExecutorSpec(workers=1, threads=2))
+    with pytest.raises(ConfigError, match="recorded with overrides"):
+        run_population(ckpt, 2, overrides={"steps": 31}, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    with pytest.raises(ConfigError, match="seed"):
+        run_population(ckpt, 2, overrides={"seed": 3}, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+
+
+def test_parallel_local_workers_give_the_same_weights_and_verdicts(tiny_checkpoint, tmp_path):
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    one = run_population(ckpt, 2, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False,
+                         executor=ExecutorSpec(workers=1))  # fmt: skip
+    two = run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=ExecutorSpec(workers=2))
+    assert two.to_dict()["weights_sha256"] == one.to_dict()["weights_sha256"]
+    assert [c.verdicts for c in two.claims] == [c.verdicts for c in one.claims]
+    assert [c.effects for c in two.claims] == [c.effects for c in one.claims]
+
+
+def test_a_small_population_runs_through_a_local_ray_instance(tiny_checkpoint, tmp_path):
+    if not ray_available():
+        pytest.skip('ray is not installed (pip install "dt-circuits[ray]"); the Ray executor is untested here')
+    import ray
+
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    local = run_population(
+        ckpt, 2, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert ray.cluster_resources().get("CPU") == 2
+        remote = run_population(ckpt, 2, only=WEIGHT_CLAIMS, progress=False, executor=ExecutorSpec(kind="ray"))
+    finally:
+        ray.shutdown()
+    assert remote.passed
+    assert remote.executor.startswith("ray")
+    assert remote.to_dict()["weights_sha256"] == local.to_dict()["weights_sha256"]
+    assert [c.verdicts for c in remote.claims] == [c.verdicts for c in local.claims]
+
+
+def test_gate_cli_population_errors_are_one_line(tiny_checkpoint, tmp_path, capsys):
+    from dt_circuits.cli import main
+
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    for extra, needle in (
+        (["--seeds", "0"], "--seeds must be an integer >= 1"),
+        (["--seeds", "2"], "no recorded population expectations"),
+        (["--executor", "ray"], "apply to populations"),
+        (["--seeds", "2", "--workers", "1", "--record", "--override", "bogus=1"], "bogus"),
+    ):
+        assert main(["gate", "--checkpoint", str(ckpt), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_gate_cli_population_json_has_the_fields(tiny_checkpoint, tmp_path, capsys):
+    from dt_circuits.cli import main
+
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    base = ["gate", "--checkpoint", str(ckpt), "--quiet", "--seeds", "2", "--workers", "1", "--only", *WEIGHT_CLAIMS]
+    assert main([*base, "--record", "--override", "steps=30"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "pop.json"
+    assert main([*base, "--json", str(out), "--keep", str(tmp_path / "kept")]) == 0
+    assert "population gate PASSED" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
+    assert kept == ["seed-0", "seed-1"] and (tmp_path / "kept" / "seed-1" / "model.safetensors").exists()
+    assert data["K"] == 2 and len(data["retrain_seconds"]) == 2 and data["passed"] is True
+    assert {c["id"] for c in data["claims"]} == set(WEIGHT_CLAIMS)
+    for c in data["claims"]:
+        assert c["K"] == 2 and c["population_verdict"] in ("holds", "fails", "seed-dependent")
+        assert 0 <= c["ci_low"] <= c["ci_high"] <= 1 and 0 <= c["k"] <= 2
+
+
+# -- the README table -------------------------------------------------------------------------------------------------
+POPULATION_JSON = {
+    "raw-index": REPO_ROOT / "docs" / "populations" / "raw-index.json",
+    "one-hot": REPO_ROOT / "docs" / "populations" / "one-hot.json",
+}
+
+
+def _readme_block() -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    m = re.search(r"<!-- population-table:start -->\n(.*?)\n<!-- population-table:end -->", text, re.S)
+    assert m, "README.md has no population-table block"
+    return m.group(1)
+
+
+def test_readme_population_table_is_generated_from_the_json_files():
+    results = {}
+    for title, path in POPULATION_JSON.items():
+        data = json.loads(path.read_text())
+        results[f"{title} (K={data['K']})"] = data
+    assert _readme_block() == population_table(results), (
+        "README population table is out of date: run `dt-circuits population-table --write README.md`"
+    )
+
+
+def test_population_table_shows_k_over_n_and_the_interval():
+    data = {"claims": [{"id": "c", "k": 2, "K": 3, "ci_low": 0.0943, "ci_high": 0.9916,
+                        "population_verdict": "seed-dependent"}]}  # fmt: skip
+    table = population_table({"x (K=3)": data})
+    assert table.splitlines()[2] == "| `c` | 2/3 seed-dependent [0.09, 0.99] |"
+
+
+def test_flakecheck_seeds_run_through_the_executor_with_the_same_report(tiny_checkpoint):
+    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.flakecheck import flakecheck
+
+    claims = select_claims(["rtg-embedding-forward"])
+    serial = flakecheck(checkpoint=str(tiny_checkpoint), runs=2, claims=claims, executor=SERIAL).to_dict()
+    parallel = flakecheck(
+        checkpoint=str(tiny_checkpoint), runs=2, claims=claims, executor=ExecutorSpec(workers=2)
+    ).to_dict()
+    serial.pop("seconds"), parallel.pop("seconds")
+    assert parallel == serial and serial["runs"] == 2
+
+
+def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsys):
+    from dt_circuits.cli import main
+
+    data = {"K": 3, "claims": [{"id": "c", "k": 3, "K": 3, "ci_low": 0.2924, "ci_high": 1.0,
+                                "population_verdict": "holds"}]}  # fmt: skip
+    write_json_atomic(tmp_path / "a.json", data)
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- population-table:start -->\nold\n<!-- population-table:end -->\nafter\n")
+    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(readme)]) == 0
+    assert readme.read_text() == (
+        "before\n<!-- population-table:start -->\n| claim | a (K=3) |\n|---|---|\n"
+        "| `c` | 3/3 holds [0.29, 1.00] |\n<!-- population-table:end -->\nafter\n"
+    )
+    (tmp_path / "bad.md").write_text("no markers\n")
+    capsys.readouterr()
+    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(tmp_path / "bad.md")]) == 2
+    assert "no <!-- population-table:start -->" in capsys.readouterr().err
