@@ -344,7 +344,7 @@ def dataset_means(
 # -- ablation hooks -----------------------------------------------------------------------------------------
 
 
-def _replace_hook(comp: Component, pos: int | None, value_fn: Callable[[torch.Tensor], torch.Tensor]) -> HookFn:
+def replace_hook(comp: Component, pos: int | None, value_fn: Callable[[torch.Tensor], torch.Tensor]) -> HookFn:
     """A hook writing ``value_fn(act)`` (broadcastable to act) into the component's slice of a clone of act."""
 
     def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
@@ -393,12 +393,12 @@ def ablation_hooks(
         pos = check_pos(model, comp, pos)
         name = comp.hook_name
         if method == "zero":
-            fn = _replace_hook(comp, pos, torch.zeros_like)
+            fn = replace_hook(comp, pos, torch.zeros_like)
         elif method == "mean":
             if means is None:
                 raise ConfigError("mean ablation needs dataset means (dataset_means(model, data, components))")
             mean = means[name]
-            fn = _replace_hook(comp, pos, lambda act, mean=mean: mean.to(act.device)[None])
+            fn = replace_hook(comp, pos, lambda act, mean=mean: mean.to(act.device)[None])
         elif method == "resample":
             if source is not None and name not in source.acts:
                 raise ConfigError(f"resample source has no activations for hook {name!r}")
@@ -409,7 +409,7 @@ def ablation_hooks(
                 idx = torch.as_tensor(donor_indices(act.shape[0], seed, n), device=act.device)
                 return (act if donors is None else donors.to(act.device))[idx]
 
-            fn = _replace_hook(comp, pos, value)
+            fn = replace_hook(comp, pos, value)
         else:
             raise ConfigError(f"unknown ablation method {method!r}; expected 'zero', 'mean' or 'resample'")
         hooks.append((name, fn))

@@ -18,7 +18,6 @@ The two dataset-mean recipes also carry the mean's own noise: besides the mean o
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,8 +28,8 @@ from dt_circuits.analysis.interventions import (
     FwdHooks,
     Inputs,
     collect_activations,
-    component_index,
     component_names,
+    replace_hook,
 )
 from dt_circuits.analysis.interventions import donor_indices as _donor_indices
 from dt_circuits.claims.subject import Subject, mean_walk
@@ -108,16 +107,6 @@ def mean_variants(subject: Subject, hook_name: str, rtgs: tuple[float, ...]) -> 
     return subject._cache[key]
 
 
-def _replace(comp: Component, value: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
-    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        out = act.clone()
-        idx = component_index(comp, act.ndim, None)
-        out[idx] = value(act).to(act.dtype).expand_as(act)[idx]
-        return out
-
-    return hook
-
-
 def recipe_hooks(
     subject: Subject,
     comps: list[Component],
@@ -136,20 +125,20 @@ def recipe_hooks(
     for comp in comps:
         name = comp.hook_name
         if recipe == "zero":
-            fn = _replace(comp, torch.zeros_like)
+            fn = replace_hook(comp, None, torch.zeros_like)
         elif recipe in ("mean", "mean-rtg-mix"):
             means = mean_variants(subject, name, (rtg,) if recipe == "mean" else RTG_MIX)
             means = means[:1] if point else means
             variants = means.shape[0]
             per_row = means.repeat_interleave(n_rows, dim=0)
-            fn = _replace(comp, lambda act, per_row=per_row: per_row)
+            fn = replace_hook(comp, None, lambda act, per_row=per_row: per_row)
         elif recipe == "resample":
             donors = _walk_stats(subject, rtg)["donors"][name]
             idx = torch.as_tensor(_donor_indices(n_rows, seed, int(donors.shape[0])))
             picked = donors[idx]
-            fn = _replace(comp, lambda act, picked=picked: picked)
+            fn = replace_hook(comp, None, lambda act, picked=picked: picked)
         else:  # dti-dhead-mean
-            fn = _replace(comp, lambda act: act.mean(dim=-1, keepdim=True))
+            fn = replace_hook(comp, None, lambda act: act.mean(dim=-1, keepdim=True))
         hooks.append((name, fn))
     return hooks, variants
 
