@@ -23,7 +23,7 @@ def memory_model():
     if not path.exists():
         if os.environ.get("CI"):
             pytest.fail(f"MemoryDT-GatedMLP checkpoint missing at {path}")
-        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}")
+        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}: see README 'The published DTI checkpoints'")
     return load_checkpoint(path)
 
 

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.reference
 def memory_path():
     path = memory_reference_checkpoint()
     if not path.exists():
-        msg = f"MemoryDT-GatedMLP checkpoint missing at {path} (expected ../shared beside the repo)"
+        msg = (
+            f"MemoryDT-GatedMLP checkpoint missing at {path}: download MemoryGatedMLP.pt "
+            "(README: 'The published DTI checkpoints')"
+        )
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
