@@ -7,7 +7,7 @@ is a hand-typed array.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,13 +221,16 @@ def in_front(
         forced = (base.front,) if kind == "obstacle" else ()
         others = _random_obstacles(rng, spec, n_other, {pos, base.front})
         states.append(GridState(pos, int(d), tuple(sorted(forced + others))))
+    return _rendered(f"{kind}-in-front", f"every valid pose with {kind} directly in front, other obstacles seeded "
+                     f"({seed})", states, spec, renderer)  # fmt: skip
+
+
+def _rendered(
+    name: str, description: str, states: Sequence[GridState], spec: EnvSpec, renderer: StateRenderer | None
+) -> StateFamily:
+    """A family of ``states`` with their observations rendered through the real env."""
     renderer = renderer or StateRenderer(spec)
-    return StateFamily(
-        name=f"{kind}-in-front",
-        description=f"every valid pose with {kind} directly in front, other obstacles seeded ({seed})",
-        states=tuple(states),
-        obs=renderer.render_many(states),
-    )
+    return StateFamily(name=name, description=description, states=tuple(states), obs=renderer.render_many(states))
 
 
 def goal_in_front(
@@ -257,13 +260,8 @@ def goal_in_front(
         obstacles = _random_obstacles(rng, spec, spec.n_obstacles, {pos})
         seen.setdefault(GridState(pos, int(d), obstacles), None)
     states = list(seen)
-    renderer = renderer or StateRenderer(spec)
-    return StateFamily(
-        name=f"goal-from-{side}",
-        description=f"goal directly in front from the {side}, {len(states)} seeded obstacle layouts ({seed})",
-        states=tuple(states),
-        obs=renderer.render_many(states),
-    )
+    description = f"goal directly in front from the {side}, {len(states)} seeded obstacle layouts ({seed})"
+    return _rendered(f"goal-from-{side}", description, states, spec, renderer)
 
 
 def random_states(
