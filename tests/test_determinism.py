@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dt_circuits import cli
-from dt_circuits.claims.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts
+from dt_circuits.claims.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts, Weights
 from dt_circuits.claims.discovery import discover
 from dt_circuits.claims.flakecheck import flakecheck, format_report, margin
 from dt_circuits.claims.subject import Subject
@@ -168,16 +168,20 @@ def test_generation_seed_zero_reproduces_the_recorded_numbers(reference_suite):
 # -- the flake check ---------------------------------------------------------------------------------------------------
 
 
+#: a measure for checks whose bound arithmetic is under test (never measured)
+_ANY = Weights(lambda subject: 0.0, "unused")
+
+
 def test_margin_is_how_far_the_ci_clears_the_bound():
     from dt_circuits.claims.claim import CheckResult
 
     def result(lo: float, hi: float) -> CheckResult:
         return CheckResult("c", True, (lo + hi) / 2, lo, hi, 10, 1.0, "", "", "", False)
 
-    assert margin(Check("c", None, at_least=0.25), result(0.3, 0.4)) == pytest.approx(0.05)
-    assert margin(Check("c", None, at_most=0.1), result(0.0, 0.15)) == pytest.approx(-0.05)
-    assert margin(Check("c", None, at_least=-0.25, at_most=0.25), result(-0.2, 0.1)) == pytest.approx(0.05)
-    assert np.isnan(margin(Check("c", None, at_least=0.0), result(float("nan"), float("nan"))))
+    assert margin(Check("c", _ANY, at_least=0.25), result(0.3, 0.4)) == pytest.approx(0.05)
+    assert margin(Check("c", _ANY, at_most=0.1), result(0.0, 0.15)) == pytest.approx(-0.05)
+    assert margin(Check("c", _ANY, at_least=-0.25, at_most=0.25), result(-0.2, 0.1)) == pytest.approx(0.05)
+    assert np.isnan(margin(Check("c", _ANY, at_least=0.0), result(float("nan"), float("nan"))))
 
 
 def _claim(check: Check) -> Claim:
@@ -233,6 +237,12 @@ class _Recorder:
     def __init__(self) -> None:
         self.on = OnFamily("obstacle-in-front", 0.9)
         self.seen: list = []
+
+    def sample_names(self) -> list[str]:
+        return ["generated"]
+
+    def measure(self, subject: Subject):
+        raise AssertionError("the search probes states one by one; it never measures the whole family")
 
     def per_state(self, subject: Subject, state, rtg: float, t: int) -> float:
         self.seen.append((state, rtg, t))
