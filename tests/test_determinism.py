@@ -272,3 +272,13 @@ def test_counterexample_search_does_not_depend_on_which_local_modules_are_import
     monkeypatch.setitem(sys.modules, "probe_constants", importlib.util.module_from_spec(spec))
     spec.loader.exec_module(sys.modules["probe_constants"])
     assert _searched_sequence(subject) == before
+
+
+def test_flakecheck_skips_claims_of_another_env_family():
+    """The memory claims in the library never run on a Dynamic Obstacles model; the flake check must say nothing
+    about them instead of failing to find their runs."""
+    model = random_model(2, scale=1.0)
+    weights = Check("weights", Weights(lambda subject: 0.0, "constant"), at_most=1.0)
+    memory = Claim("m", "m", "m", (weights,), kind="embedding", env="memory")
+    report = flakecheck(model, runs=2, claims=[_claim(weights), memory])
+    assert [c.claim_id for c in report.claims] == [_claim(weights).id]

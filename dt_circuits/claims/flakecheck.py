@@ -144,7 +144,10 @@ class FlakeReport:
 def collect(claims: Sequence[Claim], runs_by_seed: Sequence[tuple[int, Sequence[ClaimRun]]]) -> list[ClaimRuns]:
     """Arrange per-seed suite runs by claim and check (the seed order is kept)."""
     out = []
+    ran = {r.claim.id for _, runs in runs_by_seed for r in runs}
     for claim in claims:
+        if claim.id not in ran:  # not applicable to this checkpoint's env family: never run, nothing to compare
+            continue
         entry: ClaimRuns | None = None
         for _, runs in runs_by_seed:
             run = next(r for r in runs if r.claim.id == claim.id)
