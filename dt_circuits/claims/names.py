@@ -68,7 +68,8 @@ def check_metric(metric: object) -> str:
     if not isinstance(metric, str):
         raise ConfigError(f"unknown metric {metric!r}; valid: {valid}")
     if metric.startswith("p_"):
-        return _one_of("action in metric " + repr(metric), metric[2:], ACTION_NAMES) and metric
+        _one_of("action in metric " + repr(metric), metric[2:], ACTION_NAMES)
+        return metric
     if metric == "attn_to_rtg":
         return metric
     if metric.startswith("attn_to_rtg:"):

@@ -65,12 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _out_path(base: str, label: str, several: bool, suffix: str = "") -> Path:
-    """OUT itself for one checkpoint; OUT's stem + label for several (out/x.json -> out/x-raw-index.json)."""
+def _out_path(base: str, label: str, several: bool, *, folder: bool) -> Path:
+    """OUT itself for one checkpoint; for several, a subfolder per checkpoint (a report) or OUT's stem + label
+    (a file: out/x.json -> out/x-raw-index.json)."""
     p = Path(base)
     if not several:
         return p
-    return p.with_name(f"{p.stem}-{label}{p.suffix}") if suffix else p / label
+    return p / label if folder else p.with_name(f"{p.stem}-{label}{p.suffix}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,13 +119,13 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
     data = suite_json(subject, runs)
     data["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
-        out = _out_path(args.json, label, several, suffix=".json")
+        out = _out_path(args.json, label, several, folder=False)
         write_json_atomic(out, data)
         print(f"json: {out}")
     if not args.no_report:
         from dt_circuits.claims.report import write_report
 
-        index = write_report(_out_path(args.report, label, several), subject, runs, data)
+        index = write_report(_out_path(args.report, label, several, folder=True), subject, runs, data)
         print(f"report: {index}")
     if args.record:
         where = record_expectations(subject, runs, expectations_dir)
