@@ -61,3 +61,16 @@ def test_checkpoint_family_is_known_without_loading():
     assert checkpoint_family(str(memory_reference_checkpoint())) == "memory"
     assert checkpoint_family(str(reference_checkpoint())) == "dynamic-obstacles"
     assert checkpoint_family("somewhere/else.pt") is None
+
+
+def test_claims_command_says_when_no_selected_claim_applies(memory_model, capsys):
+    """`--only <a Dynamic Obstacles claim>` on MemoryDT checks nothing: that is a usage error, never "0/0 match"."""
+    from dt_circuits.cli import main
+
+    rc = main(
+        ["claims", "--checkpoint", str(memory_reference_checkpoint()), "--only", "rtg-embedding-forward", "--no-report"]
+    )
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "no selected claim applies to dti-memory" in out and "match expectations" not in out
+    assert "no selected claim applies to any checkpoint" in err

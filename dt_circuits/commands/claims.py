@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -83,16 +84,25 @@ def run(args: argparse.Namespace) -> int:
     claims = select_claims(args.only, claims_dir)
     checkpoints = args.checkpoint or default_checkpoints()
     several = len(checkpoints) > 1
-    failed = False
+    failed, checked = False, 0
     for path in checkpoints:
         label = checkpoint_label(path)
-        failed |= not _run_one(args, path, label, claims, claims_dir, several)
+        outcome = _run_one(args, path, label, claims, claims_dir, several)
+        failed |= outcome is False
+        checked += outcome is not None
         if several:
             print()
+    if not checked:
+        print(f"dt-circuits claims: no selected claim applies to any checkpoint run ({', '.join(map(str, checkpoints))})",
+              file=sys.stderr)  # fmt: skip
+        return 2
     return 1 if failed else 0
 
 
-def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, claims_dir: Path, several: bool) -> bool:
+def _run_one(
+    args: argparse.Namespace, path: str, label: str, claims: list, claims_dir: Path, several: bool
+) -> bool | None:
+    """True if every claim run matches its expectation (or was recorded), False if not, None if none applied."""
     from dt_circuits.claims.expectations import record_expectations
     from dt_circuits.claims.subject import Subject
     from dt_circuits.claims.suite import format_table, run_suite, suite_json
@@ -105,6 +115,10 @@ def _run_one(args: argparse.Namespace, path: str, label: str, claims: list, clai
     subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
     runs = run_suite(subject, claims, search=not args.no_search, comparisons=for_claims_dir(claims_dir))
     print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}")
+    if not runs:
+        print(f"no selected claim applies to {label} ({subject.env_family} checkpoint): nothing checked, nothing "
+              f"recorded")  # fmt: skip
+        return None
     mc = subject.comparisons
     print(f"family-wise alpha {mc.alpha:g} over {mc.family_size} tests ({mc.method}): each interval at "
           f"{mc.confidence:.5f}")  # fmt: skip
