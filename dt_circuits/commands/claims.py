@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         if several:
             print()
     if not checked:
-        print(f"dt-circuits claims: no selected claim applies to any checkpoint run ({', '.join(map(str, checkpoints))})",
-              file=sys.stderr)  # fmt: skip
+        where = ", ".join(map(str, checkpoints))
+        print(f"dt-circuits claims: no selected claim applies to any checkpoint run ({where})", file=sys.stderr)
         return 2
     return 1 if failed else 0
 
