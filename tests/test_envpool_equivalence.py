@@ -300,7 +300,8 @@ def test_calibration_means_match_minigrid(name):
     model = load_checkpoint(CHECKPOINTS_DIR / name)
     from dt_circuits.core.io import read_json
 
-    rows = {r["rtg"]: r for r in read_json(CHECKPOINTS_DIR / name / "calibration.json", "calibration")["rows"]}
+    recorded = read_json(CHECKPOINTS_DIR / name / "calibration.json", "calibration", ConfigError)
+    rows = {r["rtg"]: r for r in recorded["rows"]}
     results = evaluate_rtgs(model, list(rows), n_episodes=100, seed=0, workers=1, progress=False,
                             env_backend="envpool")  # fmt: skip
     pvalues = {r.rtg: _compare(rows[r.rtg], r, rows[r.rtg]["episodes"])["mean_reward"] for r in results}
