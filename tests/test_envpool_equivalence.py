@@ -40,7 +40,7 @@ from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
 from dt_circuits.env.spec import Action, EnvSpec
 from dt_circuits.evaluation.envpool_rollout import envpool_seed, make_pool
 from dt_circuits.evaluation.pool import evaluate_rtgs
-from dt_circuits.evaluation.rollout import choose_actions, episode_seeds, rollout
+from dt_circuits.evaluation.rollout import OUTCOMES, choose_actions, episode_seeds, rollout
 from tests.envpool_lockstep import OFFSETS, STAY, lockstep, stay_probability
 from tests.helpers import random_model
 
@@ -246,9 +246,9 @@ def _compare(minigrid: dict, envpool_res, n_minigrid: int) -> dict[str, float]:
     sd = float(np.std(envpool_res.rewards, ddof=1))
     se = sd * np.sqrt(1 / n_minigrid + 1 / envpool_res.n)
     z = (envpool_res.mean_reward - minigrid["mean_reward"]) / se if se > 0 else 0.0
-    out["mean_reward"] = (
-        float(2 * stats.norm.sf(abs(z))) if se > 0 else float(envpool_res.mean_reward == minigrid["mean_reward"])
-    )
+    # EnvPool's rewards all equal (e.g. every episode timed out): no SD to borrow, so the outcome counts' exact
+    # tests stand in for the mean (the rewards then differ only through the outcomes)
+    out["mean_reward"] = float(2 * stats.norm.sf(abs(z))) if se > 0 else min(out[o] for o in OUTCOMES)
     return out
 
 
