@@ -29,7 +29,7 @@ DEFAULT_CLAIMS_DIR = "claims"
 _RUNS = pytest.StashKey[list]()
 _SELECTED = pytest.StashKey[dict]()
 _CLAIMS_DIR = pytest.StashKey[Path | None]()
-_SUBJECTS: dict[tuple[str, str | None, str], Any] = {}
+_SUBJECTS: dict[tuple[str, str | None, str, str], Any] = {}
 
 
 class ClaimMismatch(AssertionError):
@@ -52,6 +52,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the claims on this checkpoint (our directory or a DTI .pt); repeatable",
     )
     group.addoption("--roles", default=None, metavar="FILE", help="JSON roles file binding roles to components")
+    from dt_circuits.core.backends import ENV_BACKEND_HELP, ENV_BACKENDS
+
+    group.addoption(
+        "--env-backend",
+        default=None,
+        choices=ENV_BACKENDS,
+        help=ENV_BACKEND_HELP + "; default: ini dt_circuits_env_backend, else minigrid",
+    )
+    parser.addini("dt_circuits_env_backend", "who steps the env in the claims' rollout checks", default=None)
     parser.addini("dt_circuits_claims_dir", "folder of claim files, relative to the rootdir", default=None)
     parser.addini("dt_circuits_checkpoints", "checkpoints the claims run on, relative to the rootdir", type="linelist")
 
@@ -133,15 +142,25 @@ class ClaimFile(pytest.File):
             )
 
 
-def _subject(path: str, roles: str | None, claims_dir: Path, claims: list):
+def env_backend(config: pytest.Config) -> str:
+    """The claims' rollout backend: --env-backend, else ini dt_circuits_env_backend, else minigrid."""
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, check_env_backend
+
+    return check_env_backend(
+        config.getoption("env_backend") or config.getini("dt_circuits_env_backend") or DEFAULT_ENV_BACKEND
+    )
+
+
+def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str = "minigrid"):
     from dt_circuits.claims.discovery import rollout_requests
     from dt_circuits.claims.subject import Subject
 
-    key = (path, roles, str(claims_dir))
+    key = (path, roles, str(claims_dir), backend)
     if key not in _SUBJECTS:
         from dt_circuits.claims.comparisons import for_claims_dir
 
         subject = Subject.load(path, roles_file=roles, expectations_dir=claims_dir / "expectations")
+        subject.env_backend = backend
         subject.comparisons = for_claims_dir(claims_dir)  # the whole folder is the family, whatever -k selects
         # the rollout checks of every claim selected for this checkpoint at once, on every core
         subject.prefetch_rollouts(rollout_requests([c for c in claims if c.env == subject.env_family]))
@@ -172,7 +191,9 @@ class ClaimItem(pytest.Item):
             pytest.fail(msg)
         claims = self.config.stash.get(_SELECTED, {}).get(self.checkpoint, [self.claim])
         claims_dir = self.config.stash[_CLAIMS_DIR]
-        subject = _subject(self.checkpoint, self.config.getoption("roles"), claims_dir, claims)
+        subject = _subject(
+            self.checkpoint, self.config.getoption("roles"), claims_dir, claims, env_backend(self.config)
+        )
         if self.claim.env != subject.env_family:
             pytest.skip(
                 f"not applicable: {self.claim.id} is about {self.claim.env} checkpoints, not {subject.env_family}"

@@ -67,6 +67,8 @@ class Subject:
     generation_seed: int = 0
     #: processes for rollouts (None: every core); the numbers do not depend on it
     workers: int | None = None
+    #: who steps the rollout checks' envs: "minigrid" (default; the recorded numbers) or "envpool"
+    env_backend: str = "minigrid"
     #: the family of tests a check is adjusted for (None: the shipped claims'; see claims.comparisons)
     comparisons: Any = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
@@ -191,7 +193,7 @@ class Subject:
     def rollouts(self, rtg: float, episodes: int, seed: int) -> RolloutResult:
         """Sampled episodes at ``rtg``; ``seed`` is the claim's base seed, moved by the generation seed."""
         key = ("rollouts", float(rtg), episodes, seed)
-        if key not in self._cache:
+        if key not in self._cache:  # (the cache is per Subject, so per env_backend)
             self.prefetch_rollouts([(rtg, episodes, seed)])
         return self._cache[key]
 
@@ -213,7 +215,7 @@ class Subject:
         for (episodes, seed), rtgs in groups.items():
             results = evaluate_rtgs(
                 self.model, rtgs, n_episodes=episodes, seed=self.derived_seed(seed), workers=self.workers,
-                progress=False, record_states=True,
+                progress=False, record_states=True, env_backend=self.env_backend,
             )  # fmt: skip
             for rtg, res in zip(rtgs, results, strict=True):
                 self._cache[("rollouts", rtg, episodes, seed)] = res

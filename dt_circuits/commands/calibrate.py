@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+
+    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -67,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.quiet,
         source=str(args.checkpoint),
+        env_backend=args.env_backend,
     )
     print(f"{'rtg':>6} {'reward':>8} {'95% band':>17} {'goal':>6} {'collide':>8} {'timeout':>8} {'length':>7}")
     for r in cal.rows():

@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "writes the manifest for our checkpoints, <claims-dir>/expectations/<sha256>.json for foreign files)",
     )
 
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+
+    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+
 
 def _out_path(base: str, label: str, several: bool, *, folder: bool) -> Path:
     """OUT itself for one checkpoint; for several, a subfolder per checkpoint (a report) or OUT's stem + label
@@ -113,8 +117,9 @@ def _run_one(
     from dt_circuits.claims.comparisons import for_claims_dir
 
     subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
+    subject.env_backend = args.env_backend
     runs = run_suite(subject, claims, search=not args.no_search, comparisons=for_claims_dir(claims_dir))
-    print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}")
+    print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}  env backend {subject.env_backend}")
     if not runs:
         print(f"no selected claim applies to {label} ({subject.env_family} checkpoint): nothing checked, nothing "
               f"recorded")  # fmt: skip

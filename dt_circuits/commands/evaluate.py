@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--argmax", action="store_true", help="take the argmax action instead of sampling")
     p.add_argument("--json", metavar="OUT", help="also write the per-RTG summaries to this JSON file")
 
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+
+    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+
 
 def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.errors import ConfigError
@@ -42,11 +46,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     model = load_checkpoint(args.checkpoint)
     if model.checkpoint_info.env.family == "memory":
+        if args.env_backend != "minigrid":
+            raise ConfigError("--env-backend envpool applies to Dynamic Obstacles checkpoints only, not Memory")
         return _run_memory(args, model)
     rows = []
     print(f"{'rtg':>6} {'episodes':>8} {'goal':>6} {'collide':>8} {'timeout':>8} {'reward':>8} {'length':>7}")
     for rtg in args.rtgs:
-        res = rollout(model, rtg=rtg, n_episodes=args.episodes, seed=args.seed, sample=not args.argmax)
+        res = rollout(
+            model, rtg=rtg, n_episodes=args.episodes, seed=args.seed, sample=not args.argmax,
+            env_backend=args.env_backend,
+        )  # fmt: skip
         s = res.summary()
         rows.append(s)
         print(

@@ -17,7 +17,7 @@ import numpy as np
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.evaluation.pool import evaluate_rtgs
-from dt_circuits.evaluation.rollout import OUTCOMES, RolloutResult
+from dt_circuits.evaluation.rollout import DEFAULT_ENV_BACKEND, OUTCOMES, RolloutResult
 from dt_circuits.evaluation.rtgs import DEFAULT_RTGS
 
 
@@ -82,10 +82,15 @@ def calibrate(
     workers: int | None = None,
     progress: bool = True,
     source: str = "",
+    env_backend: str = DEFAULT_ENV_BACKEND,
 ) -> Calibration:
-    """Fig. 5: mean reward and its 95 % band against the initial RTG, sampled actions."""
+    """Fig. 5: mean reward and its 95 % band against the initial RTG, sampled actions; ``env_backend`` as in
+    :func:`~dt_circuits.evaluation.pool.evaluate_rtgs`."""
     env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
-    results = evaluate_rtgs(model, rtgs, n_episodes=n_episodes, seed=seed, env=env, workers=workers, progress=progress)
+    results = evaluate_rtgs(
+        model, rtgs, n_episodes=n_episodes, seed=seed, env=env, workers=workers, progress=progress,
+        env_backend=env_backend,
+    )  # fmt: skip
     return Calibration(results, env, source)
 
 

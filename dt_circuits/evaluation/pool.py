@@ -19,7 +19,7 @@ import torch
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer, DTConfig
 from dt_circuits.env.spec import EnvSpec
-from dt_circuits.evaluation.rollout import RolloutResult, rollout
+from dt_circuits.evaluation.rollout import DEFAULT_ENV_BACKEND, RolloutResult, check_env_backend, rollout
 
 CHUNK = 50
 
@@ -48,7 +48,7 @@ def _init_worker(payload: dict[str, Any]) -> None:
 
 
 def _run_chunk(task: tuple) -> tuple:
-    k, rtg, seed, start, stop, sample, *record = task
+    k, rtg, seed, start, stop, sample, record, env_backend = task
     res = rollout(
         _WORKER["model"],
         rtg=rtg,
@@ -57,7 +57,8 @@ def _run_chunk(task: tuple) -> tuple:
         sample=sample,
         env=_WORKER["env"],
         episodes=range(start, stop),
-        record_states=bool(record and record[0]),
+        record_states=bool(record),
+        env_backend=env_backend,
     )
     return k, start, res.rewards, res.lengths, res.outcomes, res.extra
 
@@ -80,17 +81,23 @@ def evaluate_rtgs(
     sample: bool = True,
     progress: bool = True,
     record_states: bool = False,
+    env_backend: str = DEFAULT_ENV_BACKEND,
 ) -> list[RolloutResult]:
     """Roll out ``n_episodes`` per RTG; ``workers`` processes (default: all cores), same numbers for any count.
 
     ``record_states`` keeps every queried state (``extra["states"]``, ``["poses"]``, ``["episodes"]``, in episode
-    order whatever the worker count), as :func:`rollout` does."""
+    order whatever the worker count), as :func:`rollout` does. ``env_backend`` ("minigrid" or "envpool") steps
+    the envs (:data:`~dt_circuits.evaluation.rollout.ENV_BACKENDS`)."""
     from dt_circuits.core.progress import progress as progress_reporter
 
     if n_episodes < 1:
         raise ConfigError(f"episodes per RTG must be >= 1, got {n_episodes}")
     if not rtgs:
         raise ConfigError("no RTGs to evaluate")
+    if check_env_backend(env_backend) == "envpool":
+        from dt_circuits.evaluation.envpool_rollout import import_envpool
+
+        import_envpool()  # one line in this process, not a traceback per worker
     env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
     if env.max_steps > model.cfg.max_timestep + 1:
         raise ConfigError(
@@ -101,7 +108,7 @@ def evaluate_rtgs(
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     tasks = [
-        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample, record_states)
+        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample, record_states, env_backend)
         for k, rtg in enumerate(rtgs)
         for a in range(0, n_episodes, CHUNK)
     ]

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKENDS, check_env_backend
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
 
 OUTCOMES = ("goal", "collision", "timeout")
+__all__ = ["DEFAULT_ENV_BACKEND", "ENV_BACKENDS", "OUTCOMES", "RolloutResult", "check_env_backend", "rollout"]
 
 
 @dataclass
@@ -61,6 +63,23 @@ def episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
     return env_seed, np.random.default_rng(ss.spawn(1)[0])
 
 
+def outcome_of(reward: float) -> str:
+    """An ended episode's outcome from its last reward (so Minigrid's and EnvPool's terminated/truncated flags on
+    an episode ending on its last allowed step, which differ, do not matter)."""
+    return "goal" if reward > 0 else "collision" if reward < 0 else "timeout"
+
+
+def choose_actions(logits: torch.Tensor, rngs: list[np.random.Generator], sample: bool) -> np.ndarray:
+    """Argmax, or one draw per episode from its own stream (inverse CDF in float64), so a draw does not depend on
+    which other episodes share the batch."""
+    if not sample:
+        return logits.argmax(dim=-1).numpy()
+    probs = torch.softmax(logits.double(), dim=-1).numpy()
+    cdf = np.cumsum(probs, axis=-1)
+    u = np.array([rng.random() for rng in rngs])
+    return np.minimum((u[:, None] > cdf).sum(axis=-1), probs.shape[-1] - 1)
+
+
 def rollout(
     model: DecisionTransformer,
     *,
@@ -73,13 +92,22 @@ def rollout(
     episodes: range | None = None,
     on_episode: Callable[[int], None] | None = None,
     record_states: bool = False,
+    env_backend: str = DEFAULT_ENV_BACKEND,
 ) -> RolloutResult:
     """Run ``n_episodes`` (or the slice ``episodes`` of them) at initial ``rtg``; argmax or sampled actions.
 
     ``record_states`` keeps every (obs, rtg, timestep) the model was queried on in ``extra["states"]``, and for
     each of them the agent's pose in ``extra["poses"]`` ((n, 3): x, y, direction) and the episode's index in
     ``extra["episodes"]`` (on-policy state families and their clusters are built from these).
+    ``env_backend="envpool"`` steps the episodes in EnvPool (:mod:`.envpool_rollout`) instead of Minigrid.
     """
+    if check_env_backend(env_backend) == "envpool":
+        from dt_circuits.evaluation.envpool_rollout import envpool_rollout
+
+        return envpool_rollout(
+            model, rtg=rtg, n_episodes=n_episodes, seed=seed, sample=sample, env=env, n_envs=n_envs,
+            episodes=episodes, on_episode=on_episode, record_states=record_states,
+        )  # fmt: skip
     env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
     todo = list(episodes if episodes is not None else range(n_episodes))
     n_slots = max(1, min(n_envs, len(todo)))
@@ -124,13 +152,7 @@ def rollout(
             recorded_episodes.append(np.array([todo[slot_ep[s]] for s in active], np.int64))
         with torch.no_grad():
             logits = model(slot_obs[active], slot_rtg[active], slot_t[active])
-        if sample:
-            probs = torch.softmax(logits.double(), dim=-1).numpy()
-            cdf = np.cumsum(probs, axis=-1)
-            u = np.array([slot_rng[s].random() for s in active])
-            actions = np.minimum((u[:, None] > cdf).sum(axis=-1), probs.shape[-1] - 1)
-        else:
-            actions = logits.argmax(dim=-1).numpy()
+        actions = choose_actions(logits, [slot_rng[s] for s in active], sample)
         for s, a in zip(active, actions, strict=True):
             obs, reward, terminated, truncated, _ = envs[s].step(int(a))
             slot_t[s] += 1
@@ -139,7 +161,7 @@ def rollout(
             if terminated or truncated:
                 i = slot_ep[s]
                 rewards[i], lengths[i] = reward, slot_t[s]
-                outcomes[i] = "goal" if reward > 0 else "collision" if reward < 0 else "timeout"
+                outcomes[i] = outcome_of(reward)
                 if on_episode:
                     on_episode(1)
                 start(s)
