@@ -18,7 +18,7 @@ import pytest
 from dt_circuits.core.paths import CHECKPOINTS_DIR
 from dt_circuits.env.spec import EnvSpec
 
-pytest.importorskip("envpool", reason='pip install "dt-circuits[envpool]"')
+pytest.importorskip("envpool", reason="pip install envpool")
 
 SPEC = EnvSpec(max_steps=300)
 N_STEPS = 20_000

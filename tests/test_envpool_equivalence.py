@@ -29,7 +29,7 @@ from scipy import stats
 try:
     import envpool  # noqa: F401
 except ImportError as exc:
-    _msg = f'envpool is not importable ({exc}): pip install "dt-circuits[envpool]" (it is in the dev extra)'
+    _msg = f"envpool is not importable ({exc}): pip install envpool (a dependency of dt-circuits)"
     if os.environ.get("CI"):
         pytest.fail(_msg, pytrace=False)
     pytest.skip(_msg, allow_module_level=True)

@@ -143,7 +143,7 @@ class ClaimFile(pytest.File):
 
 
 def env_backend(config: pytest.Config) -> str:
-    """The claims' rollout backend: --env-backend, else ini dt_circuits_env_backend, else minigrid."""
+    """The claims' rollout backend: --env-backend, else ini dt_circuits_env_backend, else the default (envpool)."""
     from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, check_env_backend
 
     return check_env_backend(
@@ -151,7 +151,7 @@ def env_backend(config: pytest.Config) -> str:
     )
 
 
-def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str = "minigrid"):
+def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str = "envpool"):
     from dt_circuits.claims.discovery import rollout_requests
     from dt_circuits.claims.subject import Subject
 

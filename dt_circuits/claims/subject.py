@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dt_circuits.analysis.interventions import Component, Head, Inputs, component_names, dataset_means, parse_component
+from dt_circuits.core.backends import DEFAULT_ENV_BACKEND
 from dt_circuits.core.errors import ConfigError, DTCircuitsError
 from dt_circuits.core.io import read_json, sha256_file
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
@@ -67,8 +68,8 @@ class Subject:
     generation_seed: int = 0
     #: processes for rollouts (None: every core); the numbers do not depend on it
     workers: int | None = None
-    #: who steps the rollout checks' envs: "minigrid" (default; the recorded numbers) or "envpool"
-    env_backend: str = "minigrid"
+    #: who steps the rollout checks' envs: "envpool" (default; the recorded numbers) or "minigrid"
+    env_backend: str = DEFAULT_ENV_BACKEND
     #: the family of tests a check is adjusted for (None: the shipped claims'; see claims.comparisons)
     comparisons: Any = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)

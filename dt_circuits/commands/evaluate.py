@@ -34,10 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
 
-    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+    p.add_argument(
+        "--env-backend", choices=ENV_BACKENDS, default=None,
+        help=f"{ENV_BACKEND_HELP}; default {DEFAULT_ENV_BACKEND} (Memory checkpoints: always minigrid)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND
     from dt_circuits.core.errors import ConfigError
     from dt_circuits.dt.checkpoint import load_checkpoint
     from dt_circuits.evaluation.rollout import rollout
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     model = load_checkpoint(args.checkpoint)
     if model.checkpoint_info.env.family == "memory":
-        if args.env_backend != "minigrid":
+        if args.env_backend == "envpool":
             raise ConfigError("--env-backend envpool applies to Dynamic Obstacles checkpoints only, not Memory")
         return _run_memory(args, model)
     rows = []
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for rtg in args.rtgs:
         res = rollout(
             model, rtg=rtg, n_episodes=args.episodes, seed=args.seed, sample=not args.argmax,
-            env_backend=args.env_backend,
+            env_backend=args.env_backend or DEFAULT_ENV_BACKEND,
         )  # fmt: skip
         s = res.summary()
         rows.append(s)

@@ -1,5 +1,5 @@
 """The EnvPool rollout backend: the same episodes' protocol as :func:`.rollout.rollout`, stepped by EnvPool's C++
-MiniGrid (``--env-backend envpool``, opt-in; Minigrid stays the default).
+MiniGrid (``--env-backend envpool``, the default for Dynamic Obstacles).
 
 Why it is shaped like this (measurements in ``docs/envpool.md``):
 
@@ -12,8 +12,8 @@ Why it is shaped like this (measurements in ``docs/envpool.md``):
   equal in distribution to Minigrid's (``tests/test_envpool_equivalence.py``), not episode by episode.
 * **Poses.** ``record_states`` needs the agent's (x, y, direction): EnvPool reports them (``info["agent_pos"]``,
   ``obs["direction"]``), so no Minigrid fallback is needed.
-* **Import.** envpool is a 741 MB compiled dependency in the ``envpool`` extra, imported only when this backend
-  is asked for.
+* **Import.** envpool is a 741 MB compiled dependency (no wheel for Intel macOS), imported only when this
+  backend steps an episode, so ``--help`` and weight-only claims stay light.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def import_envpool() -> Any:
         import envpool
     except ImportError as exc:
         raise ConfigError(
-            f'--env-backend envpool needs envpool, which is not importable ({exc}); pip install "dt-circuits[envpool]"'
+            f"the envpool env backend needs envpool, which is not importable ({exc}): pip install envpool, "
+            "or pass --env-backend minigrid"
         ) from None
     return envpool
 
