@@ -60,3 +60,19 @@ def test_worked_example_on_the_reference(tmp_path, reference_model):
     verdict = _example(tmp_path).evaluate(Subject.from_model(reference_model))
     print(verdict.summary())
     assert verdict.checks[0].n > 10
+
+
+def test_reliability_flake_tables_are_generated_from_the_summaries():
+    """docs/reliability.md's flake-check tables are docs/flake_tables.py's rendering of docs/flakechecks/*.json,
+    one section per checkpoint flake-checked (never typed by hand)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flake_tables", REPO_ROOT / "docs" / "flake_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    summaries = tables.load_summaries()
+    assert {s["name"] for s in summaries} >= {"raw-index", "one-hot", "dti-reference"}
+    assert all(s["runs"] >= 20 for s in summaries)
+    assert tables.block(tables.PAGE.read_text()) == tables.render(summaries), (
+        "run .venv/bin/python docs/flake_tables.py to regenerate docs/reliability.md's flake tables"
+    )

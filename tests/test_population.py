@@ -200,6 +200,7 @@ def test_gate_cli_population_json_has_the_fields(tiny_checkpoint, tmp_path, caps
 POPULATION_JSON = {
     "raw-index": REPO_ROOT / "docs" / "populations" / "raw-index.json",
     "one-hot": REPO_ROOT / "docs" / "populations" / "one-hot.json",
+    "raw-index, committed recipe": REPO_ROOT / "docs" / "populations" / "raw-index-committed-recipe.json",
 }
 
 
@@ -257,3 +258,20 @@ def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsy
     capsys.readouterr()
     assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(tmp_path / "bad.md")]) == 2
     assert "no <!-- population-table:start -->" in capsys.readouterr().err
+
+
+def test_bare_record_keeps_the_recorded_recipe_and_committed_clears_it(tiny_checkpoint, tmp_path, capsys):
+    """`gate --seeds K --record` with neither --recipe nor --override re-records the population's own recipe (it
+    once silently swapped a fast-recipe population for the checkpoint's full recipe); `--recipe committed` asks
+    for the full recipe explicitly."""
+    from dt_circuits.cli import main
+
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    base = ["gate", "--checkpoint", str(ckpt), "--quiet", "--seeds", "1", "--workers", "1", "--only", *WEIGHT_CLAIMS]
+    assert main([*base, "--record", "--override", "steps=20"]) == 0
+    assert read_manifest(ckpt)[MANIFEST_KEY]["overrides"] == {"steps": 20}
+    assert main([*base, "--record"]) == 0
+    assert read_manifest(ckpt)[MANIFEST_KEY]["overrides"] == {"steps": 20}
+    assert main([*base, "--record", "--recipe", "committed"]) == 0
+    assert read_manifest(ckpt)[MANIFEST_KEY]["overrides"] == {}
+    capsys.readouterr()

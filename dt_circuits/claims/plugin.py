@@ -58,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--env-backend",
         default=None,
         choices=ENV_BACKENDS,
-        help=ENV_BACKEND_HELP + "; default: ini dt_circuits_env_backend, else minigrid",
+        help=ENV_BACKEND_HELP + "; default: ini dt_circuits_env_backend, else envpool",
     )
     parser.addini("dt_circuits_env_backend", "who steps the env in the claims' rollout checks", default=None)
     parser.addini("dt_circuits_claims_dir", "folder of claim files, relative to the rootdir", default=None)

@@ -209,7 +209,8 @@ def run_population(
     """Retrain ``k_seeds`` seeds of the checkpoint's recipe (recorded config + recorded population overrides +
     ``overrides``), run every claim on each, and compare each claim's population verdict with the recorded one.
 
-    ``record`` writes the population verdicts into the manifest instead of comparing; ``only`` limits the
+    ``record`` writes the population verdicts into the manifest instead of comparing, with ``overrides`` as the
+    recipe (None: the recorded population's overrides again, {}: none); ``only`` limits the
     claims (a recorded population keeps the verdicts of claims not run); ``keep`` saves each seed's checkpoint
     as ``keep/seed-N`` (for Table 1 or a closer look).
     """
@@ -228,7 +229,9 @@ def run_population(
             f"{directory}: no recorded population expectations to gate against "
             "(run `dt-circuits gate --seeds K --record` first)"
         )
-    wanted = dict(recorded.get("overrides") or {}) if not record else {}
+    # re-recording with no override given keeps the recorded recipe: a bare `--record` must not silently swap
+    # the population's recipe (e.g. fast) for the checkpoint's full one (RECIPES["committed"] asks for that)
+    wanted = dict(recorded.get("overrides") or {}) if not record or overrides is None else {}
     wanted.update(overrides or {})
     if "seed" in wanted:
         raise ConfigError("a population chooses the train seeds itself (recorded seed + k); do not override seed")

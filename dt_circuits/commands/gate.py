@@ -9,7 +9,9 @@ With --seeds K the gate judges the training recipe instead of one run: it retrai
 k = 0..K-1) with the recorded config plus the population's recorded overrides, runs every claim on each, and
 reports per claim how many seeds hold (k/K, Clopper-Pearson 95 % interval) and its population verdict: holds
 (>= 80 % of seeds), fails (<= 20 %), seed-dependent otherwise. It exits 1 when a population verdict moved from the
-manifest's population_expectations; --seeds K --record records them (and leaves the weights alone). Seeds run
+manifest's population_expectations; --seeds K --record records them (and leaves the weights alone) with the
+recipe given by --recipe/--override, or, with neither, the recorded population's recipe again (--recipe
+committed: the checkpoint's own config, nothing overridden). Seeds run
 on one executor: local processes (default) or Ray (--executor ray [--address ADDR]), same results either way.
 
 Examples:
@@ -85,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.executor import ExecutorSpec
 
     spec = ExecutorSpec(kind=args.executor, workers=args.workers, threads=args.threads, address=args.address)
+    chosen = args.recipe is not None or bool(args.override)  # neither: keep the recorded population's recipe
     result = run_population(
         args.checkpoint,
         args.seeds,
-        overrides=overrides,
+        overrides=overrides if chosen else None,
         executor=spec,
         record=args.record,
         only=args.only,

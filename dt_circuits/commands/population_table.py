@@ -16,7 +16,11 @@ import argparse
 NAME = "population-table"
 HELP = "the README's k/K-per-claim table, generated from population gate JSON files"
 
-DEFAULT_JSON = ("raw-index=docs/populations/raw-index.json", "one-hot=docs/populations/one-hot.json")
+DEFAULT_JSON = (
+    "raw-index=docs/populations/raw-index.json",
+    "one-hot=docs/populations/one-hot.json",
+    "raw-index, committed recipe=docs/populations/raw-index-committed-recipe.json",
+)
 START, END = "<!-- population-table:start -->", "<!-- population-table:end -->"
 
 

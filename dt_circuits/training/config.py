@@ -119,6 +119,8 @@ class TrainConfig:
 #: with 200 warm-up steps, fused AdamW, and only the final in-run evaluation; Table 1 is met on both encodings
 #: and a whole `train` costs ~115 CPU-seconds on this project's 2-core machine.
 RECIPES: dict[str, dict[str, Any]] = {
+    # the checkpoint's own recorded config, nothing overridden (to record a population of the full recipe)
+    "committed": {},
     "fast": {
         "batch_size": 256,
         "steps": 5000,
