@@ -275,3 +275,17 @@ def test_bare_record_keeps_the_recorded_recipe_and_committed_clears_it(tiny_chec
     assert main([*base, "--record", "--recipe", "committed"]) == 0
     assert read_manifest(ckpt)[MANIFEST_KEY]["overrides"] == {}
     capsys.readouterr()
+
+
+def test_a_record_run_says_which_population_verdicts_it_changes(tiny_checkpoint, tmp_path):
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    run_population(ckpt, 1, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    manifest = read_manifest(ckpt)
+    claim = WEIGHT_CLAIMS[0]
+    previous = manifest[MANIFEST_KEY]["claims"][claim]["expected"]
+    manifest[MANIFEST_KEY]["claims"][claim]["expected"] = "fails" if previous == "holds" else "holds"
+    write_json_atomic(ckpt / "manifest.json", manifest)
+    again = run_population(ckpt, 1, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    text = format_population(again)
+    assert again.passed and f"CHANGED {claim}: previously recorded" in text
+    assert f"{len(WEIGHT_CLAIMS) - 1}/{len(WEIGHT_CLAIMS)} population verdicts as in the previous record" in text

@@ -170,7 +170,8 @@ class PopulationResult:
 
     @property
     def passed(self) -> bool:
-        return not any(c.moved for c in self.claims)
+        """A gate passes when no population verdict moved; a record run (which changes the record) always does."""
+        return self.recorded or not any(c.moved for c in self.claims)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,7 +277,9 @@ def run_population(
     per_seed = run_tasks(retrain_and_judge, tasks, spec, on_done=done)
     bar.close()
     wall = time.perf_counter() - start
-    expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()} if not record else {}
+    # when recording, the previous record (if any) is what the new one is compared with, so the output says
+    # which population verdicts the new record changes instead of "as recorded"
+    expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()}
     claims = [
         PopulationClaim(
             cid,
@@ -337,15 +340,25 @@ def format_population(result: PopulationResult) -> str:
     for c in result.claims:
         if c.moved:
             lines.append(
-                f"MOVED {c.claim_id}: recorded {c.expected}, now {c.verdict} "
+                f"{'CHANGED' if result.recorded else 'MOVED'} {c.claim_id}: "
+                f"{'previously ' if result.recorded else ''}recorded {c.expected}, now {c.verdict} "
                 f"(per seed: {', '.join(f'{s} {v}' for s, v in zip(result.seeds, c.verdicts, strict=True))})"
             )
     times = ", ".join(f"{s['retrain_seconds']:.0f}" for s in result.per_seed)
     over = f"; overrides {result.overrides}" if result.overrides else ""
     head = "population RECORDED" if result.recorded else f"population gate {'PASSED' if result.passed else 'FAILED'}"
     moved = sum(c.moved for c in result.claims)
+    compared = sum(c.expected is not None for c in result.claims)
+    if result.recorded:
+        same = (
+            f"{compared - moved}/{compared} population verdicts as in the previous record"
+            if compared
+            else "no previous record"
+        )
+    else:
+        same = f"{len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded"
     lines.append(
-        f"{head}: {len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded; "
+        f"{head}: {same}; "
         f"K={n} seeds {result.seeds[0]}..{result.seeds[-1]}{over}; executor {result.executor}; "
         f"retrain s per seed [{times}]; wall {result.wall_seconds:.0f} s"
     )
