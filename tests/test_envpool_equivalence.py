@@ -259,7 +259,9 @@ def test_table1_of_our_checkpoints_matches_minigrid(name):
     on the mean reward, Bonferroni over the 12 tests at α 0.01. Power: a goal rate of 0.966 (raw-index at 0.9)
     falling to 0.92 is found with probability ≈ 0.5, to 0.90 with ≈ 0.8."""
     model = load_checkpoint(CHECKPOINTS_DIR / name)
-    rows = {r["rtg"]: r for r in read_manifest(CHECKPOINTS_DIR / name)["evaluation"]["rows"]}
+    evaluation = read_manifest(CHECKPOINTS_DIR / name)["evaluation"]
+    assert evaluation["env_backend"] == "minigrid", "the reference numbers must be Minigrid's"
+    rows = {r["rtg"]: r for r in evaluation["rows"]}
     results = evaluate_rtgs(
         model, TABLE1_RTGS, n_episodes=300, seed=0, workers=1, progress=False, env_backend="envpool"
     )
@@ -301,6 +303,7 @@ def test_calibration_means_match_minigrid(name):
     from dt_circuits.core.io import read_json
 
     recorded = read_json(CHECKPOINTS_DIR / name / "calibration.json", "calibration", ConfigError)
+    assert recorded["env_backend"] == "minigrid", "the reference numbers must be Minigrid's"
     rows = {r["rtg"]: r for r in recorded["rows"]}
     results = evaluate_rtgs(model, list(rows), n_episodes=100, seed=0, workers=1, progress=False,
                             env_backend="envpool")  # fmt: skip

@@ -54,6 +54,7 @@ class Calibration:
             "episodes_per_rtg": first.n,
             "seed": first.seed,
             "sample": first.sample,
+            "env_backend": first.env_backend,
             "band": "central 95% of episode rewards (2.5th to 97.5th percentile)",
             "rows": self.rows(),
         }
@@ -65,6 +66,7 @@ class Calibration:
         return {
             "episodes_per_rtg": rows[0]["episodes"],
             "seed": self.results[0].seed,
+            "env_backend": self.results[0].env_backend,
             "mean_abs_calibration_error": round(float(np.mean(errs)), 4),
             "curve": [
                 {k: r[k] for k in ("rtg", "mean_reward", "goal_rate", "collision_rate", "timeout_rate")} for r in rows
@@ -97,7 +99,13 @@ def calibrate(
 def table1(results: Sequence[RolloutResult]) -> dict[str, Any]:
     """The post's Table 1 as numbers, with the project's pass thresholds next to them."""
     by = {round(r.rtg, 6): r for r in results}
-    out: dict[str, Any] = {"episodes_per_rtg": results[0].n, "seed": results[0].seed, "sample": results[0].sample}
+    first = results[0]
+    out: dict[str, Any] = {
+        "episodes_per_rtg": first.n,
+        "seed": first.seed,
+        "sample": first.sample,
+        "env_backend": first.env_backend,
+    }
     out["rows"] = [r.summary() for r in results]
     checks = {}
     if 0.9 in by:

@@ -169,4 +169,5 @@ def envpool_rollout(
         outcomes=outcomes.astype(str),
         sample=sample,
         seed=seed,
+        env_backend="envpool",
     )

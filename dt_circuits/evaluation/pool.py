@@ -152,6 +152,7 @@ def evaluate_rtgs(
             outcomes=outcomes[k].astype(str),
             sample=sample,
             seed=seed,
+            env_backend=env_backend,
             extra=_merge_extras([extras[key] for key in sorted(extras) if key[0] == k]) if record_states else {},
         )
         for k, rtg in enumerate(rtgs)

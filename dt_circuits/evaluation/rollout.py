@@ -32,6 +32,9 @@ class RolloutResult:
     sample: bool
     seed: int
     extra: dict = field(default_factory=dict)
+    #: who stepped the episodes ("envpool" or "minigrid"): same distribution, other episodes for the same seed, so
+    #: a recorded number says which it is and a re-measurement uses the same
+    env_backend: str = "minigrid"
 
     @property
     def n(self) -> int:
@@ -50,6 +53,7 @@ class RolloutResult:
             "episodes": self.n,
             "sample": self.sample,
             "seed": self.seed,
+            "env_backend": self.env_backend,
             "mean_reward": self.mean_reward,
             "mean_length": float(np.mean(self.lengths)) if self.n else float("nan"),
             **{f"{o}_rate": self.rate(o) for o in OUTCOMES},
@@ -178,4 +182,5 @@ def rollout(
         outcomes=outcomes.astype(str),
         sample=sample,
         seed=seed,
+        env_backend="minigrid",
     )
