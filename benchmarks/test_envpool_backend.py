@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.test_calibration_floor import raw_env_seconds
 from dt_circuits.core.paths import CHECKPOINTS_DIR
 from dt_circuits.env.spec import EnvSpec
 
@@ -26,15 +27,7 @@ _CALIBRATE: dict[str, float] = {}
 
 
 def minigrid_steps_per_s(n_steps: int) -> float:
-    env = SPEC.make()
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    start = time.perf_counter()
-    for i in range(n_steps):
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(3)))
-        if terminated or truncated:
-            env.reset(seed=i)
-    return n_steps / (time.perf_counter() - start)
+    return n_steps / raw_env_seconds(n_steps, SPEC)
 
 
 def envpool_steps_per_s(n_steps: int, n_envs: int) -> float:

@@ -27,7 +27,7 @@ import torch
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import ENV_ID, EnvSpec
-from dt_circuits.evaluation.rollout import RolloutResult, choose_actions, episode_seeds, outcome_of
+from dt_circuits.evaluation.rollout import RolloutResult, choose_actions, episode_seeds, outcome_of, recorded_extra
 
 INT32_MASK = 0x7FFFFFFF
 
@@ -156,13 +156,8 @@ def envpool_rollout(
                 on_episode(1)
             if next_ep < len(todo):
                 start()
-    extra = {}
-    if record_states:
-        extra["states"] = tuple(np.concatenate(parts) for parts in zip(*recorded, strict=True))
-        extra["poses"] = np.concatenate(recorded_poses) if recorded_poses else np.zeros((0, 3), np.int64)
-        extra["episodes"] = np.concatenate(recorded_episodes) if recorded_episodes else np.zeros(0, np.int64)
     return RolloutResult(
-        extra=extra,
+        extra=recorded_extra(recorded, recorded_poses, recorded_episodes) if record_states else {},
         rtg=float(rtg),
         rewards=rewards,
         lengths=lengths,

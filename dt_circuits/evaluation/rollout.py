@@ -60,6 +60,18 @@ class RolloutResult:
         }
 
 
+def recorded_extra(
+    states: list[tuple[np.ndarray, np.ndarray, np.ndarray]], poses: list[np.ndarray], episodes: list[np.ndarray]
+) -> dict:
+    """``extra`` of a ``record_states`` rollout (either backend): the queried (obs, rtg, timestep), each state's
+    pose (x, y, direction) and its episode's index, concatenated over the rollout's steps."""
+    return {
+        "states": tuple(np.concatenate(parts) for parts in zip(*states, strict=True)),
+        "poses": np.concatenate(poses) if poses else np.zeros((0, 3), np.int64),
+        "episodes": np.concatenate(episodes) if episodes else np.zeros(0, np.int64),
+    }
+
+
 def episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
     """(env reset seed, action-sampling generator) for one episode, independent of batching."""
     ss = np.random.SeedSequence([seed, episode])
@@ -169,13 +181,8 @@ def rollout(
                 if on_episode:
                     on_episode(1)
                 start(s)
-    extra = {}
-    if record_states:
-        extra["states"] = tuple(np.concatenate(parts) for parts in zip(*recorded, strict=True))
-        extra["poses"] = np.concatenate(recorded_poses) if recorded_poses else np.zeros((0, 3), np.int64)
-        extra["episodes"] = np.concatenate(recorded_episodes) if recorded_episodes else np.zeros(0, np.int64)
     return RolloutResult(
-        extra=extra,
+        extra=recorded_extra(recorded, recorded_poses, recorded_episodes) if record_states else {},
         rtg=float(rtg),
         rewards=rewards,
         lengths=lengths,
