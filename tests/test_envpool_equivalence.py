@@ -352,3 +352,18 @@ def test_missing_envpool_is_one_line(monkeypatch):
 
 def test_offsets_cover_the_3x3_block():
     assert len(OFFSETS) == 9 and OFFSETS[STAY] == (0, 0)
+
+
+def test_calibration_chunks_give_the_claims_chunks_numbers():
+    """Without recorded states EnvPool rollouts run in tasks of ENVPOOL_CHUNK episodes (bigger model batches),
+    with them in tasks of CHUNK; every episode's outcome is the same either way (its own seed and action stream)."""
+    from dt_circuits.evaluation import pool
+
+    assert pool.ENVPOOL_CHUNK > pool.CHUNK
+    model = random_model(3, scale=1.0)
+    spec = EnvSpec(max_steps=30)
+    n = pool.ENVPOOL_CHUNK + 2 * pool.CHUNK + 7  # several tasks of each size, a ragged last one
+    big = evaluate_rtgs(model, [0.5], n_episodes=n, seed=4, env=spec, workers=2, progress=False)[0]
+    small = evaluate_rtgs(model, [0.5], n_episodes=n, seed=4, env=spec, workers=2, progress=False,
+                          record_states=True)[0]  # fmt: skip
+    assert np.array_equal(big.rewards, small.rewards) and np.array_equal(big.lengths, small.lengths)

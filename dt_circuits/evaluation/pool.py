@@ -22,6 +22,11 @@ from dt_circuits.env.spec import EnvSpec
 from dt_circuits.evaluation.rollout import DEFAULT_ENV_BACKEND, RolloutResult, check_env_backend, rollout
 
 CHUNK = 50
+#: episodes per task (and per model batch) when EnvPool steps them and no states are recorded: EnvPool's steps
+#: cost ~1/16 of Minigrid's, so the model's forward dominates and bigger batches pay. An episode's outcome does
+#: not depend on the chunk (its own seed and action stream); the *order* of recorded states does (they are kept
+#: step by step within a chunk), so record_states rollouts, which the claims' numbers are built from, keep CHUNK.
+ENVPOOL_CHUNK = 250
 
 _WORKER: dict[str, Any] = {}
 
@@ -57,6 +62,7 @@ def _run_chunk(task: tuple) -> tuple:
         sample=sample,
         env=_WORKER["env"],
         episodes=range(start, stop),
+        n_envs=stop - start,
         record_states=bool(record),
         env_backend=env_backend,
     )
@@ -107,10 +113,11 @@ def evaluate_rtgs(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    chunk = ENVPOOL_CHUNK if env_backend == "envpool" and not record_states else CHUNK
     tasks = [
-        (k, float(rtg), seed, a, min(a + CHUNK, n_episodes), sample, record_states, env_backend)
+        (k, float(rtg), seed, a, min(a + chunk, n_episodes), sample, record_states, env_backend)
         for k, rtg in enumerate(rtgs)
-        for a in range(0, n_episodes, CHUNK)
+        for a in range(0, n_episodes, chunk)
     ]
     rewards = np.zeros((len(rtgs), n_episodes))
     lengths = np.zeros((len(rtgs), n_episodes), np.int64)
