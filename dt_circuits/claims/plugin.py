@@ -151,7 +151,7 @@ def env_backend(config: pytest.Config) -> str:
     )
 
 
-def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str = "envpool"):
+def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str):
     from dt_circuits.claims.discovery import rollout_requests
     from dt_circuits.claims.subject import Subject
 

@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+    from dt_circuits.core.backends import add_env_backend_argument
 
-    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+    add_env_backend_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,9 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "writes the manifest for our checkpoints, <claims-dir>/expectations/<sha256>.json for foreign files)",
     )
 
-    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+    from dt_circuits.core.backends import add_env_backend_argument
 
-    p.add_argument("--env-backend", choices=ENV_BACKENDS, default=DEFAULT_ENV_BACKEND, help=ENV_BACKEND_HELP)
+    add_env_backend_argument(p)
 
 
 def _out_path(base: str, label: str, several: bool, *, folder: bool) -> Path:

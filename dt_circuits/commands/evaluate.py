@@ -32,12 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--argmax", action="store_true", help="take the argmax action instead of sampling")
     p.add_argument("--json", metavar="OUT", help="also write the per-RTG summaries to this JSON file")
 
-    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, ENV_BACKEND_HELP, ENV_BACKENDS
+    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND, add_env_backend_argument
 
-    p.add_argument(
-        "--env-backend", choices=ENV_BACKENDS, default=None,
-        help=f"{ENV_BACKEND_HELP}; default {DEFAULT_ENV_BACKEND} (Memory checkpoints: always minigrid)",
-    )  # fmt: skip
+    # no default here: a Memory checkpoint is always stepped by Minigrid, and only an explicit envpool is refused
+    add_env_backend_argument(p, default=None, help_suffix=f"; default {DEFAULT_ENV_BACKEND} (Memory: always minigrid)")
 
 
 def run(args: argparse.Namespace) -> int:

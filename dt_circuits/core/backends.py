@@ -3,6 +3,8 @@ and the pytest plugin can offer ``--env-backend`` without importing either."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dt_circuits.core.errors import ConfigError
 
 #: EnvPool's C++ port of Dynamic Obstacles (the default since it was proven equal to Minigrid in the project's own
@@ -15,6 +17,11 @@ ENV_BACKEND_HELP = (
     "who steps Dynamic Obstacles in rollouts: envpool (default; the recorded numbers) or minigrid (the reference "
     "implementation: equal in distribution, other episodes for the same seed, ~3-20x slower)"
 )
+
+
+def add_env_backend_argument(parser: Any, *, default: str | None = DEFAULT_ENV_BACKEND, help_suffix: str = "") -> None:
+    """``--env-backend`` on a command's parser (one spelling for calibrate, evaluate and claims)."""
+    parser.add_argument("--env-backend", choices=ENV_BACKENDS, default=default, help=ENV_BACKEND_HELP + help_suffix)
 
 
 def check_env_backend(env_backend: str) -> str:

@@ -91,9 +91,9 @@ def evaluate_rtgs(
 ) -> list[RolloutResult]:
     """Roll out ``n_episodes`` per RTG; ``workers`` processes (default: all cores), same numbers for any count.
 
-    ``record_states`` keeps every queried state (``extra["states"]``, ``["poses"]``, ``["episodes"]``, in episode
-    order whatever the worker count), as :func:`rollout` does. ``env_backend`` ("minigrid" or "envpool") steps
-    the envs (:data:`~dt_circuits.evaluation.rollout.ENV_BACKENDS`)."""
+    ``record_states`` keeps every queried state (``extra["states"]``, ``["poses"]``, ``["episodes"]``), as
+    :func:`rollout` does: chunk by chunk in episode order, step by step within a chunk, whatever the worker count.
+    ``env_backend`` ("minigrid" or "envpool") steps the envs (:data:`~dt_circuits.evaluation.rollout.ENV_BACKENDS`)."""
     from dt_circuits.core.progress import progress as progress_reporter
 
     if n_episodes < 1:
