@@ -59,6 +59,8 @@ class GateResult:
     claims_seconds: float
     identical_weights: bool
     rows: list[GateRow] = field(default_factory=list)
+    #: what a record run kept from the previous manifest, dropped, or measured again
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -78,6 +80,7 @@ class GateResult:
             "identical_weights": self.identical_weights,
             "retrain_seconds": round(self.retrain_seconds, 1),
             "claims_seconds": round(self.claims_seconds, 1),
+            "notes": self.notes,
             "claims": [
                 {
                     "id": r.claim_id,
@@ -183,14 +186,66 @@ def run_gate(
     ]  # fmt: skip
     gate = GateResult(str(directory), dict(overrides or {}), retrain_seconds, claims_seconds, identical, rows)
     if update:
+        from dt_circuits.training.record import record_calibration
+
         command = (manifest.get("training") or {}).get("command") or "dt-circuits gate --record"
         if overrides:
             command += " " + " ".join(shlex.quote(f"--override {k}={v}") for k, v in overrides.items())
-        save_run(result, directory, name=manifest.get("name", directory.name), data_path=data_path, data=data,
-                 command=command)  # fmt: skip
+        name = manifest.get("name", directory.name)
+        save_run(result, directory, name=name, data_path=data_path, data=data, command=command)
+        gate.notes.extend(carry_over(manifest, directory))
+        # Table 1 and the calibration curve describe the weights: measured again, never kept from the old ones
+        record_calibration(model, directory, name=name, progress=progress)
+        gate.notes.append("measured the calibration curve and Table 1 of the new weights")
         refreshed = Subject.load(directory)
         record_expectations(refreshed, runs)
     return gate
+
+
+def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:
+    """After new weights are saved into ``directory``: keep what still applies from the ``previous`` manifest
+    and say what was dropped (one note each).
+
+    - ``roles``: the binding the gate's claims were judged with, so the recorded expectations stay consistent
+      with it (``dt-circuits roles`` re-finds roles on the new weights);
+    - ``population_expectations``: a property of the recipe, kept when every population seed's config is the
+      same as before (the recorded config changed only where the population overrides it anyway);
+    - ``head_paths``: findings about the old weights, dropped.
+    """
+    from dataclasses import fields
+
+    from dt_circuits.claims.population import MANIFEST_KEY
+    from dt_circuits.evaluation.calibration import update_manifest
+    from dt_circuits.training.config import TrainConfig
+
+    new = read_manifest(directory)
+    keep: dict[str, Any] = {}
+    notes = []
+    if "roles" in previous:
+        keep.update({k: previous[k] for k in ("roles", "roles_method") if k in previous})
+        notes.append(f"kept the role binding {previous['roles']} (`dt-circuits roles --checkpoint {directory}` "
+                     "re-finds it on the new weights)")  # fmt: skip
+    if "head_paths" in previous:
+        notes.append("dropped head_paths (findings about the old weights; `dt-circuits roles --record` re-finds them)")
+    population = previous.get(MANIFEST_KEY)
+    if population:
+        names = {f.name for f in fields(TrainConfig)} - {"seed", "threads"}
+        pop = population.get("overrides") or {}
+
+        def seed_config(config: dict[str, Any]) -> dict[str, Any]:
+            merged = {**config, **pop}
+            return {k: merged.get(k) for k in sorted(names)}
+
+        old_cfg = seed_config((previous.get("training") or {}).get("config") or {})
+        if old_cfg == seed_config((new.get("training") or {}).get("config") or {}):
+            keep[MANIFEST_KEY] = population
+            notes.append("kept the population expectations (the population's recipe is unchanged)")
+        else:
+            notes.append("dropped the population expectations: the population's recipe changed "
+                         "(re-record them with `dt-circuits gate --seeds K --record`)")  # fmt: skip
+    if keep:
+        update_manifest(directory, **keep)
+    return notes
 
 
 def _weights_match(model, directory: Path, sha256_file) -> bool:
@@ -239,6 +294,7 @@ def format_gate(gate: GateResult) -> str:
     for r in gate.rows:
         if r.drift:
             lines.append(f"DRIFT {r.claim_id}: {r.old.get('check')} left its recorded interval (verdict unchanged)")
+    lines.extend(f"record: {note}" for note in gate.notes)
     drifted = sum(r.drift for r in gate.rows)
     lines.append(
         f"gate {'PASSED' if gate.passed else 'FAILED'}: {sum(not r.moved for r in gate.rows)}/{len(gate.rows)} "

@@ -167,6 +167,9 @@ class PopulationResult:
     claims: list[PopulationClaim] = field(default_factory=list)
     wall_seconds: float = 0.0
     recorded: bool = False
+    #: did the seed with the checkpoint's own train seed reproduce its weight bytes? None when not comparable
+    #: (another recipe, thread count or CPU kind: weight bytes reproduce only on the CPU kind that trained them)
+    reproduces_checkpoint: bool | None = None
 
     @property
     def passed(self) -> bool:
@@ -187,6 +190,7 @@ class PopulationResult:
             "claims_seconds": [s["claims_seconds"] for s in self.per_seed],
             "weights_sha256": [s["weights_sha256"] for s in self.per_seed],
             "wall_seconds": round(self.wall_seconds, 1),
+            "reproduces_checkpoint": self.reproduces_checkpoint,
             "claims": [c.to_dict() for c in self.claims],
             "per_seed": self.per_seed,
         }
@@ -234,6 +238,7 @@ def run_population(
     # the population's recipe (e.g. fast) for the checkpoint's full one (RECIPES["committed"] asks for that)
     wanted = dict(recorded.get("overrides") or {}) if not record or overrides is None else {}
     wanted.update(overrides or {})
+    wanted.pop("threads", None)  # threads per seed belong to the executor (recorded as the population's threads)
     if "seed" in wanted:
         raise ConfigError("a population chooses the train seeds itself (recorded seed + k); do not override seed")
     if not record and wanted != (recorded.get("overrides") or {}):
@@ -300,10 +305,30 @@ def run_population(
         claims,
         wall,
     )
+    result.reproduces_checkpoint = _reproduces_checkpoint(directory, manifest, wanted, spec.threads, per_seed[0])
     if record:
         record_population(directory, result, keep=recorded if only else None)
         result.recorded = True
     return result
+
+
+def _reproduces_checkpoint(
+    directory: Path, manifest: dict[str, Any], overrides: dict[str, Any], threads: int, first: dict[str, Any]
+) -> bool | None:
+    """Seed 0 of a population of the checkpoint's own recipe is a full retrain of the checkpoint: on the CPU kind
+    that trained it, its weights must be the committed bytes (None when the run is not that retrain)."""
+    from dt_circuits.core.machine import cpu_model
+
+    training = manifest.get("training") or {}
+    config = training.get("config") or {}
+    if any(config.get(k) != v for k, v in overrides.items()) or int(config.get("threads", 0)) != threads:
+        return None
+    if first["seed"] != int(config.get("seed", 0)) or training.get("cpu") != cpu_model():
+        return None
+    from dt_circuits.dt.checkpoint import load_checkpoint
+    from dt_circuits.training.train import weights_digest
+
+    return weights_digest(load_checkpoint(directory)) == first["weights_sha256"]
 
 
 def record_population(directory: Path, result: PopulationResult, keep: dict[str, Any] | None = None) -> None:
@@ -357,6 +382,11 @@ def format_population(result: PopulationResult) -> str:
         )
     else:
         same = f"{len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded"
+    if result.reproduces_checkpoint is not None:
+        lines.append(
+            f"seed {result.seeds[0]} is a full retrain of the checkpoint: "
+            + ("identical weight bytes" if result.reproduces_checkpoint else "WEIGHTS DIFFER from the committed bytes")
+        )
     lines.append(
         f"{head}: {same}; "
         f"K={n} seeds {result.seeds[0]}..{result.seeds[-1]}{over}; executor {result.executor}; "

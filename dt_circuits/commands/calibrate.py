@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.errors import ConfigError
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.dt.checkpoint import load_checkpoint
-    from dt_circuits.evaluation.calibration import calibrate, table1, update_manifest
+    from dt_circuits.evaluation.calibration import calibrate
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -86,13 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         save_png(calibration_figure(cal, title=title), args.plot, dpi=110)
     if args.record:
+        from dt_circuits.training.record import write_calibration
+
         directory = Path(args.checkpoint)
-        directory = directory if directory.is_dir() else directory.parent
-        write_json_atomic(directory / "calibration.json", cal.to_json())
-        save_png(calibration_figure(cal, title=title), directory / "calibration.png", dpi=110)
-        entries = {"calibration": cal.summary()}
-        wanted = [r for r in cal.results if round(r.rtg, 6) in (-1.0, 0.0, 0.9)]
-        if len(wanted) == 3:
-            entries["evaluation"] = table1(wanted)
-        update_manifest(directory, **entries)
+        write_calibration(directory if directory.is_dir() else directory.parent, cal, name=info.name)
     return 0
