@@ -85,6 +85,12 @@ def test_population_gate_k3_passes_with_the_fields(raw_index, tmp_path, record_p
     assert code == 0 and data["passed"], text
     assert data["K"] == 3 and data["seeds"] == [0, 1, 2] and len(data["retrain_seconds"]) == 3
     assert len(set(data["weights_sha256"])) == 3
+    # seed 0 of the committed recipe is the checkpoint's own retrain: on the CPU kind that trained it, the bytes
+    from dt_circuits.core.machine import cpu_model
+    from dt_circuits.dt.checkpoint import read_manifest
+
+    same_cpu = (read_manifest(raw_index).get("training") or {}).get("cpu") == cpu_model()
+    assert data["reproduces_checkpoint"] is (True if same_cpu else None), text
     for c in data["claims"]:
         assert c["K"] == 3 and 0 <= c["k"] <= 3
         assert 0 <= c["ci_low"] <= c["k"] / 3 <= c["ci_high"] <= 1

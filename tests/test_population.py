@@ -200,7 +200,7 @@ def test_gate_cli_population_json_has_the_fields(tiny_checkpoint, tmp_path, caps
 POPULATION_JSON = {
     "raw-index": REPO_ROOT / "docs" / "populations" / "raw-index.json",
     "one-hot": REPO_ROOT / "docs" / "populations" / "one-hot.json",
-    "raw-index, committed recipe": REPO_ROOT / "docs" / "populations" / "raw-index-committed-recipe.json",
+    "raw-index, previous 40k-step recipe": REPO_ROOT / "docs" / "populations" / "raw-index-long-recipe.json",
 }
 
 

@@ -173,8 +173,9 @@ class PopulationResult:
 
     @property
     def passed(self) -> bool:
-        """A gate passes when no population verdict moved; a record run (which changes the record) always does."""
-        return self.recorded or not any(c.moved for c in self.claims)
+        """A gate passes when no population verdict moved and seed 0, where it is the checkpoint's own retrain on
+        the CPU kind that trained it, gave the committed bytes; a record run (which changes the record) always does."""
+        return self.recorded or (not any(c.moved for c in self.claims) and self.reproduces_checkpoint is not False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

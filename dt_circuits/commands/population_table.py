@@ -19,7 +19,7 @@ HELP = "the README's k/K-per-claim table, generated from population gate JSON fi
 DEFAULT_JSON = (
     "raw-index=docs/populations/raw-index.json",
     "one-hot=docs/populations/one-hot.json",
-    "raw-index, committed recipe=docs/populations/raw-index-committed-recipe.json",
+    "raw-index, previous 40k-step recipe=docs/populations/raw-index-long-recipe.json",
 )
 START, END = "<!-- population-table:start -->", "<!-- population-table:end -->"
 

@@ -1,4 +1,5 @@
-"""Regenerate the README's verdict tables from the recorded expectations (JSON) of the three checkpoints.
+"""Regenerate the README's verdict tables from the recorded expectations (JSON) of the checkpoints, and its
+Table 1 from our checkpoints' manifests.
 
 Examples:
   dt-circuits readme            # rewrite the block in README.md
@@ -21,17 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.claims.verdict_table import default_checkpoints, replace_block, verdict_tables
+    from dt_circuits.claims.verdict_table import generated_readme
     from dt_circuits.core.io import write_text_atomic
     from dt_circuits.core.paths import REPO_ROOT
 
     path = Path(args.readme) if args.readme else REPO_ROOT / "README.md"
     text = path.read_text()
-    new = replace_block(text, verdict_tables(default_checkpoints()))
+    new = generated_readme(text)
     if args.check:
         print("README verdict tables are up to date" if new == text else f"{path} is out of date: dt-circuits readme")
         return 0 if new == text else 1
     if new != text:
         write_text_atomic(path, new)
-    print(f"wrote the verdict tables into {path}")
+    print(f"wrote the verdict tables and Table 1 into {path}")
     return 0

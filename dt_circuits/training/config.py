@@ -120,7 +120,7 @@ class TrainConfig:
 
 #: Named sets of TrainConfig overrides (``dt-circuits gate --recipe NAME``), applied on top of a checkpoint's
 #: recorded config; each is documented with its measurements in docs/training.md. ``fast`` is the committed
-#: checkpoints' recipe since 0.9 (the TrainConfig defaults): 5000 steps at batch 256 (1.28M samples), lr 1.5e-3
+#: checkpoints' own recipe (the TrainConfig defaults): 5000 steps at batch 256 (1.28M samples), lr 1.5e-3
 #: with 200 warm-up steps, fused AdamW, one torch thread, only the final in-run evaluation; a whole retrain is
 #: ~60 s on the project's 2-core machine. ``long`` is the recipe of the checkpoints before it: 40k steps at
 #: batch 128 (5.1M samples), unfused AdamW, two threads, an in-run evaluation every 10k steps (~400-560 s).
