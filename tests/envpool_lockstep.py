@@ -175,3 +175,49 @@ def lockstep(
                 done[k] = True
                 mism.episodes += 1
     return mism, moves
+
+
+#: RTGs of the checkpoint-driven lock-step: Table 1's, cycled over the envs
+POLICY_RTGS = (-1.0, 0.0, 0.9)
+
+
+def checkpoint_policy(model):
+    """Sampled actions of ``model`` with the DTI protocol; each env's RTG is one of Table 1's (cycled)."""
+    import torch
+
+    from dt_circuits.evaluation.rollout import choose_actions
+
+    targets = np.resize(np.array(POLICY_RTGS, np.float32), 256)
+
+    def policy(image, t, gained, rng):
+        n = len(image)
+        with torch.no_grad():
+            logits = model(image, (targets[:n] - gained).astype(np.float32), t)
+        return choose_actions(logits, [rng] * n, sample=True)
+
+    return policy
+
+
+def lockstep_job(job: dict) -> tuple[Mismatches, Moves]:
+    """One lock-step run in a worker process: ``job`` names the env's max_steps, the steps, envs and seed, and a
+    checkpoint directory whose sampled actions drive it (None: uniform random actions)."""
+    import torch
+
+    torch.set_num_threads(1)
+    policy = None
+    if job.get("checkpoint"):
+        from dt_circuits.dt.checkpoint import load_checkpoint
+
+        policy = checkpoint_policy(load_checkpoint(job["checkpoint"]).eval())
+    spec = EnvSpec(max_steps=job["max_steps"])
+    return lockstep(spec, job["steps"], n_envs=job["n_envs"], seed=job["seed"], policy=policy)
+
+
+def lockstep_parallel(jobs: list[dict], workers: int = 2) -> list[tuple[Mismatches, Moves]]:
+    """Run lock-step ``jobs`` side by side in ``workers`` spawned processes (the cost is Minigrid's pure-Python
+    step, one core each); results in job order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(lockstep_job, jobs))
