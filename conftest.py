@@ -54,3 +54,14 @@ def reference_model(reference_path: Path):
     from dt_circuits import load_checkpoint
 
     return load_checkpoint(reference_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n N --dist loadgroup``), keep a test module's tests on one worker: module and
+    session fixtures here load checkpoints, roll out episodes and run claim suites, and splitting a module would
+    pay for them twice. Claim items carry their checkpoint's group already (the plugin)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if not any(m.name == "xdist_group" for m in item.iter_markers()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -178,6 +178,9 @@ class ClaimItem(pytest.Item):
         self.claim = claim
         self.checkpoint = checkpoint
         self.add_marker(pytest.mark.claim)
+        if self.config.pluginmanager.hasplugin("xdist"):
+            # pytest-xdist --dist loadgroup: every claim on one checkpoint shares one worker (and its rollouts)
+            self.add_marker(pytest.mark.xdist_group(f"claims[{checkpoint_label(checkpoint)}]"))
 
     def runtest(self) -> None:
         from dt_circuits.claims.suite import run_claim
