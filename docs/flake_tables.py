@@ -62,6 +62,7 @@ def summarise(raw: dict) -> dict:
         "seconds": round(raw["seconds"]),
         "flaky": raw["flaky"],
         "claims": claims,
+        **({"spliced": raw["spliced"]} if raw.get("spliced") else {}),
     }
 
 
@@ -83,6 +84,15 @@ def render(summaries: list[dict]) -> str:
             "",
             f"`{s['checkpoint']}`: claims whose verdict flips: **{flaky}**. {s['seconds']} s.",
             "",
+        ]
+        if s.get("spliced"):
+            again = ", ".join(f"`{c}`" for c in s["spliced"]["claims"])
+            out += [
+                f"{again}: from a run of that claim alone after it changed ({round(s['spliced']['seconds'])} s; a "
+                "claim's numbers do not depend on which other claims run).",
+                "",
+            ]
+        out += [
             "| claim | expected | verdict in runs | claim margin (min..max) |",
             "|---|---|---|---|",
         ]
