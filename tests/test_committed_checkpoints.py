@@ -106,9 +106,10 @@ def test_table1_remeasured_matches_the_manifest(name):
 @pytest.mark.retrain
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "raw-index"])
 def test_full_retrain_reproduces_the_weight_bytes(name, tmp_path, monkeypatch):
-    """~8 minutes per checkpoint: rerun the recorded command and compare model.safetensors byte for byte.
+    """~90 s per checkpoint: rerun the recorded command and compare model.safetensors byte for byte.
 
-    raw-index is retrained in the default run by the gate (tests/test_gate.py); the others only with
+    raw-index is retrained in the default run as seed 0 of the population gate (tests/test_gate.py); the others
+    only with
     ``pytest -m retrain`` (a short retrain in tests/test_train.py checks byte-identity in every run).
     """
     from dt_circuits.cli import main
