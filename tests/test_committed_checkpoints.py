@@ -109,8 +109,7 @@ def test_full_retrain_reproduces_the_weight_bytes(name, tmp_path, monkeypatch):
     """~90 s per checkpoint: rerun the recorded command and compare model.safetensors byte for byte.
 
     raw-index is retrained in the default run as seed 0 of the population gate (tests/test_gate.py); the others
-    only with
-    ``pytest -m retrain`` (a short retrain in tests/test_train.py checks byte-identity in every run).
+    only with ``pytest -m retrain`` (a short retrain in tests/test_train.py checks byte-identity in every run).
     """
     from dt_circuits.cli import main
 

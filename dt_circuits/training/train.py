@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,12 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         obs, rtg, ts, actions = sampler.sample(cfg.batch_size, gen)
-        logits = model(obs, rtg, ts)
-        loss = F.cross_entropy(logits, actions)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with _flushed_denormals():
+            logits = model(obs, rtg, ts)
+            loss = F.cross_entropy(logits, actions)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         t_train += time.perf_counter() - t0
         window_loss += loss.item()
         window_acc += float((logits.argmax(-1) == actions).float().mean())
@@ -143,6 +145,21 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     for p in model.parameters():
         p.requires_grad_(False)
     return TrainResult(model, cfg, env, curve, t_train, cfg.steps / max(t_train, 1e-9), curve["eval"])
+
+
+@contextmanager
+def _flushed_denormals():
+    """Denormal floats flushed to zero inside an optimisation step only.
+
+    Tiny gradients and Adam moments made some seeds train at a third of the speed (raw-index seed 1: 33 steps/s
+    against 89 with flushing). Flushing left the weight bytes of both committed checkpoints and every population
+    seed unchanged (measured), and evaluations and the caller keep the default.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def save_run(
