@@ -79,10 +79,10 @@ def _head_claims_expected_to_hold() -> list:
 
 #: honest negative results of the swap test: the claim holds, but the other head has the property too
 NOT_HEAD_SPECIFIC = {
-    ("raw-index", "encoding-shapes-algorithm"): (
-        "not head-specific on raw-index: both heads relay RTG and both OV circuits push against forward for a "
-        "ball in front with goal/ball ratio >= 0.5; the encoding claim holds for the attention layer, not for one "
-        "head"
+    ("raw-index", "injection-coefficient-flip"): (
+        "not head-specific on raw-index: both heads read the state with a ball in front (roles path scan: "
+        "attention to the state token 0.63 and 1.00), and injecting the ball signal at L0H0 instead of L0H1 flips "
+        "forward too (k* 0.5 swapped vs 0.625); the claim holds for the attention layer, not for one head"
     ),
     ("one-hot", "head-effects-through-mlp"): (
         "not head-specific on one-hot: both heads relay RTG and both act largely through the MLP in either "
@@ -175,21 +175,38 @@ def test_search_reports_none_when_prediction_holds(reference_model):
 
 
 def test_a_reading_on_an_unused_path_fails_with_its_reason():
-    """raw-index: the obstacle head never attends to the state token, so its OV reading (−13.1, far past the
-    bound) explains nothing and the check fails with reason path-unused (issue 13); one-hot's head uses it."""
-    raw = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
-    verdict = CLAIMS["encoding-shapes-algorithm"].evaluate(raw)
-    ball = verdict.checks[0]
-    assert ball.effect <= -0.1 and not ball.holds and ball.reason == "path-unused"
-    assert verdict.reason == "path-unused" and "path unused" in ball.describe
+    """one-hot: the obstacle head attends to the state token with a ball in front (its OV reading there, −5.2,
+    counts) but pays it < 0.05 attention with the goal in front, so the goal/ball reading explains nothing and
+    fails with reason path-unused (issue 13); raw-index's head attends in both, and both readings count."""
     one_hot = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "one-hot"))
-    assert CLAIMS["encoding-shapes-algorithm"].evaluate(one_hot).checks[0].reason == ""
+    verdict = CLAIMS["encoding-shapes-algorithm"].evaluate(one_hot)
+    ball, ratio = verdict.checks[0], verdict.checks[1]
+    assert ball.effect <= -0.1 and ball.holds and ball.reason == ""
+    assert not ratio.holds and ratio.reason == "path-unused" and "path unused" in ratio.describe
+    assert verdict.reason == "path-unused"
+    raw = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
+    assert [c.reason for c in CLAIMS["encoding-shapes-algorithm"].evaluate(raw).checks] == ["", ""]
 
 
-def test_roles_path_scan_says_when_heads_only_relay_rtg(reference_path):
+def test_roles_path_scan_findings():
+    """What the scan calls a head, from its three measurements: a head that moves the logits only through the
+    RTG token and pays the state token no attention "relays RTG only" (no ablation at a fixed RTG can see it)."""
+    from dt_circuits.claims.paths_roles import HeadPaths
+
+    def head(relay: float, read: float, attention: float) -> str:
+        return HeadPaths("L0H0", {"s": relay}, {"s": read}, {"s": attention}).finding
+
+    assert head(3.0, 0.0, 0.0) == "relays RTG only"
+    assert head(3.0, 0.0, 0.5) == "relays RTG"
+    assert head(3.0, 2.0, 0.6) == "relays RTG and reads the state"
+    assert head(0.1, 2.0, 0.6) == "reads the state"
+    assert head(0.1, 0.1, 0.0) == "no path found"
+
+
+def test_roles_path_scan_on_real_checkpoints(reference_path):
     from dt_circuits.claims.paths_roles import scan_head_paths
 
     raw = scan_head_paths(Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index")))
-    assert [h.finding for h in raw] == ["relays RTG only", "relays RTG only"]
+    assert [h.finding for h in raw] == ["relays RTG and reads the state"] * 2  # both heads attend to a ball
     ref = scan_head_paths(Subject.from_model(load_checkpoint(reference_path)))
     assert ref[1].finding != "relays RTG only"  # the reference's head 1 reads the state with a ball in front
