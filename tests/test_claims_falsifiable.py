@@ -129,7 +129,7 @@ def test_mlp_claims_fail_when_their_role_points_at_a_head(model, claim_id):
     heads = [c for c in component_names(model) if isinstance(parse_component(c, model), Head)]
     assert mlp_roles and heads
     for head in heads:
-        rebound = Subject.from_model(model, roles=dict.fromkeys(mlp_roles, head))
+        rebound = subject.with_roles(dict.fromkeys(mlp_roles, head))  # the same rollouts: they ignore roles
         verdict = CLAIMS[claim_id].evaluate(rebound)
         assert not verdict.holds, f"{claim_id} holds with {mlp_roles} bound to {head}: {verdict.summary()}"
 

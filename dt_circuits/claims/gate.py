@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claims.discovery import discover
+from dt_circuits.claims.discovery import select_claims
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
@@ -154,8 +154,10 @@ def run_gate(
     overrides: dict[str, Any] | None = None,
     update: bool = False,
     progress: bool = True,
+    only: list[str] | None = None,
 ) -> GateResult:
-    """Retrain, re-run every claim against the checkpoint's recorded verdicts, optionally re-record."""
+    """Retrain, re-run every claim (or those in ``only``) against the checkpoint's recorded verdicts, optionally
+    re-record (every claim)."""
     from dt_circuits.claims.expectations import record_expectations
     from dt_circuits.core.io import sha256_file
     from dt_circuits.training.train import save_run
@@ -165,6 +167,9 @@ def run_gate(
     expectations = manifest.get("expectations") or {}
     if not expectations:
         raise CheckpointError(f"{directory}: no recorded expectations to gate against (run with --record first)")
+    if update and only:
+        raise ConfigError("re-recording a checkpoint runs every claim; drop only")
+    claims = select_claims(only)  # an unknown id fails here, before the retrain
     start = time.perf_counter()
     result, data, data_path = retrain(directory, overrides, progress=progress)
     retrain_seconds = time.perf_counter() - start
@@ -175,7 +180,7 @@ def run_gate(
     model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", result.env, manifest)
     subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} (retrained)")
     start = time.perf_counter()
-    runs = run_suite(subject, discover())  # checks adjusted for the shipped claims' family
+    runs = run_suite(subject, claims)  # checks adjusted for the shipped claims' family either way
     claims_seconds = time.perf_counter() - start
 
     identical = _weights_match(model, directory, sha256_file)

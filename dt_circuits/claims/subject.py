@@ -138,6 +138,17 @@ class Subject:
                 raise ConfigError(f"role {role!r} bound to {bound[role]!r} by {origin[role]}: {exc}") from None
         return subject
 
+    def with_roles(self, roles: dict[str, str]) -> Subject:
+        """The same model with ``roles`` rebound: it shares this subject's cached rollouts, samples and ablation
+        means, which depend on the model and the generation seed, never on which component plays a role."""
+        import dataclasses
+
+        rebound = dataclasses.replace(self, roles={**self.roles, **roles})
+        rebound._cache = self._cache
+        for role in roles:
+            rebound.component(role)  # an unknown component fails here, naming it
+        return rebound
+
     @property
     def env_family(self) -> str:
         """The env family of the checkpoint ("dynamic-obstacles", "memory"): which claims apply to it."""

@@ -50,9 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", action="store_true", help="re-record the checkpoint (with --seeds: its population)")
     p.add_argument("--json", metavar="OUT", help="write the gate result as JSON")
     p.add_argument("--strict", action="store_true", help="also fail when a recorded number drifted (DRIFT)")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run only these claims (on the retrain, or on each seed)")
     pop = p.add_argument_group("populations (--seeds K)")
     pop.add_argument("--seeds", type=int, metavar="K", help="retrain K seeds of the recipe and gate k/K per claim")
-    pop.add_argument("--only", nargs="+", metavar="ID", help="run only these claims on each seed")
     pop.add_argument("--keep", metavar="DIR", help="save each seed's retrained checkpoint as DIR/seed-N")
     pop.add_argument("--executor", choices=EXECUTORS, default="local", help="where seeds run (default local)")
     pop.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
@@ -70,11 +70,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = dict(RECIPES[args.recipe]) if args.recipe else {}
     overrides.update(parse_overrides(args.override))
     if args.seeds is None:
-        if args.executor != "local" or args.address or args.workers or args.only or args.keep or args.threads != 1:
-            raise ConfigError(
-                "--executor, --address, --workers, --threads, --only and --keep apply to populations (--seeds K)"
-            )
-        gate = run_gate(args.checkpoint, overrides=overrides, update=args.record, progress=not args.quiet)
+        if args.executor != "local" or args.address or args.workers or args.keep or args.threads != 1:
+            raise ConfigError("--executor, --address, --workers, --threads and --keep apply to populations (--seeds K)")
+        if args.only and args.record:
+            raise ConfigError("--record re-records every claim of new weights; drop --only")
+        gate = run_gate(
+            args.checkpoint, overrides=overrides, update=args.record, progress=not args.quiet, only=args.only
+        )
         print(format_gate(gate))
         if args.json:
             write_json_atomic(args.json, gate.to_dict())
