@@ -152,8 +152,8 @@ def _flushed_denormals():
     """Denormal floats flushed to zero inside an optimisation step only.
 
     Tiny gradients and Adam moments made some seeds train at a third of the speed (raw-index seed 1: 33 steps/s
-    against 89 with flushing). Flushing left the weight bytes of both committed checkpoints and of raw-index's
-    population seeds 1 and 2 unchanged (measured), and evaluations and the caller keep the default.
+    against 89 with flushing). Flushing left the weight bytes of both committed checkpoints and of all six
+    population seeds unchanged (measured), and evaluations and the caller keep the default.
     """
     torch.set_flush_denormal(True)
     try:
