@@ -177,17 +177,14 @@ def lockstep(
     return mism, moves
 
 
-#: RTGs of the checkpoint-driven lock-step: Table 1's, cycled over the envs
-POLICY_RTGS = (-1.0, 0.0, 0.9)
-
-
 def checkpoint_policy(model):
     """Sampled actions of ``model`` with the DTI protocol; each env's RTG is one of Table 1's (cycled)."""
     import torch
 
     from dt_circuits.evaluation.rollout import choose_actions
+    from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 
-    targets = np.resize(np.array(POLICY_RTGS, np.float32), 256)
+    targets = np.resize(np.array(TABLE1_RTGS, np.float32), 256)
 
     def policy(image, t, gained, rng):
         n = len(image)

@@ -40,13 +40,13 @@ from dt_circuits.env.spec import Action, EnvSpec
 from dt_circuits.evaluation.envpool_rollout import envpool_seed, make_pool
 from dt_circuits.evaluation.pool import evaluate_rtgs
 from dt_circuits.evaluation.rollout import episode_seeds, rollout
+from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 from tests.envpool_lockstep import OFFSETS, STAY, lockstep_parallel, stay_probability
 from tests.helpers import random_model
 
 ALPHA = 0.01
 #: lock-step steps (random actions, checkpoint actions): the issue's >= 100k in all
 STEPS_RANDOM, STEPS_CHECKPOINT = 50_000, 50_000
-TABLE1_RTGS = (-1.0, 0.0, 0.9)
 
 
 @pytest.fixture(scope="session")
@@ -218,6 +218,13 @@ def test_outcomes_under_fixed_policies(policy, n):
 
 
 # -- (c) checkpoints ---------------------------------------------------------------------------------------------
+def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Welch's t test on two backends' rewards; 1.0 when every episode of both got the same reward (no spread)."""
+    if len(np.unique(np.concatenate([a, b]))) == 1:
+        return 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
 def _table1_pvalues(label: str, model, n: int, seed: int) -> dict:
     """``n`` episodes per Table-1 RTG on each backend (same seeds): Fisher's exact test per outcome and Welch's t
     test on the mean reward (12 p-values)."""
@@ -230,10 +237,7 @@ def _table1_pvalues(label: str, model, n: int, seed: int) -> dict:
         for o in ("goal", "collision", "timeout"):
             a, b = int((m.outcomes == o).sum()), int((e.outcomes == o).sum())
             pvalues[(m.rtg, o)] = float(stats.fisher_exact([[a, m.n - a], [b, e.n - b]]).pvalue)
-        same = np.array_equal(np.unique(m.rewards), np.unique(e.rewards)) and len(np.unique(m.rewards)) == 1
-        pvalues[(m.rtg, "mean_reward")] = (
-            1.0 if same else float(stats.ttest_ind(m.rewards, e.rewards, equal_var=False).pvalue)
-        )
+        pvalues[(m.rtg, "mean_reward")] = _welch_p(m.rewards, e.rewards)
         print(f"\n{label} rtg {m.rtg}: minigrid {m.summary()}\n  envpool {e.summary()}")
     print(f"{label} p-values: {pvalues}")
     return pvalues
@@ -269,8 +273,7 @@ def test_calibration_means_match_minigrid(name):
     }
     pvalues = {}
     for m, e in zip(per["minigrid"], per["envpool"], strict=True):
-        same = len(np.unique(np.concatenate([m.rewards, e.rewards]))) == 1
-        pvalues[m.rtg] = 1.0 if same else float(stats.ttest_ind(m.rewards, e.rewards, equal_var=False).pvalue)
+        pvalues[m.rtg] = _welch_p(m.rewards, e.rewards)
     print(f"\n{name} calibration means p-values: {pvalues}")
     assert min(pvalues.values()) > ALPHA / len(pvalues), pvalues
 

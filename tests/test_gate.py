@@ -102,3 +102,27 @@ def test_population_gate_k3_passes_with_the_fields(raw_index, tmp_path, record_p
         assert c["K"] == 3 and 0 <= c["k"] <= 3
         assert 0 <= c["ci_low"] <= c["k"] / 3 <= c["ci_high"] <= 1
         assert c["population_verdict"] == c["expected"]
+
+
+def test_a_record_keeps_roles_and_the_population_only_while_its_recipe_stands(raw_index, tmp_path):
+    """`gate --record` rewrites the manifest with new weights: the role binding the claims were judged with stays,
+    the population record stays only if every population seed's config is unchanged, head_paths go."""
+    import json
+    import shutil
+
+    from dt_circuits.claims.gate import carry_over
+    from dt_circuits.dt.checkpoint import read_manifest
+
+    previous = read_manifest(raw_index)
+    for change, kept in (({}, True), ({"d_mlp": 128}, False)):
+        directory = tmp_path / f"ckpt-{kept}"
+        shutil.copytree(raw_index, directory)
+        new = {k: v for k, v in previous.items() if k not in ("roles", "roles_method", "head_paths",
+                                                               "population_expectations")}  # fmt: skip
+        new["training"] = {**previous["training"], "config": {**previous["training"]["config"], **change}}
+        (directory / "manifest.json").write_text(json.dumps(new))
+        notes = carry_over(previous, directory)
+        after = read_manifest(directory)
+        assert after["roles"] == previous["roles"] and "head_paths" not in after
+        assert ("population_expectations" in after) is kept, notes
+        assert any(("kept" if kept else "dropped") + " the population expectations" in n for n in notes), notes

@@ -168,7 +168,7 @@ def run_gate(
     if not expectations:
         raise CheckpointError(f"{directory}: no recorded expectations to gate against (run with --record first)")
     if update and only:
-        raise ConfigError("re-recording a checkpoint runs every claim; drop only")
+        raise ConfigError("re-recording a checkpoint records every claim of the new weights; drop --only")
     claims = select_claims(only)  # an unknown id fails here, before the retrain
     start = time.perf_counter()
     result, data, data_path = retrain(directory, overrides, progress=progress)

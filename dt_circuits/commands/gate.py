@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         if args.executor != "local" or args.address or args.workers or args.keep or args.threads != 1:
             raise ConfigError("--executor, --address, --workers, --threads and --keep apply to populations (--seeds K)")
-        if args.only and args.record:
-            raise ConfigError("--record re-records every claim of new weights; drop --only")
         gate = run_gate(
             args.checkpoint, overrides=overrides, update=args.record, progress=not args.quiet, only=args.only
         )

@@ -21,14 +21,15 @@ def write_calibration(directory: str | os.PathLike[str], cal: Calibration, *, na
     from dt_circuits.analysis.figures import calibration_figure, save_png
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.evaluation.calibration import table1, update_manifest
+    from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 
     directory = Path(directory)
     title = f"{name}: RTG calibration ({cal.results[0].n} episodes per RTG, max_steps {cal.env.max_steps})"
     write_json_atomic(directory / "calibration.json", cal.to_json())
     save_png(calibration_figure(cal, title=title), directory / "calibration.png", dpi=110)
     entries = {"calibration": cal.summary()}
-    wanted = [r for r in cal.results if round(r.rtg, 6) in (-1.0, 0.0, 0.9)]
-    if len(wanted) == 3:
+    wanted = [r for r in cal.results if round(r.rtg, 6) in TABLE1_RTGS]
+    if len(wanted) == len(TABLE1_RTGS):
         entries["evaluation"] = table1(wanted)
     update_manifest(directory, **entries)
 
@@ -42,20 +43,11 @@ def record_calibration(
     progress: bool = True,
     env_backend: str | None = None,
 ) -> Calibration:
-    """Measure the default calibration (every RTG of ``DEFAULT_RTGS``, 500 episodes, seed 0) and record it."""
-    from dt_circuits.core.backends import DEFAULT_ENV_BACKEND
+    """Measure the calibration at ``calibrate``'s defaults (post Fig. 5: every RTG of ``DEFAULT_RTGS``, 500
+    episodes, seed 0, the default backend unless ``env_backend``) and record it."""
     from dt_circuits.evaluation.calibration import calibrate
-    from dt_circuits.evaluation.rtgs import DEFAULT_RTGS
 
-    cal = calibrate(
-        model,
-        list(DEFAULT_RTGS),
-        n_episodes=500,
-        seed=0,
-        workers=workers,
-        progress=progress,
-        source=str(directory),
-        env_backend=env_backend or DEFAULT_ENV_BACKEND,
-    )
+    backend = {"env_backend": env_backend} if env_backend else {}
+    cal = calibrate(model, workers=workers, progress=progress, source=str(directory), **backend)
     write_calibration(directory, cal, name=name)
     return cal
