@@ -320,16 +320,30 @@ def test_offsets_cover_the_3x3_block():
     assert len(OFFSETS) == 9 and OFFSETS[STAY] == (0, 0)
 
 
-def test_calibration_chunks_give_the_claims_chunks_numbers():
-    """Without recorded states EnvPool rollouts run in tasks of ENVPOOL_CHUNK episodes (bigger model batches),
-    with them in tasks of CHUNK; every episode's outcome is the same either way (its own seed and action stream)."""
+def test_recorded_states_do_not_depend_on_the_task_size(monkeypatch):
+    """EnvPool rollouts run in tasks of ENVPOOL_CHUNK episodes (bigger model batches); every episode's outcome and
+    every recorded state, in canonical order, are those of tasks of RECORD_GROUP episodes, on which the recorded
+    claim numbers were measured."""
     from dt_circuits.evaluation import pool
 
-    assert pool.ENVPOOL_CHUNK > pool.CHUNK
+    assert pool.ENVPOOL_CHUNK > pool.RECORD_GROUP == pool.CHUNK
     model = random_model(3, scale=1.0)
     spec = EnvSpec(max_steps=30)
     n = pool.ENVPOOL_CHUNK + 2 * pool.CHUNK + 7  # several tasks of each size, a ragged last one
-    big = evaluate_rtgs(model, [0.5], n_episodes=n, seed=4, env=spec, workers=2, progress=False)[0]
+    big = evaluate_rtgs(model, [0.5], n_episodes=n, seed=4, env=spec, workers=2, progress=False,
+                        record_states=True)[0]  # fmt: skip
+    monkeypatch.setattr(pool, "ENVPOOL_CHUNK", pool.RECORD_GROUP)
     small = evaluate_rtgs(model, [0.5], n_episodes=n, seed=4, env=spec, workers=2, progress=False,
                           record_states=True)[0]  # fmt: skip
     assert np.array_equal(big.rewards, small.rewards) and np.array_equal(big.lengths, small.lengths)
+    for a, b in zip(big.extra["states"], small.extra["states"], strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(big.extra["poses"], small.extra["poses"])
+    assert np.array_equal(big.extra["episodes"], small.extra["episodes"])
+    # the canonical order is the one a task of RECORD_GROUP episodes records by itself, on either backend
+    for backend in ("envpool", "minigrid"):
+        group = range(pool.RECORD_GROUP, 2 * pool.RECORD_GROUP)
+        one = rollout(model, rtg=0.5, n_episodes=len(group), seed=4, env=spec, episodes=group, n_envs=len(group),
+                      record_states=True, env_backend=backend)  # fmt: skip
+        order = pool.canonical_order(one.extra["episodes"], one.extra["states"][2])
+        assert np.array_equal(order, np.arange(len(order))), backend

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from dt_circuits.claims.population import (
     run_population,
 )
 from dt_circuits.core.errors import CheckpointError, ConfigError
-from dt_circuits.core.executor import ExecutorSpec, ray_available, run_tasks
+from dt_circuits.core.executor import ExecutorSpec, ray_available, run_stages, run_tasks
 from dt_circuits.core.io import write_json_atomic
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.dt.checkpoint import read_manifest
@@ -77,11 +78,25 @@ def _square(x: int) -> int:
     return x * x
 
 
+def _plus_one(x: int) -> int:
+    return x + 1
+
+
+def _note(seen: list, workers: int, i: int, result: int, seconds: float) -> None:
+    seen.append((workers, i))
+
+
 def test_executor_returns_results_in_task_order_for_any_worker_count():
     done = []
     assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=1), on_done=lambda i, r, s: done.append(i)) == [9, 1, 4]
     assert done == [0, 1, 2]
     assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=2)) == [9, 1, 4]
+    finished: list[tuple[int, int]] = []
+    for workers in (1, 2):  # two stages: the second gets the first's result, in task order
+        spec = ExecutorSpec(workers=workers)
+        on_done = partial(_note, finished, workers)
+        assert run_stages(_square, _plus_one, [3, 1, 2], spec, on_done=on_done) == [10, 2, 5]
+    assert sorted(finished) == [(w, i) for w in (1, 2) for i in range(3)]
     with pytest.raises(ConfigError, match="executor"):
         ExecutorSpec(kind="slurm")
     with pytest.raises(ConfigError, match="address"):

@@ -7,8 +7,9 @@ manifest (``population_expectations``: the recipe overrides, the seeds, and each
 verdict with its k/K); the population gate fails when a population verdict moves.
 
 Seed k of a population retrains with train seed ``recorded seed + k`` (k = 0..K-1) and the recorded config plus
-the population's overrides (e.g. the fast recipe). Every seed is one task on one executor
-(:mod:`dt_circuits.core.executor`): local processes or Ray, the same weights and verdicts either way.
+the population's overrides (e.g. the fast recipe). Every seed is one task of two stages (retrain, then judge) on
+one executor (:mod:`dt_circuits.core.executor`): local processes or Ray, the same weights and verdicts either
+way; a seed's claims run while the next seed trains.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dt_circuits.core.errors import CheckpointError, ConfigError
-from dt_circuits.core.executor import ExecutorSpec, run_tasks
+from dt_circuits.core.executor import ExecutorSpec, run_stages
 from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.checkpoint import read_manifest
 
@@ -49,22 +50,16 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return float(ci.low), float(ci.high)
 
 
-# -- one seed: retrain and judge (runs inside an executor worker) -------------------------------------------------
-def retrain_and_judge(task: dict[str, Any]) -> dict[str, Any]:
-    """Retrain ``task['checkpoint']`` with ``task['overrides']`` (seed and threads included), run every claim,
-    and return plain data: the weights' sha256, timings, and per claim its verdict and headline numbers."""
+# -- one seed: retrain, then judge (two stages, each in an executor worker) ----------------------------------------
+def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
+    """Retrain ``task['checkpoint']`` with ``task['overrides']`` (seed and threads included); return the task with
+    the trained weights (numpy arrays, for the judging stage) and the training's own numbers."""
     import torch
 
-    from dt_circuits.claims.discovery import select_claims
     from dt_circuits.claims.gate import retrain
-    from dt_circuits.claims.subject import Subject
-    from dt_circuits.claims.suite import run_suite
-    from dt_circuits.dt.checkpoint import CheckpointInfo
-    from dt_circuits.training.train import weights_digest
 
     directory = Path(task["checkpoint"])
-    threads = int(task["overrides"].get("threads", 1))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(task["overrides"].get("threads", 1)))
     manifest = read_manifest(directory)
     start = time.perf_counter()
     result, data, data_path = retrain(directory, task["overrides"], progress=False)
@@ -77,15 +72,52 @@ def retrain_and_judge(task: dict[str, Any]) -> dict[str, Any]:
         command = command_line(["dt-circuits", "train", "--data", str(data_path), "--out", str(out)], result.config)
         save_run(result, out, name=f"{manifest.get('name', directory.name)}-seed-{task['seed']}",
                  data_path=data_path, data=data, command=command)  # fmt: skip
-    model = result.model.eval()
+    model = result.model
+    return {
+        **task,
+        "model": {
+            "cfg": model.cfg.to_dict(),
+            "weights": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
+            "env": result.env.to_dict(),
+        },
+        "trained": {
+            "retrain_seconds": round(retrain_seconds, 1),
+            "steps_per_second": round(result.steps_per_second, 1),
+            "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
+            "evaluation": result.evaluations[-1]["results"] if result.evaluations else None,
+        },
+    }
+
+
+def judge_seed(trained: dict[str, Any]) -> dict[str, Any]:
+    """Run every claim (or ``only``) on a retrained seed; plain data back: the weights' sha256, timings, and per
+    claim its verdict and headline numbers."""
+    import numpy as np
+    import torch
+
+    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.dt.checkpoint import CheckpointInfo
+    from dt_circuits.dt.model import DecisionTransformer, DTConfig
+    from dt_circuits.env.spec import EnvSpec
+    from dt_circuits.training.train import weights_digest
+
+    directory = Path(trained["checkpoint"])
+    manifest = read_manifest(directory)
+    payload = trained["model"]
+    model = DecisionTransformer(DTConfig.from_dict(payload["cfg"]))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in payload["weights"].items()})
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", result.env, manifest)
-    subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} seed {task['seed']}")
-    subject.workers = threads
+    env = EnvSpec.from_dict(payload["env"])
+    model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", env, manifest)
+    subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} seed {trained['seed']}")
+    subject.workers = int(trained["overrides"].get("threads", 1))
     torch.set_num_threads(1)  # claims run many small batches: one intra-op thread (core.threads)
     start = time.perf_counter()
-    runs = run_suite(subject, select_claims(task.get("only")))
+    runs = run_suite(subject, select_claims(trained.get("only")))
     claims_seconds = time.perf_counter() - start
     claims = {}
     for r in runs:
@@ -97,14 +129,15 @@ def retrain_and_judge(task: dict[str, Any]) -> dict[str, Any]:
             "ci_low": float(h.ci_low),
             "ci_high": float(h.ci_high),
         }
+    done = trained["trained"]
     return {
-        "seed": task["seed"],
+        "seed": trained["seed"],
         "weights_sha256": weights_digest(model),
-        "retrain_seconds": round(retrain_seconds, 1),
-        "steps_per_second": round(result.steps_per_second, 1),
+        "retrain_seconds": done["retrain_seconds"],
+        "steps_per_second": done["steps_per_second"],
         "claims_seconds": round(claims_seconds, 1),
-        "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
-        "evaluation": result.evaluations[-1]["results"] if result.evaluations else None,
+        "final_loss": done["final_loss"],
+        "evaluation": done["evaluation"],
         "claims": claims,
     }
 
@@ -280,7 +313,7 @@ def run_population(
         bar.update(1)
 
     start = time.perf_counter()
-    per_seed = run_tasks(retrain_and_judge, tasks, spec, on_done=done)
+    per_seed = run_stages(retrain_seed, judge_seed, tasks, spec, on_done=done)
     bar.close()
     wall = time.perf_counter() - start
     # when recording, the previous record (if any) is what the new one is compared with, so the output says
