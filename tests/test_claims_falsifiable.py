@@ -2,10 +2,14 @@
 functionally identical head-swapped copy, MLP claims fail with their role bound to a head, claims fail on a
 random initialisation, and the counterexample search finds real, minimal failures.
 
-Run on the DTI reference and on each of our checkpoints.
+Run on the DTI reference and on each of our checkpoints. Each (checkpoint, control) pair is one Subject shared by
+the claims tested on it, as the plugin shares one per checkpoint: its caches (rollouts, families, ablation means)
+are deterministic functions of the model and the seeds, so sharing them changes no number, only the time.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -31,6 +35,31 @@ def model(request):
     if request.param == "dti-reference":
         return load_checkpoint(request.getfixturevalue("reference_path"))
     return load_checkpoint(CHECKPOINTS_DIR / request.param)
+
+
+@pytest.fixture(scope="module")
+def subject(model) -> Subject:
+    """The checkpoint itself, shared by the claims tested on it."""
+    return Subject.from_model(model)
+
+
+@pytest.fixture(scope="module")
+def random_subject(model) -> Subject:
+    """A random initialisation shaped like the checkpoint, shared by the claims tested on it."""
+    return Subject.from_model(random_like(model, seed=0), name="random")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_the_swap_subjects():
+    yield
+    _original_and_swapped.cache_clear()
+
+
+@functools.cache
+def _original_and_swapped(name: str) -> tuple[Subject, Subject]:
+    """(the checkpoint, its head-swapped copy) for the swap test, one pair per checkpoint for all its claims."""
+    model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
+    return Subject.from_model(model), Subject.from_model(swap_heads(model), name="swapped")
 
 
 def test_swapped_copy_is_functionally_identical(model):
@@ -95,13 +124,13 @@ NOT_HEAD_SPECIFIC = {
 @pytest.mark.parametrize("name, claim_id", _head_claims_expected_to_hold())
 def test_head_specific_claims_that_hold_fail_on_swapped_heads(name, claim_id):
     """Roles unchanged, heads swapped: a claim about *the obstacle head* must notice it now points at the other."""
-    model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
+    original_subject, swapped = _original_and_swapped(name)
     claim = CLAIMS[claim_id]
-    original = claim.evaluate(Subject.from_model(model))
+    original = claim.evaluate(original_subject)
     assert all(c.holds for c in _effect_results(original)), (
         f"{claim_id}'s mechanism fails on {name}: {original.summary()}"
     )
-    verdict = claim.evaluate(Subject.from_model(swap_heads(model), name="swapped"))
+    verdict = claim.evaluate(swapped)
     assert not verdict.holds, f"{claim_id} still holds with the heads swapped: {verdict.summary()}"
     assert not all(c.holds for c in _effect_results(verdict)), f"{claim_id}'s mechanism survives the swap"
 
@@ -121,10 +150,9 @@ DO_CLAIMS = [c for c in CLAIMS.values() if c.env == "dynamic-obstacles"]
 
 
 @pytest.mark.parametrize("claim_id", [c.id for c in DO_CLAIMS if "role-on-a-head" in c.falsified_by])
-def test_mlp_claims_fail_when_their_role_points_at_a_head(model, claim_id):
+def test_mlp_claims_fail_when_their_role_points_at_a_head(model, subject, claim_id):
     """An MLP claim is about the MLP: with its MLP roles bound to a head instead (roles file style), it must not
     hold. Swapping heads leaves the MLP alone, so this is an MLP claim's control."""
-    subject = Subject.from_model(model)
     mlp_roles = [r for r in ROLES if isinstance(subject.component(r), MLP)]
     heads = [c for c in component_names(model) if isinstance(parse_component(c, model), Head)]
     assert mlp_roles and heads
@@ -135,9 +163,8 @@ def test_mlp_claims_fail_when_their_role_points_at_a_head(model, claim_id):
 
 
 @pytest.mark.parametrize("claim_id", [c.id for c in DO_CLAIMS if "random-init" in c.falsified_by])
-def test_claims_fail_on_random_init(model, claim_id):
-    subject = Subject.from_model(random_like(model, seed=0), name="random")
-    verdict = CLAIMS[claim_id].evaluate(subject)
+def test_claims_fail_on_random_init(random_subject, claim_id):
+    verdict = CLAIMS[claim_id].evaluate(random_subject)
     assert not verdict.holds, f"{claim_id} holds on a random init: {verdict.summary()}"
 
 
