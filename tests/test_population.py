@@ -33,6 +33,7 @@ from dt_circuits.training.config import TrainConfig
 from dt_circuits.training.train import save_run, train
 from dt_circuits.trajectories.dataset import collect_scripted
 from dt_circuits.trajectories.mix import DEFAULT_MIX
+from tests.executor_tasks import plus_one, square
 
 TINY = dict(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=2, threads=1)
 WEIGHT_CLAIMS = ["rtg-embedding-forward", "encoding-shapes-algorithm"]
@@ -74,28 +75,20 @@ def test_clopper_pearson_matches_the_closed_form_at_the_extremes():
     assert lo == pytest.approx(0.0125791, abs=1e-6) and hi == pytest.approx(0.9874209, abs=1e-6)
 
 
-def _square(x: int) -> int:
-    return x * x
-
-
-def _plus_one(x: int) -> int:
-    return x + 1
-
-
 def _note(seen: list, workers: int, i: int, result: int, seconds: float) -> None:
     seen.append((workers, i))
 
 
 def test_executor_returns_results_in_task_order_for_any_worker_count():
     done = []
-    assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=1), on_done=lambda i, r, s: done.append(i)) == [9, 1, 4]
+    assert run_tasks(square, [3, 1, 2], ExecutorSpec(workers=1), on_done=lambda i, r, s: done.append(i)) == [9, 1, 4]
     assert done == [0, 1, 2]
-    assert run_tasks(_square, [3, 1, 2], ExecutorSpec(workers=2)) == [9, 1, 4]
+    assert run_tasks(square, [3, 1, 2], ExecutorSpec(workers=2)) == [9, 1, 4]
     finished: list[tuple[int, int]] = []
     for workers in (1, 2):  # two stages: the second gets the first's result, in task order
         spec = ExecutorSpec(workers=workers)
         on_done = partial(_note, finished, workers)
-        assert run_stages(_square, _plus_one, [3, 1, 2], spec, on_done=on_done) == [10, 2, 5]
+        assert run_stages(square, plus_one, [3, 1, 2], spec, on_done=on_done) == [10, 2, 5]
     assert sorted(finished) == [(w, i) for w in (1, 2) for i in range(3)]
     with pytest.raises(ConfigError, match="executor"):
         ExecutorSpec(kind="slurm")
