@@ -100,8 +100,9 @@ def test_summary_lines_off_a_terminal_print_a_bounded_number_of_lines():
         bar.update(1)
     bar.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 11  # every 10 % plus the closing line
+    assert len(lines) == 10  # every 10 % up to 90 %, then one closing line at 100 %
     assert lines[0].startswith("train: 100/1000 step (10 %)") and lines[-1].endswith("done")
+    assert [line for line in lines if "(100 %)" in line] == lines[-1:]
     assert "\r" not in out.getvalue()
 
 

@@ -54,6 +54,9 @@ def test_claims_apply_only_to_their_env_family(memory_model):
     assert do.env_family == "dynamic-obstacles"
     assert not {c.id for c in applicable(claims, do)} & {c.id for c in MEMORY_CLAIMS}
     assert [r.claim.id for r in run_suite(memory, claims)] == [c.id for c in claims if c.env == "memory"]
+    # who stepped the rollouts, as a run reports it: Memory rollouts are Minigrid's whatever backend was asked
+    memory.env_backend = do.env_backend = "envpool"
+    assert (memory.rollout_backend, do.rollout_backend) == ("minigrid", "envpool")
 
 
 def test_checkpoint_family_is_known_without_loading():

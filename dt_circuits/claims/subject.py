@@ -155,6 +155,12 @@ class Subject:
         info = getattr(self.model, "checkpoint_info", None)
         return info.env.family if info else "dynamic-obstacles"
 
+    @property
+    def rollout_backend(self) -> str:
+        """Who steps this subject's rollouts: ``env_backend`` for Dynamic Obstacles; Memory rollouts are always
+        Minigrid's (the EnvPool backend covers Dynamic Obstacles only)."""
+        return self.env_backend if self.env_family == "dynamic-obstacles" else "minigrid"
+
     # -- roles -------------------------------------------------------------------------------------------------
     def component(self, name: str) -> Component:
         """A role (``obstacle_head``) or a literal component (``L0H1``, ``mlp``) resolved on this model."""

@@ -90,7 +90,7 @@ def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:
         "checkpoint": subject.source,
         "name": subject.name,
         "roles": subject.roles,
-        "env_backend": subject.env_backend,
+        "env_backend": subject.rollout_backend,
         "all_match_expectations": all(r.matches for r in runs),
         "multiple_comparisons": comparisons.to_dict() | {"tests_in_this_run": len(tested)},
         "claims": claims,

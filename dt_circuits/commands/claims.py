@@ -119,7 +119,7 @@ def _run_one(
     subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
     subject.env_backend = args.env_backend
     runs = run_suite(subject, claims, search=not args.no_search, comparisons=for_claims_dir(claims_dir))
-    print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}  env backend {subject.env_backend}")
+    print(f"== {label}: {subject.source}  roles {json.dumps(subject.roles)}  env backend {subject.rollout_backend}")
     if not runs:
         print(f"no selected claim applies to {label} ({subject.env_family} checkpoint): nothing checked, nothing "
               f"recorded")  # fmt: skip

@@ -57,6 +57,8 @@ class SummaryLines:
     def update(self, n: int = 1) -> None:
         self.n += n
         now = self._clock()
+        if self.total and self.n >= self.total:
+            return  # the work is done: close() prints the one last line (with " done"), not a 100 % line before it
         if self.n >= self._next or now - self._last_time >= self._every_seconds:
             self._line()
             self._last_time = now
