@@ -69,6 +69,23 @@ def test_deliberate_break_fails_with_a_readable_diff(raw_index, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_drift_allows_for_the_rounding_of_the_record():
+    """A weight reading's interval is [x, x]; the record keeps x to 6 decimals, so identical weights re-measure a
+    number just outside [round(x), round(x)]: that is not drift, a change in the 6th decimal is."""
+    from types import SimpleNamespace
+
+    from dt_circuits.claims.gate import GateRow
+
+    def row(effect: float) -> GateRow:
+        check = SimpleNamespace(name="reading", effect=effect)
+        new = SimpleNamespace(verdict=SimpleNamespace(verdict="holds", checks=[check]))
+        recorded = round(-12.857812345, 6)
+        return GateRow("c", "holds", {"check": "reading", "ci_low": recorded, "ci_high": recorded}, new)
+
+    assert not row(-12.857812345).drift
+    assert row(-12.857814).drift and row(-12.85781).drift and row(float("nan")).drift
+
+
 def test_gate_refuses_unknown_overrides(raw_index):
     from dt_circuits.core.errors import ConfigError
 

@@ -17,9 +17,12 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import read_json, sha256_file, write_json_atomic
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest
 
+#: decimals a recorded number keeps; a re-measured number is compared with it to within half the last decimal
+RECORDED_DECIMALS = 6
+
 
 def _r(x: float | None) -> float | None:
-    return None if x is None or x != x else round(x, 6)
+    return None if x is None or x != x else round(x, RECORDED_DECIMALS)
 
 
 def expectation_entry(run: ClaimRun) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dt_circuits.claims.discovery import select_claims
+from dt_circuits.claims.expectations import RECORDED_DECIMALS
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
@@ -44,7 +45,10 @@ class GateRow:
         if check is None:
             return True  # the recorded check no longer exists: its number cannot be watched
         effect = check.effect
-        return bool(effect != effect or not self.old["ci_low"] - 1e-9 <= effect <= self.old["ci_high"] + 1e-9)
+        # the record keeps RECORDED_DECIMALS: a zero-width interval (a weight reading) recorded as [x, x] must
+        # still hold the unrounded number it was rounded from
+        slack = 0.5 * 10.0**-RECORDED_DECIMALS + 1e-12
+        return bool(effect != effect or not self.old["ci_low"] - slack <= effect <= self.old["ci_high"] + slack)
 
     @property
     def status(self) -> str:
