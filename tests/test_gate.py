@@ -48,6 +48,9 @@ def test_full_retrain_gate_passes(raw_index, record_property, capsys):
     assert gate.passed, table
 
 
+#: weight readings: cheap, and a function of the weights alone
+WEIGHT_CLAIMS = ["rtg-embedding-forward", "encoding-shapes-algorithm", "time-embedding-slope"]
+
 #: claims of three kinds (behaviour, path patching, weights) that a 300-step retrain moves (README "Gating
 #: retrains" shows the full table: 5 of 22 move); the test runs these only, to fit the suite's time budget
 BREAK_CLAIMS = ["calibration-critical-points", "rtg-relay-heads", "time-embedding-slope", "rtg-embedding-forward"]
@@ -143,3 +146,57 @@ def test_a_record_keeps_roles_and_the_population_only_while_its_recipe_stands(ra
         assert after["roles"] == previous["roles"] and "head_paths" not in after
         assert ("population_expectations" in after) is kept, notes
         assert any(("kept" if kept else "dropped") + " the population expectations" in n for n in notes), notes
+
+
+def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
+    """`gate --record` with a changed recipe writes a coherent checkpoint: new weights, the calibration curve and
+    Table 1 measured on them, every claim's expectation re-recorded from them, the role binding kept, findings
+    about the old weights (head paths) and a population record whose recipe changed dropped, and each said."""
+    import json
+
+    from dt_circuits.claims.discovery import discover, select_claims
+    from dt_circuits.claims.expectations import record_expectations
+    from dt_circuits.claims.population import MANIFEST_KEY
+    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.cli import main
+    from dt_circuits.core.io import sha256_file
+    from dt_circuits.dt.checkpoint import read_manifest
+    from dt_circuits.env.spec import EnvSpec
+    from dt_circuits.training.config import TrainConfig
+    from dt_circuits.training.train import save_run, train
+    from dt_circuits.trajectories.dataset import collect_scripted
+    from dt_circuits.trajectories.mix import DEFAULT_MIX
+
+    env = EnvSpec(max_steps=100)  # the mean-ablation walk needs timesteps up to 99; shorter episodes, cheaper test
+    data = collect_scripted(DEFAULT_MIX, n_episodes=30, seed=0, env=env, progress=False)
+    data_file = data.save(tmp_path / "tiny.npz")
+    config = TrainConfig(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=2, threads=1)
+    ckpt = save_run(train(config, data, progress=False), tmp_path / "ckpt", name="tiny", data_path=data_file,
+                    data=data, command="test")  # fmt: skip
+    subject = Subject.load(ckpt)
+    record_expectations(subject, run_suite(subject, select_claims(WEIGHT_CLAIMS)))
+    manifest = read_manifest(ckpt)
+    roles = manifest["roles"]
+    manifest["head_paths"] = {"L0H0": "a finding about these weights"}
+    manifest[MANIFEST_KEY] = {"overrides": {}, "threads": 1, "seeds": [0, 1], "claims": {}}
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    weights = sha256_file(ckpt / "model.safetensors")
+    calibration = sha256_file(ckpt / "calibration.json") if (ckpt / "calibration.json").exists() else None
+
+    code = main(["gate", "--checkpoint", str(ckpt), "--override", "steps=30", "--record", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    after = read_manifest(ckpt)
+    assert sha256_file(ckpt / "model.safetensors") != weights and after["training"]["config"]["steps"] == 30
+    # the calibration curve and Table 1 were measured again, on the new weights
+    assert sha256_file(ckpt / "calibration.json") != calibration and after["calibration"] and after["evaluation"]
+    # every claim is recorded; the weight readings, which depend on nothing but the weights, are the new weights'
+    assert set(after["expectations"]) == {c.id for c in discover() if c.env == "dynamic-obstacles"}
+    for run in run_suite(Subject.load(ckpt), select_claims(WEIGHT_CLAIMS)):
+        measured = after["expectations"][run.claim.id]["measured"]
+        assert after["expectations"][run.claim.id]["expected"] == run.verdict.verdict
+        assert measured["effect"] == pytest.approx(run.verdict.headline.effect, abs=1e-6), run.claim.id
+    assert after["roles"] == roles and "head_paths" not in after and MANIFEST_KEY not in after
+    assert "record: kept the role binding" in out and "record: dropped head_paths" in out
+    assert "record: dropped the population expectations" in out and "re-recorded" in out
