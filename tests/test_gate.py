@@ -160,10 +160,12 @@ def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     from dt_circuits.claims.subject import Subject
     from dt_circuits.claims.suite import run_suite
     from dt_circuits.cli import main
-    from dt_circuits.core.io import sha256_file
-    from dt_circuits.dt.checkpoint import read_manifest
+    from dt_circuits.core.io import read_json, sha256_file
+    from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
     from dt_circuits.env.spec import EnvSpec
+    from dt_circuits.evaluation.calibration import calibrate
     from dt_circuits.training.config import TrainConfig
+    from dt_circuits.training.record import record_calibration
     from dt_circuits.training.train import save_run, train
     from dt_circuits.trajectories.dataset import collect_scripted
     from dt_circuits.trajectories.mix import DEFAULT_MIX
@@ -181,16 +183,21 @@ def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     manifest["head_paths"] = {"L0H0": "a finding about these weights"}
     manifest[MANIFEST_KEY] = {"overrides": {}, "threads": 1, "seeds": [0, 1], "claims": {}}
     (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    record_calibration(load_checkpoint(ckpt), ckpt, name="tiny", progress=False)  # the old weights' curve
     weights = sha256_file(ckpt / "model.safetensors")
-    calibration = sha256_file(ckpt / "calibration.json") if (ckpt / "calibration.json").exists() else None
+    old_curve = read_json(ckpt / "calibration.json", "calibration", AssertionError)
+    old_table1 = read_manifest(ckpt)["evaluation"]
 
     code = main(["gate", "--checkpoint", str(ckpt), "--override", "steps=30", "--record", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
     after = read_manifest(ckpt)
     assert sha256_file(ckpt / "model.safetensors") != weights and after["training"]["config"]["steps"] == 30
-    # the calibration curve and Table 1 were measured again, on the new weights
-    assert sha256_file(ckpt / "calibration.json") != calibration and after["calibration"] and after["evaluation"]
+    # the calibration curve and Table 1 describe the new weights: equal to a fresh measurement of them
+    curve = read_json(ckpt / "calibration.json", "calibration", AssertionError)
+    fresh_curve = calibrate(load_checkpoint(ckpt), progress=False, source=str(ckpt)).to_json()
+    assert curve != old_curve and curve == json.loads(json.dumps(fresh_curve))
+    assert after["evaluation"] != old_table1 and after["calibration"]
     # every claim is recorded; the weight readings, which depend on nothing but the weights, are the new weights'
     assert set(after["expectations"]) == {c.id for c in discover() if c.env == "dynamic-obstacles"}
     for run in run_suite(Subject.load(ckpt), select_claims(WEIGHT_CLAIMS)):
