@@ -1,0 +1,91 @@
+"""The disk cache of deterministic arrays (the mean-ablation walk): used only for exactly its key, recomputed
+whenever a file is missing, damaged or another key's, skipped when off or unwritable — never a different result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dt_circuits.core import cache
+from dt_circuits.core.cache import CACHE_ENV, cached_arrays
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> dict[str, np.ndarray]:
+        self.calls += 1
+        return {"obs": np.arange(12, dtype=np.uint8).reshape(3, 4), "t": np.array([0, 1, 2], np.int64)}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+
+
+def test_computed_once_then_loaded_with_the_same_arrays(folder):
+    compute = _Counting()
+    first = cached_arrays("probe", {"seed": 1}, compute)
+    again = cached_arrays("probe", {"seed": 1}, compute)
+    assert compute.calls == 1 and _same(first, again) and len(list(folder.glob("probe-*.npz"))) == 1
+    cached_arrays("probe", {"seed": 2}, compute)  # another key, another entry
+    assert compute.calls == 2 and len(list(folder.glob("probe-*.npz"))) == 2
+
+
+def test_a_damaged_or_foreign_file_is_recomputed_and_replaced(folder):
+    compute = _Counting()
+    expected = cached_arrays("probe", {"seed": 1}, compute)
+    (path,) = folder.glob("probe-*.npz")
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert _same(cached_arrays("probe", {"seed": 1}, compute), expected) and compute.calls == 2
+    # a whole file whose stored key is another's (same name): never used
+    np.savez(path, obs=np.zeros((3, 4), np.uint8), t=np.zeros(3, np.int64), __key__=np.array("another key"))
+    assert _same(cached_arrays("probe", {"seed": 1}, compute), expected) and compute.calls == 3
+    assert _same(cached_arrays("probe", {"seed": 1}, compute), expected) and compute.calls == 3  # replaced
+
+
+def test_off_computes_every_time_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    compute = _Counting()
+    cached_arrays("probe", {"seed": 1}, compute)
+    cached_arrays("probe", {"seed": 1}, compute)
+    assert compute.calls == 2 and cache.cache_dir() is None and not any(tmp_path.iterdir())
+
+
+def test_an_unwritable_folder_costs_time_not_a_result(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
+    compute = _Counting()
+    assert _same(cached_arrays("probe", {"seed": 1}, compute), _Counting()()) and compute.calls == 1
+
+
+def test_the_default_folder_follows_xdg(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.cache_dir() == tmp_path / "dt-circuits"
+
+
+def test_the_cached_mean_walk_is_the_walk(folder, monkeypatch):
+    """The walk every mean ablation is taken over, loaded from the disk cache, equals a fresh walk bit for bit."""
+    from dt_circuits.claims import subject
+
+    monkeypatch.setattr(subject, "_WALKS", {})
+    written = subject.mean_walk(3)  # computed and written
+    assert len(list(folder.glob("mean-walk-*.npz"))) == 1
+    monkeypatch.setattr(subject, "_WALKS", {})
+    hits = []
+    load = cache._load
+    monkeypatch.setattr(cache, "_load", lambda *args: hits.append(load(*args)) or hits[-1])
+    loaded = subject.mean_walk(3)
+    assert len(hits) == 1 and hits[0] is not None, "the second walk was not loaded from the cache"
+    for a, b in ((written.obs, loaded.obs), (written.timesteps, loaded.timesteps)):  # written: the walk itself
+        assert np.array_equal(a, b) and a.dtype == b.dtype
+    assert subject._walk_key(3) != subject._walk_key(4)
