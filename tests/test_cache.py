@@ -89,3 +89,15 @@ def test_the_cached_mean_walk_is_the_walk(folder, monkeypatch):
     for a, b in ((written.obs, loaded.obs), (written.timesteps, loaded.timesteps)):  # written: the walk itself
         assert np.array_equal(a, b) and a.dtype == b.dtype
     assert subject._walk_key(3) != subject._walk_key(4)
+
+
+def test_without_readable_sources_the_walk_is_not_cached(folder, monkeypatch):
+    import inspect
+
+    from dt_circuits.claims import subject
+
+    def unreadable(obj):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", unreadable)
+    assert subject._walk_key(0) is None

@@ -274,7 +274,8 @@ def mean_walk(seed: int) -> scenarios.WalkDataset:
             w = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=WALK_EPISODE_STEPS)
             return {"obs": w.obs, "timesteps": w.timesteps}
 
-        arrays = cached_arrays("mean-walk", _walk_key(seed), walk)
+        key = _walk_key(seed)
+        arrays = cached_arrays("mean-walk", key, walk) if key is not None else walk()
         _WALKS[seed] = scenarios.WalkDataset(obs=arrays["obs"], timesteps=arrays["timesteps"])
     return _WALKS[seed]
 
@@ -282,16 +283,19 @@ def mean_walk(seed: int) -> scenarios.WalkDataset:
 WALK_EPISODE_STEPS = 100
 
 
-def _walk_key(seed: int) -> dict[str, Any]:
+def _walk_key(seed: int) -> dict[str, Any] | None:
     """Everything the walk depends on: its arguments, the code that takes it (the walk and the env it makes),
-    and the versions of the libraries that step and seed it."""
+    and the versions of the libraries that step and seed it; None (no caching) when the code cannot be read."""
     import hashlib
     import inspect
     from importlib.metadata import version
 
     from dt_circuits.env.spec import EnvSpec
 
-    code = inspect.getsource(scenarios.random_walk) + inspect.getsource(EnvSpec)
+    try:
+        code = inspect.getsource(scenarios.random_walk) + inspect.getsource(EnvSpec)
+    except (OSError, TypeError):  # installed without sources: nothing to key the cache on
+        return None
     return {
         "n": MEAN_DATASET_SIZE,
         "seed": int(seed),
