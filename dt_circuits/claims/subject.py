@@ -39,6 +39,8 @@ FOREIGN_EXPECTATIONS_DIR = BUILTIN_CLAIMS_DIR / "expectations"
 #: so the bootstrap over states cannot see it: at 2000 states it made one-hot's goal-avoidance-mlp-left effect
 #: vary with SD 0.008 between generation seeds (a flip in 20 runs); 20000 halve that (docs/reliability.md).
 MEAN_DATASET_SIZE = 20000
+#: The walk resets after this many steps (or when an episode ends), so it visits timesteps 0..99.
+WALK_EPISODE_STEPS = 100
 #: Mixed into derived seeds at generation seeds other than 0, so no derived key can collide with a seed-0 key.
 _GENERATION_TAG = 0x6E5EED
 
@@ -278,9 +280,6 @@ def mean_walk(seed: int) -> scenarios.WalkDataset:
         arrays = cached_arrays("mean-walk", key, walk) if key is not None else walk()
         _WALKS[seed] = scenarios.WalkDataset(obs=arrays["obs"], timesteps=arrays["timesteps"])
     return _WALKS[seed]
-
-
-WALK_EPISODE_STEPS = 100
 
 
 def _walk_key(seed: int) -> dict[str, Any] | None:
