@@ -57,6 +57,7 @@ def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from dt_circuits.claims.gate import retrain
+    from dt_circuits.evaluation.pool import model_payload
 
     directory = Path(task["checkpoint"])
     torch.set_num_threads(int(task["overrides"].get("threads", 1)))
@@ -72,14 +73,9 @@ def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
         command = command_line(["dt-circuits", "train", "--data", str(data_path), "--out", str(out)], result.config)
         save_run(result, out, name=f"{manifest.get('name', directory.name)}-seed-{task['seed']}",
                  data_path=data_path, data=data, command=command)  # fmt: skip
-    model = result.model
     return {
         **task,
-        "model": {
-            "cfg": model.cfg.to_dict(),
-            "weights": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
-            "env": result.env.to_dict(),
-        },
+        "model": model_payload(result.model, result.env),
         "trained": {
             "retrain_seconds": round(retrain_seconds, 1),
             "steps_per_second": round(result.steps_per_second, 1),
@@ -92,26 +88,20 @@ def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
 def judge_seed(trained: dict[str, Any]) -> dict[str, Any]:
     """Run every claim (or ``only``) on a retrained seed; plain data back: the weights' sha256, timings, and per
     claim its verdict and headline numbers."""
-    import numpy as np
     import torch
 
     from dt_circuits.claims.discovery import select_claims
     from dt_circuits.claims.subject import Subject
     from dt_circuits.claims.suite import run_suite
     from dt_circuits.dt.checkpoint import CheckpointInfo
-    from dt_circuits.dt.model import DecisionTransformer, DTConfig
-    from dt_circuits.env.spec import EnvSpec
+    from dt_circuits.evaluation.pool import model_from_payload
     from dt_circuits.training.train import weights_digest
 
     directory = Path(trained["checkpoint"])
     manifest = read_manifest(directory)
-    payload = trained["model"]
-    model = DecisionTransformer(DTConfig.from_dict(payload["cfg"]))
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in payload["weights"].items()})
-    model.eval()
+    model, env = model_from_payload(trained["model"])
     for p in model.parameters():
         p.requires_grad_(False)
-    env = EnvSpec.from_dict(payload["env"])
     model.checkpoint_info = CheckpointInfo(str(directory), "dt-circuits", env, manifest)
     subject = Subject.from_model(model, name=f"{manifest.get('name', directory.name)} seed {trained['seed']}")
     subject.workers = int(trained["overrides"].get("threads", 1))

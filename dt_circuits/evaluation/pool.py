@@ -35,8 +35,9 @@ RECORD_GROUP = 50
 _WORKER: dict[str, Any] = {}
 
 
-def _model_payload(model: DecisionTransformer, env: EnvSpec) -> dict[str, Any]:
-    """What a worker needs to rebuild the model: config, weights as numpy arrays, env."""
+def model_payload(model: DecisionTransformer, env: EnvSpec) -> dict[str, Any]:
+    """What another process needs to rebuild the model (:func:`model_from_payload`): config, weights as numpy
+    arrays, env; plain data, cheap to pickle."""
     return {
         "cfg": model.cfg.to_dict(),
         "weights": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
@@ -44,7 +45,8 @@ def _model_payload(model: DecisionTransformer, env: EnvSpec) -> dict[str, Any]:
     }
 
 
-def _build(payload: dict[str, Any]) -> tuple[DecisionTransformer, EnvSpec]:
+def model_from_payload(payload: dict[str, Any]) -> tuple[DecisionTransformer, EnvSpec]:
+    """The model (in eval mode) and env of a :func:`model_payload`."""
     model = DecisionTransformer(DTConfig.from_dict(payload["cfg"]))
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in payload["weights"].items()})
     model.eval()
@@ -53,7 +55,7 @@ def _build(payload: dict[str, Any]) -> tuple[DecisionTransformer, EnvSpec]:
 
 def _init_worker(payload: dict[str, Any]) -> None:
     torch.set_num_threads(1)
-    _WORKER["model"], _WORKER["env"] = _build(payload)
+    _WORKER["model"], _WORKER["env"] = model_from_payload(payload)
 
 
 def _run_chunk(task: tuple) -> tuple:
@@ -137,7 +139,7 @@ def evaluate_rtgs(
         outcomes[k, start : start + len(r)] = o
         bar.update(len(r))
 
-    payload = _model_payload(model, env)
+    payload = model_payload(model, env)
     if workers == 1 or len(tasks) == 1:
         threads = torch.get_num_threads()
         saved = dict(_WORKER)
