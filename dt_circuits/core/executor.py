@@ -18,6 +18,7 @@ This module imports neither torch nor ray at import time.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -101,14 +102,10 @@ def run_stages(
         return []
     if spec.kind == "ray":
         return _run_ray(second, tasks, spec, on_done, first=first)
+    if spec.local_workers(len(tasks)) == 1:
+        return _run_local(functools.partial(_chained, first, second), tasks, spec, on_done)
     start = time.perf_counter()
     results: list[Any] = [None] * len(tasks)
-    if spec.local_workers(len(tasks)) == 1:
-        for i, task in enumerate(tasks):
-            results[i] = second(first(task))
-            if on_done:
-                on_done(i, results[i], time.perf_counter() - start)
-        return results
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -131,6 +128,10 @@ def run_stages(
                     if on_done:
                         on_done(i, results[i], time.perf_counter() - start)
     return results
+
+
+def _chained(first: Callable[[Any], Any], second: Callable[[Any], Any], task: Any) -> Any:
+    return second(first(task))
 
 
 def _run_local(fn, tasks, spec: ExecutorSpec, on_done) -> list[Any]:
