@@ -164,18 +164,11 @@ def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
     from dt_circuits.env.spec import EnvSpec
     from dt_circuits.evaluation.calibration import calibrate
-    from dt_circuits.training.config import TrainConfig
     from dt_circuits.training.record import record_calibration
-    from dt_circuits.training.train import save_run, train
-    from dt_circuits.trajectories.dataset import collect_scripted
-    from dt_circuits.trajectories.mix import DEFAULT_MIX
+    from tests.helpers import tiny_checkpoint
 
-    env = EnvSpec(max_steps=100)  # the mean-ablation walk needs timesteps up to 99; shorter episodes, cheaper test
-    data = collect_scripted(DEFAULT_MIX, n_episodes=30, seed=0, env=env, progress=False)
-    data_file = data.save(tmp_path / "tiny.npz")
-    config = TrainConfig(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=2, threads=1)
-    ckpt = save_run(train(config, data, progress=False), tmp_path / "ckpt", name="tiny", data_path=data_file,
-                    data=data, command="test")  # fmt: skip
+    # max_steps 100: the mean-ablation walk needs timesteps up to 99, and shorter episodes make a cheaper test
+    ckpt = tiny_checkpoint(tmp_path, EnvSpec(max_steps=100))
     subject = Subject.load(ckpt)
     record_expectations(subject, run_suite(subject, select_claims(WEIGHT_CLAIMS)))
     manifest = read_manifest(ckpt)

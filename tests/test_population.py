@@ -29,13 +29,9 @@ from dt_circuits.core.io import write_json_atomic
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.dt.checkpoint import read_manifest
 from dt_circuits.env.spec import EnvSpec
-from dt_circuits.training.config import TrainConfig
-from dt_circuits.training.train import save_run, train
-from dt_circuits.trajectories.dataset import collect_scripted
-from dt_circuits.trajectories.mix import DEFAULT_MIX
 from tests.executor_tasks import plus_one, square
+from tests.helpers import tiny_checkpoint as make_tiny_checkpoint
 
-TINY = dict(d_model=32, d_head=16, d_mlp=64, steps=40, log_every=10, eval_episodes=2, threads=1)
 WEIGHT_CLAIMS = ["rtg-embedding-forward", "encoding-shapes-algorithm"]
 TINY_OVERRIDES = {"steps": 30}
 SERIAL = ExecutorSpec(workers=1)  # in this process: a spawned worker costs a torch import, not worth it for 1 s tasks
@@ -44,11 +40,7 @@ SERIAL = ExecutorSpec(workers=1)  # in this process: a spawned worker costs a to
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny trained checkpoint whose manifest points at a tiny data file (absolute path)."""
-    root = tmp_path_factory.mktemp("population")
-    data = collect_scripted(DEFAULT_MIX, n_episodes=30, seed=0, env=EnvSpec(max_steps=40), progress=False)
-    data_file = data.save(root / "tiny.npz")
-    result = train(TrainConfig(**TINY), data, progress=False)
-    return save_run(result, root / "ckpt", name="tiny", data_path=data_file, data=data, command="test")
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("population"), EnvSpec(max_steps=40))
 
 
 def _fresh(tiny_checkpoint, tmp_path) -> Path:
