@@ -130,6 +130,43 @@ def test_population_records_gates_and_fails_when_a_verdict_moves(tiny_checkpoint
         run_population(ckpt, 2, overrides={"seed": 3}, record=True, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
 
 
+def test_a_population_with_per_seed_effects_judges_numbers_not_verdicts(tiny_checkpoint, tmp_path):
+    """A record of K >= 3 seeds keeps every check's effect per seed; a population gate then judges each seed's
+    checks against the recorded bands, so a verdict that differs but whose numbers are the recipe's is not
+    MOVED, while a recorded number far from what the seeds now give is, with the numbers."""
+    ckpt = _fresh(tiny_checkpoint, tmp_path)
+    run_population(ckpt, 3, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False,
+                   executor=SERIAL)  # fmt: skip
+    entry = read_manifest(ckpt)[MANIFEST_KEY]
+    assert len(entry["weights_sha256"]) == 3 and len(entry["machines"]) == 3
+    for cid in WEIGHT_CLAIMS:
+        checks = entry["claims"][cid]["checks"]
+        assert checks and all(len(v) == 3 for v in checks.values())
+    again = run_population(ckpt, 3, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    assert again.passed and all(c.judged_by == "recipe" and not c.outside for c in again.claims)
+
+    # the recorded verdicts alone no longer decide: flip one, the numbers still agree, the gate passes
+    manifest = read_manifest(ckpt)
+    claim = WEIGHT_CLAIMS[0]
+    manifest[MANIFEST_KEY]["claims"][claim]["expected"] = "holds"
+    write_json_atomic(ckpt / "manifest.json", manifest)
+    assert run_population(ckpt, 3, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL).passed
+
+    # a recipe whose recorded effects sit far from what the seeds give: MOVED, naming the check and its band
+    check = next(iter(manifest[MANIFEST_KEY]["claims"][claim]["checks"]))
+    values = manifest[MANIFEST_KEY]["claims"][claim]["checks"][check]
+    spread = max(values) - min(values) + 1.0
+    manifest[MANIFEST_KEY]["claims"][claim]["checks"][check] = [v + 100 * spread for v in values]
+    write_json_atomic(ckpt / "manifest.json", manifest)
+    moved = run_population(ckpt, 3, only=WEIGHT_CLAIMS, progress=False, executor=SERIAL)
+    assert not moved.passed
+    text = format_population(moved)
+    assert f"MOVED {claim}: 3 check value(s) outside what the recipe does" in text, text
+    assert f"seed 0: {check}:" in text and "outside the recipe's band" in text, text
+    row = next(c for c in moved.to_dict()["claims"] if c["id"] == claim)
+    assert row["judged_by"] == "recipe" and len(row["outside"]) == 3 and row["outside"][0]["band"]["K"] == 3
+
+
 def test_parallel_local_workers_give_the_same_weights_and_verdicts(tiny_checkpoint, tmp_path):
     ckpt = _fresh(tiny_checkpoint, tmp_path)
     one = run_population(ckpt, 2, overrides=TINY_OVERRIDES, record=True, only=WEIGHT_CLAIMS, progress=False,

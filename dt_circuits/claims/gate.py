@@ -1,9 +1,20 @@
 """The retrain gate: retrain a committed checkpoint from its committed data and recorded config, re-run the
 claims, and fail with a side-by-side diff when a circuit moved.
 
-"Moved" means a claim's verdict on the retrained model differs from the verdict recorded for the checkpoint
-(its manifest's expectations). Numbers that shift while every verdict holds are shown, not failed: the claims'
-bounds, not the weights' bytes, are the contract. ``update`` re-records the checkpoint deliberately.
+What "moved" means depends on what the retrain is:
+
+- **the committed bytes again** (same seed, same CPU kind and kernels): the sharpest check there is — a claim
+  moved when its verdict differs from the one recorded for the checkpoint; DRIFT when its recorded headline
+  effect left its recorded interval.
+- **other bytes** (another seed, or the same seed on another CPU kind: trained bytes depend on the CPU's
+  kernels, so a CPU change is in effect another seed): judged against what the *recipe* does. A claim moved
+  when one of its checks lies outside the recipe's prediction band (:mod:`dt_circuits.claims.recipe_bands`,
+  family-wise over the checks) recorded from a population of seeds; DRIFT when every number is inside but the
+  verdict is one no recorded seed gave.
+- other bytes and a population record without per-seed effects (an old record): the recorded verdicts, as
+  before, with a note that a CPU change can move them.
+
+``update`` re-records the checkpoint deliberately.
 """
 
 from __future__ import annotations
@@ -17,12 +28,25 @@ from typing import Any
 
 from dt_circuits.claims.discovery import select_claims
 from dt_circuits.claims.expectations import RECORDED_DECIMALS
+from dt_circuits.claims.recipe_bands import (
+    FAMILY_ALPHA,
+    MANIFEST_KEY,
+    OutsideCheck,
+    bands,
+    check_key,
+    has_bands,
+    population_recipe_differs,
+    recorded_effects,
+)
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest
+
+#: how a gate row was judged: the committed bytes' own record, the recipe's bands, or (no bands) the verdicts
+JUDGED_BY = ("bytes", "recipe", "verdicts")
 
 
 @dataclass
@@ -31,15 +55,31 @@ class GateRow:
     expected: str
     old: dict[str, Any] | None
     new: ClaimRun
+    judged_by: str = "bytes"
+    #: recipe mode: the checks outside the recipe's bands, and the verdicts the recorded seeds gave
+    outside: list[OutsideCheck] = field(default_factory=list)
+    population_verdicts: list[str] = field(default_factory=list)
 
     @property
     def moved(self) -> bool:
+        if self.judged_by == "recipe":
+            return bool(self.outside)
         return self.new.verdict.verdict != self.expected
 
     @property
     def drift(self) -> bool:
-        """The verdict is as recorded but the recorded headline check's effect left its recorded interval."""
-        if self.moved or not self.old or self.old.get("ci_low") is None or self.old.get("ci_high") is None:
+        """bytes: the verdict is as recorded but the recorded headline check's effect left its recorded interval;
+        recipe: every number is inside the bands but no recorded seed gave this verdict."""
+        if self.moved:
+            return False
+        if self.judged_by == "recipe":
+            return bool(self.population_verdicts) and self.new.verdict.verdict not in self.population_verdicts
+        if (
+            self.judged_by != "bytes"
+            or not self.old
+            or self.old.get("ci_low") is None
+            or self.old.get("ci_high") is None
+        ):
             return False
         check = next((c for c in self.new.verdict.checks if c.name == self.old.get("check")), None)
         if check is None:
@@ -65,6 +105,8 @@ class GateResult:
     rows: list[GateRow] = field(default_factory=list)
     #: what a record run kept from the previous manifest, dropped, or measured again
     notes: list[str] = field(default_factory=list)
+    #: which rule judged the retrain (identical bytes: the checkpoint's record; other bytes: the recipe's bands)
+    rule: str = ""
 
     @property
     def passed(self) -> bool:
@@ -85,6 +127,7 @@ class GateResult:
             "retrain_seconds": round(self.retrain_seconds, 1),
             "claims_seconds": round(self.claims_seconds, 1),
             "notes": self.notes,
+            "rule": self.rule,
             "claims": [
                 {
                     "id": r.claim_id,
@@ -194,6 +237,11 @@ def run_gate(
         for r in runs
     ]  # fmt: skip
     gate = GateResult(str(directory), dict(overrides or {}), retrain_seconds, claims_seconds, identical, rows)
+    gate.rule = (
+        judge_by_recipe(rows, manifest)
+        if not identical
+        else "identical weight bytes: every verdict and headline number compared with the checkpoint's record"
+    )
     if update:
         from dt_circuits.training.record import record_calibration
 
@@ -211,6 +259,50 @@ def run_gate(
     return gate
 
 
+def judge_by_recipe(rows: list[GateRow], manifest: dict[str, Any]) -> str:
+    """Other weight bytes: judge each row against the recipe's recorded population (its bands), when the record
+    has per-seed effects and this retrain is of the recorded population's recipe; say which rule was used."""
+    population = manifest.get(MANIFEST_KEY) or {}
+    if not has_bands(population):
+        for r in rows:
+            r.judged_by = "verdicts"
+        return (
+            "the weights differ and no recipe population with per-seed effects is recorded: verdicts compared "
+            "with the checkpoint's (a CPU change alone can move them; record one with "
+            "`dt-circuits gate --seeds 10 --record`)"
+        )
+    differs = population_recipe_differs(manifest, population)
+    if differs:
+        for r in rows:
+            r.judged_by = "verdicts"
+        return f"the recorded population is of another recipe ({differs}): verdicts compared with the checkpoint's"
+    judged = [(r, key, c) for r in rows for key, c in keyed_checks(r.new.verdict.checks)]
+    family = sum((r.claim_id, key) in recorded_effects(population) for r, key, _ in judged)
+    recipe = bands(population, family)
+    for r in rows:
+        r.judged_by = "recipe"
+        r.population_verdicts = list((population.get("claims") or {}).get(r.claim_id, {}).get("verdicts") or [])
+    for r, key, c in judged:
+        band = recipe.get((r.claim_id, key))
+        if band is not None and band.outside(_number(c.effect), _number(c.ci_low), _number(c.ci_high)):
+            r.outside.append(OutsideCheck(key, _number(c.effect), _number(c.ci_low), _number(c.ci_high), band))
+    k = len(population.get("seeds") or [])
+    return (
+        f"weights differ from the committed bytes: each check judged against the recipe's prediction band from "
+        f"{k} recorded seeds ({len(recipe)} bands, family-wise alpha {FAMILY_ALPHA} over {family} values)"
+    )
+
+
+def keyed_checks(checks: list[Any]) -> list[tuple[str, Any]]:
+    """Each check with its population key (:func:`dt_circuits.claims.recipe_bands.check_key`)."""
+    seen: set[str] = set()
+    return [(check_key(c, seen), c) for c in checks]
+
+
+def _number(x: Any) -> float | None:
+    return None if x is None or x != x else float(x)
+
+
 def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:
     """After new weights are saved into ``directory``: keep what still applies from the ``previous`` manifest
     and say what was dropped (one note each).
@@ -223,7 +315,6 @@ def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:
     """
     from dataclasses import fields
 
-    from dt_circuits.claims.population import MANIFEST_KEY
     from dt_circuits.evaluation.calibration import update_manifest
     from dt_circuits.training.config import TrainConfig
 
@@ -241,8 +332,10 @@ def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:
         names = {f.name for f in fields(TrainConfig)} - {"seed", "threads"}
         pop = population.get("overrides") or {}
 
+        defaults = TrainConfig().to_dict()  # a field added since the record was made counts at its default
+
         def seed_config(config: dict[str, Any]) -> dict[str, Any]:
-            merged = {**config, **pop}
+            merged = {**defaults, **config, **pop}
             return {k: merged.get(k) for k in sorted(names)}
 
         old_cfg = seed_config((previous.get("training") or {}).get("config") or {})
@@ -280,18 +373,33 @@ def _fmt(entry: dict[str, Any] | None, verdict: str) -> str:
 
 
 def format_gate(gate: GateResult) -> str:
-    """The side-by-side table: recorded verdict and numbers vs the retrained model's, MOVED where they differ."""
-    header = ("claim", "recorded (verdict effect [CI])", "retrained (verdict effect [CI])", "")
-    rows = [header]
+    """The side-by-side table: recorded verdict and numbers vs the retrained model's, MOVED where they differ.
+    Judged by the recipe, the second column is what the recorded seeds did and a MOVED line prints each check
+    outside its band with the numbers."""
+    by_recipe = any(r.judged_by == "recipe" for r in gate.rows)
+    recorded = "recipe population (seeds holding)" if by_recipe else "recorded (verdict effect [CI])"
+    rows = [("claim", recorded, "retrained (verdict effect [CI])", "")]
     for r in gate.rows:
         h = r.new.verdict.headline
-        if r.old and not r.moved:  # the recorded headline check, so DRIFT compares like with like
+        if r.old and not r.moved and r.judged_by == "bytes":  # the recorded headline check: like with like
             h = next((c for c in r.new.verdict.checks if c.name == r.old.get("check")), h)
         new = _fmt({"effect": h.effect, "ci_low": h.ci_low, "ci_high": h.ci_high}, r.new.verdict.verdict)
-        rows.append((r.claim_id, _fmt(r.old, r.expected), new, r.status))
+        if r.judged_by == "recipe":
+            seeds = r.population_verdicts
+            old = f"holds on {seeds.count('holds')}/{len(seeds)} seeds" if seeds else "(no seeds recorded)"
+        else:
+            old = _fmt(r.old, r.expected)
+        rows.append((r.claim_id, old, new, r.status))
     lines = aligned_lines(rows)
     for r in gate.rows:
-        if r.moved:
+        if r.moved and r.judged_by == "recipe":
+            seeds = r.population_verdicts
+            lines.append(
+                f"MOVED {r.claim_id}: {len(r.outside)} check(s) outside what the recipe does (now "
+                f"{r.new.verdict.verdict}; the recorded seeds: {seeds.count('holds')}/{len(seeds)} hold)"
+            )
+            lines.extend(f"    {o.text()}" for o in r.outside)
+        elif r.moved:
             lines.append(f"MOVED {r.claim_id}: recorded {r.expected}, now {r.new.verdict.verdict}")
             lines.extend(
                 f"    {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
@@ -301,13 +409,21 @@ def format_gate(gate: GateResult) -> str:
     weights = "identical weight bytes" if gate.identical_weights else "weights differ from the committed ones"
     over = f"; overrides {gate.overrides}" if gate.overrides else ""
     for r in gate.rows:
-        if r.drift:
+        if r.drift and r.judged_by == "recipe":
+            lines.append(
+                f"DRIFT {r.claim_id}: {r.new.verdict.verdict}, which none of the {len(r.population_verdicts)} "
+                "recorded seeds gave; every number inside the recipe's bands"
+            )
+        elif r.drift:
             lines.append(f"DRIFT {r.claim_id}: {r.old.get('check')} left its recorded interval (verdict unchanged)")
+    if gate.rule:
+        lines.append(f"rule: {gate.rule}")
     lines.extend(f"record: {note}" for note in gate.notes)
     drifted = sum(r.drift for r in gate.rows)
+    same = "inside what the recipe does" if by_recipe else "verdicts as recorded"
     lines.append(
         f"gate {'PASSED' if gate.passed else 'FAILED'}: {sum(not r.moved for r in gate.rows)}/{len(gate.rows)} "
-        f"verdicts as recorded, {drifted} drifted; {weights}{over}; "
+        f"{same}, {drifted} drifted; {weights}{over}; "
         f"retrain {gate.retrain_seconds:.0f} s, claims {gate.claims_seconds:.0f} s"
     )
     return "\n".join(lines)

@@ -20,15 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dt_circuits.claims.recipe_bands import (
+    FAMILY_ALPHA,
+    MANIFEST_KEY,
+    OutsideCheck,
+    bands,
+    check_numbers,
+    has_bands,
+    recorded_effects,
+)
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.executor import ExecutorSpec, run_stages
+from dt_circuits.core.machine import machine_kind
 from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.checkpoint import read_manifest
 
 HOLDS_AT_LEAST = 0.8
 FAILS_AT_MOST = 0.2
 POPULATION_VERDICTS = ("holds", "fails", "seed-dependent")
-MANIFEST_KEY = "population_expectations"
 
 
 def population_verdict(k: int, n: int) -> str:
@@ -75,6 +84,7 @@ def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
                  data_path=data_path, data=data, command=command)  # fmt: skip
     return {
         **task,
+        "machine": machine_kind(),  # of the process that trained: the judge may run elsewhere (Ray)
         "model": model_payload(result.model, result.env),
         "trained": {
             "retrain_seconds": round(retrain_seconds, 1),
@@ -118,10 +128,12 @@ def judge_seed(trained: dict[str, Any]) -> dict[str, Any]:
             "effect": float(h.effect),
             "ci_low": float(h.ci_low),
             "ci_high": float(h.ci_high),
+            "checks": check_numbers(r.verdict.checks),
         }
     done = trained["trained"]
     return {
         "seed": trained["seed"],
+        "machine": trained.get("machine") or machine_kind(),
         "weights_sha256": weights_digest(model),
         "retrain_seconds": done["retrain_seconds"],
         "steps_per_second": done["steps_per_second"],
@@ -141,6 +153,15 @@ class PopulationClaim:
     verdicts: list[str]
     effects: list[float]
     expected: str | None = None
+    #: "verdicts" (the population verdict must equal the recorded one: an old record without per-seed effects)
+    #: or "recipe" (every seed's checks inside the recorded population's bands, and k/K not told apart from the
+    #: record's by Fisher's exact test, Holm over the claims)
+    judged_by: str = "verdicts"
+    outside: list[OutsideCheck] = field(default_factory=list)
+    recorded_k: int | None = None
+    recorded_n: int | None = None
+    p_verdicts: float | None = None
+    verdicts_differ: bool = False
 
     @property
     def k(self) -> int:
@@ -160,11 +181,13 @@ class PopulationClaim:
 
     @property
     def moved(self) -> bool:
+        if self.judged_by == "recipe":
+            return bool(self.outside) or self.verdicts_differ
         return self.expected is not None and self.verdict != self.expected
 
     def to_dict(self) -> dict[str, Any]:
         lo, hi = self.ci
-        return {
+        out = {
             "id": self.claim_id,
             "k": self.k,
             "K": self.n,
@@ -173,9 +196,19 @@ class PopulationClaim:
             "population_verdict": self.verdict,
             "expected": self.expected,
             "moved": self.moved,
+            "judged_by": self.judged_by,
             "verdicts": self.verdicts,
             "effects": [round(e, 6) for e in self.effects],
         }
+        if self.judged_by == "recipe":
+            out.update(
+                recorded_k=self.recorded_k,
+                recorded_K=self.recorded_n,
+                p_verdicts=None if self.p_verdicts is None else round(self.p_verdicts, 6),
+                verdicts_differ=self.verdicts_differ,
+                outside=[o.to_dict() for o in self.outside],
+            )
+        return out
 
 
 @dataclass
@@ -330,24 +363,61 @@ def run_population(
         wall,
     )
     result.reproduces_checkpoint = _reproduces_checkpoint(directory, manifest, wanted, spec.threads, per_seed[0])
+    if not record and has_bands(recorded):
+        judge_population(claims, per_seed, recorded)
     if record:
         record_population(directory, result, keep=recorded if only else None)
         result.recorded = True
     return result
 
 
+def judge_population(claims: list[PopulationClaim], per_seed: list[dict[str, Any]], recorded: dict[str, Any]) -> None:
+    """Judge a population against the recorded one of its recipe: every seed's every check inside the recorded
+    bands (family-wise over seeds x checks), and each claim's k/K against the record's by Fisher's exact test
+    (Holm over claims, the same family-wise level). A CPU change is a new draw of the recipe, so neither rule
+    asks for the recorded verdicts themselves."""
+    from scipy.stats import fisher_exact
+    from statsmodels.stats.multitest import multipletests
+
+    known = recorded_effects(recorded)
+    family = sum(
+        (cid, key) in known for s in per_seed for cid, c in s["claims"].items() for key in c.get("checks") or {}
+    )
+    recipe = bands(recorded, family)
+    entries = recorded.get("claims") or {}
+    tested: list[PopulationClaim] = []
+    for claim in claims:
+        claim.judged_by = "recipe"
+        for s in per_seed:
+            for key, c in (s["claims"][claim.claim_id].get("checks") or {}).items():
+                band = recipe.get((claim.claim_id, key))
+                if band is not None and band.outside(c["effect"], c["ci_low"], c["ci_high"]):
+                    claim.outside.append(OutsideCheck(key, c["effect"], c["ci_low"], c["ci_high"], band, s["seed"]))
+        entry = entries.get(claim.claim_id) or {}
+        if "k" in entry and "K" in entry:
+            claim.recorded_k, claim.recorded_n = int(entry["k"]), int(entry["K"])
+            table = [[claim.k, claim.n - claim.k], [claim.recorded_k, claim.recorded_n - claim.recorded_k]]
+            claim.p_verdicts = float(fisher_exact(table).pvalue)
+            tested.append(claim)
+    if tested:
+        reject = multipletests([c.p_verdicts for c in tested], alpha=FAMILY_ALPHA, method="holm")[0]
+        for claim, differs in zip(tested, reject, strict=True):
+            claim.verdicts_differ = bool(differs)
+
+
 def _reproduces_checkpoint(
     directory: Path, manifest: dict[str, Any], overrides: dict[str, Any], threads: int, first: dict[str, Any]
 ) -> bool | None:
     """Seed 0 of a population of the checkpoint's own recipe is a full retrain of the checkpoint: on the CPU kind
-    that trained it, its weights must be the committed bytes (None when the run is not that retrain)."""
-    from dt_circuits.core.machine import cpu_model
+    and kernel settings that trained it, its weights must be the committed bytes (None when the run is not that
+    retrain)."""
+    from dt_circuits.core.machine import same_kind
 
     training = manifest.get("training") or {}
     config = training.get("config") or {}
     if any(config.get(k) != v for k, v in overrides.items()) or int(config.get("threads", 0)) != threads:
         return None
-    if first["seed"] != int(config.get("seed", 0)) or training.get("cpu") != cpu_model():
+    if first["seed"] != int(config.get("seed", 0)) or not same_kind(training, first.get("machine") or machine_kind()):
         return None
     from dt_circuits.dt.checkpoint import load_checkpoint
     from dt_circuits.training.train import weights_digest
@@ -368,13 +438,40 @@ def record_population(directory: Path, result: PopulationResult, keep: dict[str,
         "overrides": result.overrides,
         "threads": result.threads,
         "seeds": result.seeds,
+        "machines": [s.get("machine") for s in result.per_seed],
+        "weights_sha256": [s["weights_sha256"] for s in result.per_seed],
         "claims": {
-            c.claim_id: {"expected": c.verdict, "k": c.k, "K": c.n, "verdicts": c.verdicts} for c in result.claims
+            c.claim_id: {
+                "expected": c.verdict,
+                "k": c.k,
+                "K": c.n,
+                "verdicts": c.verdicts,
+                # every check's primary effect per seed: what a retrain's numbers are judged against
+                "checks": seed_effects(result.per_seed, c.claim_id),
+            }
+            for c in result.claims
         },
     }
     if keep and keep.get("overrides") == result.overrides:
         entry["claims"] = {**keep.get("claims", {}), **entry["claims"]}
     update_manifest(directory, **{MANIFEST_KEY: entry})
+
+
+def seed_effects(per_seed: list[dict[str, Any]], claim_id: str) -> dict[str, list[float | None]]:
+    """Per check of one claim, its effect on each seed (None where a seed lacks the check or its number)."""
+    keys: list[str] = []
+    for s in per_seed:
+        for key in s["claims"][claim_id].get("checks") or {}:
+            if key not in keys:
+                keys.append(key)
+    return {
+        key: [
+            None if (e := (s["claims"][claim_id].get("checks") or {}).get(key)) is None
+            else None if e["effect"] is None else round(e["effect"], 6)
+            for s in per_seed
+        ]
+        for key in keys
+    }  # fmt: skip
 
 
 def format_population(result: PopulationResult) -> str:
@@ -384,10 +481,24 @@ def format_population(result: PopulationResult) -> str:
     for c in result.claims:
         lo, hi = c.ci
         status = "" if c.expected is None else ("MOVED" if c.moved else "ok")
-        rows.append((c.claim_id, f"{c.k}/{c.n}", f"[{lo:.2f}, {hi:.2f}]", c.verdict, c.expected or "-", status))
+        recorded = c.expected or "-"
+        if c.judged_by == "recipe" and c.recorded_n:
+            recorded = f"{c.recorded_k}/{c.recorded_n} {c.expected or ''}".rstrip()
+        rows.append((c.claim_id, f"{c.k}/{c.n}", f"[{lo:.2f}, {hi:.2f}]", c.verdict, recorded, status))
     lines = aligned_lines(rows)
     for c in result.claims:
-        if c.moved:
+        if c.moved and c.judged_by == "recipe":
+            why = []
+            if c.outside:
+                why.append(f"{len(c.outside)} check value(s) outside what the recipe does")
+            if c.verdicts_differ:
+                why.append(
+                    f"holds on {c.k}/{c.n} seeds against the record's {c.recorded_k}/{c.recorded_n} "
+                    f"(Fisher p {c.p_verdicts:.2g}, Holm at {FAMILY_ALPHA})"
+                )
+            lines.append(f"MOVED {c.claim_id}: " + "; ".join(why))
+            lines.extend(f"    {o.text()}" for o in c.outside)
+        elif c.moved:
             lines.append(
                 f"{'CHANGED' if result.recorded else 'MOVED'} {c.claim_id}: "
                 f"{'previously ' if result.recorded else ''}recorded {c.expected}, now {c.verdict} "
@@ -403,6 +514,11 @@ def format_population(result: PopulationResult) -> str:
             f"{compared - moved}/{compared} population verdicts as in the previous record"
             if compared
             else "no previous record"
+        )
+    elif any(c.judged_by == "recipe" for c in result.claims):
+        same = (
+            f"{len(result.claims) - moved}/{len(result.claims)} claims inside what the recipe does (every seed's "
+            f"checks inside the recorded bands, k/K as the record's)"
         )
     else:
         same = f"{len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded"

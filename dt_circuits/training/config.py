@@ -63,6 +63,11 @@ class TrainConfig:
     fused_adamw: bool = _knob(
         True, "fused AdamW kernel (faster; other float rounding than the default, so other weight bytes)"
     )
+    frozen_head: str = _knob(
+        "",
+        "an attention head kept at its initial weights, e.g. L0H1 (a deliberate break the gate must catch; "
+        "empty: none)",
+    )
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "threads", "log_every"):
@@ -76,6 +81,22 @@ class TrainConfig:
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r}), warmup >= 0")
         if self.eval_every < 0 or self.eval_episodes < 1:
             raise ConfigError("eval_every must be >= 0 and eval_episodes >= 1")
+        if self.frozen_head:
+            layer, head = self.frozen_layer_head()
+            if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
+                raise ConfigError(
+                    f"frozen_head {self.frozen_head!r} is not a head of a {self.n_layers}-layer, "
+                    f"{self.n_heads}-head model"
+                )
+
+    def frozen_layer_head(self) -> tuple[int, int]:
+        """(layer, head) of ``frozen_head`` ("L0H1" -> (0, 1))."""
+        import re
+
+        match = re.fullmatch(r"L(\d+)H(\d+)", self.frozen_head)
+        if not match:
+            raise ConfigError(f"frozen_head must look like L0H1, got {self.frozen_head!r}")
+        return int(match.group(1)), int(match.group(2))
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step ``step`` (1-based): constant, or warm-up then cosine to zero."""
@@ -183,6 +204,8 @@ def config_flags(cfg: TrainConfig) -> list[str]:
     parts: list[str] = []
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
+        if f.name == "frozen_head" and not value:
+            continue  # a break, not a knob of ordinary runs: spelled out only when used
         parts.append(flag_of(f.name))
         parts.extend(f"{v:g}" for v in value) if isinstance(value, tuple) else parts.append(_text(value))
     return parts

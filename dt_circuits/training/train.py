@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from dt_circuits.core.io import write_json_atomic
-from dt_circuits.core.machine import cpu_model
+from dt_circuits.core.machine import cpu_model, kernel_settings
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.training.config import TrainConfig
@@ -105,6 +105,7 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = StepSampler(data, cfg.prob_go_from_end)
+    frozen = _frozen_slices(model, cfg)
 
     curve: dict[str, Any] = {"step": [], "loss": [], "accuracy": [], "eval": []}
     window_loss = window_acc = 0.0
@@ -123,6 +124,7 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            _restore(frozen)
         t_train += time.perf_counter() - t0
         window_loss += loss.item()
         window_acc += float((logits.argmax(-1) == actions).float().mean())
@@ -145,6 +147,23 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     for p in model.parameters():
         p.requires_grad_(False)
     return TrainResult(model, cfg, env, curve, t_train, cfg.steps / max(t_train, 1e-9), curve["eval"])
+
+
+def _frozen_slices(model: DecisionTransformer, cfg: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(view into a parameter, its initial values) for every weight of ``cfg.frozen_head``: its Q, K, V and O
+    slices and biases. Restoring them after each step keeps the head exactly at init, whatever AdamW's decay."""
+    if not cfg.frozen_head:
+        return []
+    layer, head = cfg.frozen_layer_head()
+    attn = model.blocks[layer].attn
+    views = [getattr(attn, name)[head] for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")]
+    return [(v, v.detach().clone()) for v in views]
+
+
+def _restore(frozen: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for view, initial in frozen:
+            view.copy_(initial)
 
 
 @contextmanager
@@ -193,7 +212,9 @@ def save_run(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpu": cpu_model(),  # weight bytes reproduce only on the CPU kind that trained them (tests/test_gate.py)
+        # weight bytes reproduce only on the CPU kind and kernel settings that trained them (README "Gating")
+        "cpu": cpu_model(),
+        "kernels": kernel_settings(),
         "final_loss": result.curve["loss"][-1] if result.curve["loss"] else None,
     }
     save_checkpoint(result.model, out_dir, env=result.env, name=name, training=training)
