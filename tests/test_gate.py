@@ -1,14 +1,12 @@
-"""The retrain gate on the committed raw-index checkpoint: a deliberately broken retrain (a changed config) fails
-with a readable diff, and (opt-in, `pytest -m retrain`) the full retrain passes.
+"""The retrain gate on the committed raw-index checkpoint, on either CPU kind.
 
-Weight bytes are reproducible only on the kind of CPU that trained a checkpoint: MKL and ATen pick other kernels
-on another CPU, and 40,000 steps amplify the rounding. Measured on this project's machines: the committed raw-index
-(trained on an AMD EPYC) retrained on an Intel Xeon with AVX-512 matches its loss curve to step 300 and departs at
-step 400 (0.9705 vs 0.97038); MKL_CBWR=AVX2/COMPATIBLE, ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 did
-not restore it. On that other CPU the retrained model also lost the encoding claim's OV reading (+0.870 vs
-−13.1): one training run's circuits are not a property of the recipe, which is what the population gate
-(`dt-circuits gate --seeds K`) measures. So the single full retrain is opt-in here, and identical bytes are
-required only on the CPU the manifest records.
+Weight bytes are reproducible only on the CPU kind and kernel settings that trained a checkpoint (MKL and ATen
+pick other kernels elsewhere; ``docs/populations/kernel-hashes.json``): a retrain on another kind is, in effect,
+another seed. So the gate compares bytes-identical retrains with the checkpoint's record and any other retrain
+with what the recipe does on its recorded seeds (``claims/recipe_bands.py``). These tests run on whichever kind
+the machine is: the plain gate passes (identical bytes on the recording kind, inside the recipe's bands
+elsewhere), a population trained through MKL's AVX2 path (other bytes on an Intel Xeon, the default path of an
+AMD EPYC) passes, and two deliberate breaks of different kinds fail and name what moved.
 """
 
 from __future__ import annotations
@@ -32,9 +30,11 @@ def raw_index():
     return RAW_INDEX
 
 
-@pytest.mark.retrain
-def test_full_retrain_gate_passes(raw_index, record_property, capsys):
-    from dt_circuits.core.machine import cpu_model
+def test_the_readme_gate_passes_on_either_cpu_kind(raw_index, record_property, capsys):
+    """`dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index`, no change: on the kind (and kernel
+    settings) that trained it, identical bytes and every verdict as recorded; on another, every number inside
+    what the recipe does."""
+    from dt_circuits.core.machine import machine_kind, same_kind
     from dt_circuits.dt.checkpoint import read_manifest
 
     gate = run_gate(raw_index, progress=False)
@@ -42,10 +42,12 @@ def test_full_retrain_gate_passes(raw_index, record_property, capsys):
     with capsys.disabled():
         print("\n" + table)
     record_property("gate_retrain_seconds", gate.retrain_seconds)
-    recorded_cpu = (read_manifest(raw_index).get("training") or {}).get("cpu")
-    if recorded_cpu is not None and recorded_cpu == cpu_model():
-        assert gate.identical_weights, table
     assert gate.passed, table
+    if same_kind(read_manifest(raw_index)["training"], machine_kind()):
+        assert gate.identical_weights and all(r.judged_by == "bytes" for r in gate.rows), table
+        assert gate.rule.startswith("identical weight bytes"), table
+    else:
+        assert not gate.identical_weights and all(r.judged_by == "recipe" for r in gate.rows), table
 
 
 #: weight readings: cheap, and a function of the weights alone
@@ -96,32 +98,39 @@ def test_gate_refuses_unknown_overrides(raw_index):
         run_gate(raw_index, overrides={"bogus": 1}, progress=False)
 
 
-def test_population_gate_k3_passes_with_the_fields(raw_index, tmp_path, record_property, capsys):
-    """Issue 14's bar: `gate --seeds 3 --json OUT` on raw-index retrains seeds 0..2 of the recorded population
-    recipe (the fast recipe, docs/training.md), and every claim's population verdict is as recorded."""
-    from dt_circuits.cli import main
-    from dt_circuits.core.io import read_json
+#: MKL's AVX2 code path: on an Intel Xeon other weight bytes than its default (a CPU change in all but name;
+#: docs/populations/kernel-hashes.json), on an AMD EPYC its default path
+OTHER_KERNELS = {"MKL_CBWR": "AVX2"}
 
-    out = tmp_path / "population.json"
-    code = main(["gate", "--checkpoint", str(raw_index), "--seeds", "3", "--quiet", "--json", str(out)])
-    text = capsys.readouterr().out
-    with capsys.disabled():
-        print("\n" + text)
-    data = read_json(out, "population JSON", AssertionError)
-    record_property("population_retrain_seconds", data["retrain_seconds"])
-    assert code == 0 and data["passed"], text
-    assert data["K"] == 3 and data["seeds"] == [0, 1, 2] and len(data["retrain_seconds"]) == 3
-    assert len(set(data["weights_sha256"])) == 3
-    # seed 0 of the committed recipe is the checkpoint's own retrain: on the CPU kind that trained it, the bytes
-    from dt_circuits.core.machine import cpu_model
+
+def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index, tmp_path, record_property):
+    """`gate --seeds 2 --json OUT` with MKL's AVX2 path: two retrains whose bytes are none of the recorded
+    population's (new draws of the recipe on either CPU kind), judged against the recipe's bands: the gate
+    passes, every claim judged by the recipe, with k, K, the intervals and the retrain times in the JSON."""
+    import os
+
+    from dt_circuits.core.io import read_json
     from dt_circuits.dt.checkpoint import read_manifest
 
-    same_cpu = (read_manifest(raw_index).get("training") or {}).get("cpu") == cpu_model()
-    assert data["reproduces_checkpoint"] is (True if same_cpu else None), text
+    out = tmp_path / "population.json"
+    env = {**os.environ, **OTHER_KERNELS}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dt_circuits.cli", "gate", "--checkpoint", str(raw_index), "--seeds", "2",
+         "--quiet", "--json", str(out)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    print(proc.stdout)
+    data = read_json(out, "population JSON", AssertionError)
+    record_property("population_retrain_seconds", data["retrain_seconds"])
+    assert proc.returncode == 0 and data["passed"], proc.stdout + proc.stderr
+    assert data["K"] == 2 and data["seeds"] == [0, 1] and len(data["retrain_seconds"]) == 2
+    recorded = read_manifest(raw_index)["population_expectations"]
+    assert len(recorded["seeds"]) >= 10 and not set(data["weights_sha256"]) & set(recorded["weights_sha256"])
+    assert all(s["machine"]["kernels"].get("MKL_CBWR") == "AVX2" for s in data["per_seed"])
+    assert data["reproduces_checkpoint"] is None, proc.stdout  # other kernels: the bytes are not comparable
     for c in data["claims"]:
-        assert c["K"] == 3 and 0 <= c["k"] <= 3
-        assert 0 <= c["ci_low"] <= c["k"] / 3 <= c["ci_high"] <= 1
-        assert c["population_verdict"] == c["expected"]
+        assert c["judged_by"] == "recipe" and not c["outside"] and not c["verdicts_differ"], c
+        assert c["K"] == 2 and 0 <= c["ci_low"] <= c["k"] / 2 <= c["ci_high"] <= 1
 
 
 def test_a_record_keeps_roles_and_the_population_only_while_its_recipe_stands(raw_index, tmp_path):

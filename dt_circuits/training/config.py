@@ -63,6 +63,11 @@ class TrainConfig:
     fused_adamw: bool = _knob(
         True, "fused AdamW kernel (faster; other float rounding than the default, so other weight bytes)"
     )
+    exclude_outcome: str = _knob(
+        "",
+        "train only on episodes that did not end this way (goal, collision or timeout): a data break the gate "
+        "must catch (empty: all episodes)",
+    )
     frozen_head: str = _knob(
         "",
         "an attention head kept at its initial weights, e.g. L0H1 (a deliberate break the gate must catch; "
@@ -81,6 +86,10 @@ class TrainConfig:
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r}), warmup >= 0")
         if self.eval_every < 0 or self.eval_episodes < 1:
             raise ConfigError("eval_every must be >= 0 and eval_episodes >= 1")
+        if self.exclude_outcome not in ("", "goal", "collision", "timeout"):
+            raise ConfigError(
+                f"exclude_outcome must be goal, collision, timeout or empty, got {self.exclude_outcome!r}"
+            )
         if self.frozen_head:
             layer, head = self.frozen_layer_head()
             if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
@@ -204,7 +213,7 @@ def config_flags(cfg: TrainConfig) -> list[str]:
     parts: list[str] = []
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
-        if f.name == "frozen_head" and not value:
+        if f.name in ("frozen_head", "exclude_outcome") and not value:
             continue  # a break, not a knob of ordinary runs: spelled out only when used
         parts.append(flag_of(f.name))
         parts.extend(f"{v:g}" for v in value) if isinstance(value, tuple) else parts.append(_text(value))

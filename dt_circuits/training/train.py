@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import write_json_atomic
 from dt_circuits.core.machine import cpu_model, kernel_settings
 from dt_circuits.dt.model import DecisionTransformer
@@ -42,7 +43,7 @@ from dt_circuits.trajectories.dataset import TrajectoryDataset
 class StepSampler:
     """DTI's batch sampler for one timestep of context, vectorised over the flat step arrays."""
 
-    def __init__(self, data: TrajectoryDataset, prob_go_from_end: float) -> None:
+    def __init__(self, data: TrajectoryDataset, prob_go_from_end: float, exclude_outcome: str = "") -> None:
         self.obs = torch.from_numpy(data.obs)
         self.actions = torch.from_numpy(data.actions.astype(np.int64))
         self.rtg = torch.from_numpy(data.rtg)
@@ -51,10 +52,21 @@ class StepSampler:
         self.last = torch.from_numpy(np.repeat(ends, data.lengths).astype(np.int64))
         self.p_end = prob_go_from_end
         self.n = data.n_steps
+        #: the steps a batch may draw from when some episodes are excluded (None: all, the recipe's own path,
+        #: drawing exactly as before so the recipe's bytes stay the same)
+        self.allowed: torch.Tensor | None = None
+        if exclude_outcome:
+            keep = np.repeat(data.outcomes != exclude_outcome, data.lengths)
+            if not keep.any():
+                raise ConfigError(f"exclude_outcome={exclude_outcome!r} leaves no training data")
+            self.allowed = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         # a uniform step == a trajectory drawn in proportion to its length, then a uniform step within it
-        idx = torch.randint(0, self.n, (batch,), generator=gen)
+        if self.allowed is None:
+            idx = torch.randint(0, self.n, (batch,), generator=gen)
+        else:
+            idx = self.allowed[torch.randint(0, len(self.allowed), (batch,), generator=gen)]
         from_end = torch.rand(batch, generator=gen) < self.p_end
         idx = torch.where(from_end, self.last[idx], idx)
         return self.obs[idx], self.rtg[idx], self.timesteps[idx], self.actions[idx]
@@ -104,7 +116,7 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
         **({"fused": True} if cfg.fused_adamw else {"foreach": False}),
     )
     gen = torch.Generator().manual_seed(cfg.seed)
-    sampler = StepSampler(data, cfg.prob_go_from_end)
+    sampler = StepSampler(data, cfg.prob_go_from_end, cfg.exclude_outcome)
     frozen = _frozen_slices(model, cfg)
 
     curve: dict[str, Any] = {"step": [], "loss": [], "accuracy": [], "eval": []}
