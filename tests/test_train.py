@@ -179,13 +179,48 @@ def test_train_flags_come_from_train_config_and_round_trip():
     from dt_circuits.training.config import command_line, config_from_args, flag_of
 
     cfg = TrainConfig(
-        obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4, fused_adamw=True
-    )
+        obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4, fused_adamw=True,
+        frozen_head="L0H1", exclude_outcome="timeout",
+    )  # fmt: skip
     line = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], cfg)
     for f in fields(TrainConfig):
         assert flag_of(f.name) in line
     args = _train_parser().parse_args(shlex.split(line)[1:])
     assert config_from_args(args) == cfg
+    # the two deliberate breaks are spelled out only when used; an ordinary run's command is as before
+    plain = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], TrainConfig())
+    assert "--frozen-head" not in plain and "--exclude-outcome" not in plain
+    assert config_from_args(_train_parser().parse_args(shlex.split(plain)[1:])) == TrainConfig()
+
+
+def test_a_frozen_head_stays_at_init_and_the_rest_trains(data):
+    from dt_circuits.dt.model import DecisionTransformer
+
+    result = train(TrainConfig(**{**TINY, "frozen_head": "L0H1"}), data, progress=False)
+    init = DecisionTransformer(TrainConfig(**TINY).model_config(data.env))
+    init.init_weights(0)
+    trained, start = result.model.blocks[0].attn, init.blocks[0].attn
+    for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
+        assert torch.equal(getattr(trained, name)[1], getattr(start, name)[1]), name
+        assert not torch.equal(getattr(trained, name)[0], getattr(start, name)[0]), name
+    with pytest.raises(ConfigError, match="L0H1"):
+        TrainConfig(frozen_head="head one")
+    with pytest.raises(ConfigError, match="not a head"):
+        TrainConfig(frozen_head="L0H2")
+
+
+def test_excluding_an_outcome_samples_only_the_other_episodes(data):
+    gen = torch.Generator().manual_seed(0)
+    s = StepSampler(data, prob_go_from_end=0.5, exclude_outcome="collision")
+    _, rtg, _, _ = s.sample(5000, gen)
+    assert float(rtg.min()) >= 0  # a collision is the only outcome with reward -1
+    assert (data.rewards < 0).any() and (data.rewards >= 0).any()
+    with pytest.raises(ConfigError, match="exclude_outcome"):
+        TrainConfig(exclude_outcome="ball")
+    # without exclusion the sampler draws exactly as it always did (the recipe's bytes do not move)
+    a = StepSampler(data, 0.1).sample(64, torch.Generator().manual_seed(3))
+    b = StepSampler(data, 0.1, "").sample(64, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("name", ["raw-index", "one-hot"])

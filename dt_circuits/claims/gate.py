@@ -300,7 +300,10 @@ def keyed_checks(checks: list[Any]) -> list[tuple[str, Any]]:
 
 
 def _number(x: Any) -> float | None:
-    return None if x is None or x != x else float(x)
+    """A finite number, else None (JSON has no NaN or infinity; an undefined ratio has no number)."""
+    import math
+
+    return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
 def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:

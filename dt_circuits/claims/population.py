@@ -552,3 +552,51 @@ def population_table(results: dict[str, dict[str, Any]]) -> str:
             )  # fmt: skip
         lines.append(f"| `{cid}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main_check(per_seed: list[dict[str, Any]], claim_id: str) -> str | None:
+    """The claim's first effect check (its hypothesis' number), else its first check, as recorded per seed."""
+    checks = (per_seed[0]["claims"].get(claim_id) or {}).get("checks") or {}
+    return next((k for k, c in checks.items() if c.get("kind") == "effect"), next(iter(checks), None))
+
+
+def _spread(per_seed: list[dict[str, Any]], claim_id: str, check: str | None) -> str:
+    import numpy as np
+
+    values = [
+        c["effect"]
+        for s in per_seed
+        if (c := ((s["claims"].get(claim_id) or {}).get("checks") or {}).get(check or "")) and c["effect"] is not None
+    ]
+    if not values:
+        return "–"
+    return f"{float(np.median(values)):+.3f} [{min(values):+.3f}, {max(values):+.3f}]"
+
+
+def cross_kind_table(a: dict[str, Any], b: dict[str, Any], titles: tuple[str, str]) -> str:
+    """Markdown table comparing two populations of one recipe (e.g. two CPU kinds or kernel paths): per claim
+    k/K on each, Fisher's exact p for the two proportions, the main effect check's median [min, max] over the
+    seeds of each, and how many of b's check values fall outside a's recorded bands (b run as a gate against
+    the record a's seeds made)."""
+    from scipy.stats import fisher_exact
+
+    ta, tb = titles
+    lines = [
+        f"| claim | {ta}: holds k/K | {tb}: holds k/K | Fisher p | main effect check | {ta}: median [min, max] "
+        f"| {tb}: median [min, max] | {tb} values outside {ta}'s bands |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows_b = {c["id"]: c for c in b["claims"]}
+    for ca in sorted(a["claims"], key=lambda c: c["id"]):
+        cid = ca["id"]
+        cb = rows_b.get(cid)
+        if cb is None:
+            continue
+        p = fisher_exact([[ca["k"], ca["K"] - ca["k"]], [cb["k"], cb["K"] - cb["k"]]]).pvalue
+        check = main_check(a["per_seed"], cid)
+        outside = len(cb.get("outside") or []) if cb.get("judged_by") == "recipe" else "–"
+        lines.append(
+            f"| `{cid}` | {ca['k']}/{ca['K']} | {cb['k']}/{cb['K']} | {p:.2f} | {check or '–'} | "
+            f"{_spread(a['per_seed'], cid, check)} | {_spread(b['per_seed'], cid, check)} | {outside} |"
+        )
+    return "\n".join(lines)

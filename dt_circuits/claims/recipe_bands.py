@@ -95,13 +95,13 @@ class OutsideCheck:
     seed: int | None = None
 
     def text(self) -> str:
-        def num(x: float | None) -> str:
-            return "n/a" if x is None or x != x else f"{x:+.4f}"
-
         at = f"seed {self.seed}: " if self.seed is not None else ""
+        if self.effect is None:
+            return f"{at}{self.check}: no number (undefined here) where every recorded seed had one {self.band.text()}"
+        lo = "" if self.ci_low is None or self.ci_high is None else f" [{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
         return (
-            f"{at}{self.check}: {num(self.effect)} [{num(self.ci_low)}, {num(self.ci_high)}] outside the recipe's "
-            f"band {self.band.text()}, {self.band.distance(self.effect):.1f} half-widths away"
+            f"{at}{self.check}: {self.effect:+.4f}{lo} outside the recipe's band {self.band.text()}, "
+            f"{self.band.distance(self.effect):.1f} half-widths away"
         )
 
     def to_dict(self) -> dict[str, Any]:
