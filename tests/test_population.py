@@ -258,6 +258,17 @@ def test_readme_population_table_is_generated_from_the_json_files():
     )
 
 
+def test_readme_cross_kind_table_is_generated_from_the_json_files():
+    from dt_circuits.commands.population_table import DEFAULT_CROSS, cross_table
+
+    text = (REPO_ROOT / "README.md").read_text()
+    m = re.search(r"<!-- cross-kind-table:start -->\n(.*?)\n<!-- cross-kind-table:end -->", text, re.S)
+    assert m, "README.md has no cross-kind-table block"
+    assert m.group(1) == cross_table(list(DEFAULT_CROSS)), (
+        "README cross-kind table is out of date: run `dt-circuits population-table --write README.md`"
+    )
+
+
 def test_population_table_shows_k_over_n_and_the_interval():
     data = {"claims": [{"id": "c", "k": 2, "K": 3, "ci_low": 0.0943, "ci_high": 0.9916,
                         "population_verdict": "seed-dependent"}]}  # fmt: skip
@@ -281,19 +292,30 @@ def test_flakecheck_seeds_run_through_the_executor_with_the_same_report(tiny_che
 def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsys):
     from dt_circuits.cli import main
 
-    data = {"K": 3, "claims": [{"id": "c", "k": 3, "K": 3, "ci_low": 0.2924, "ci_high": 1.0,
-                                "population_verdict": "holds"}]}  # fmt: skip
+    seeds = [{"claims": {"c": {"checks": {"x": {"effect": v, "kind": "effect"}}}}} for v in (0.1, 0.3, 0.2)]
+    data = {"K": 3, "per_seed": seeds, "claims": [{"id": "c", "k": 3, "K": 3, "ci_low": 0.2924, "ci_high": 1.0,
+                                                   "population_verdict": "holds"}]}  # fmt: skip
     write_json_atomic(tmp_path / "a.json", data)
+    other = {**data, "claims": [{**data["claims"][0], "k": 0, "judged_by": "recipe", "outside": [{}]}]}
+    write_json_atomic(tmp_path / "b.json", other)
     readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- population-table:start -->\nold\n<!-- population-table:end -->\nafter\n")
-    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(readme)]) == 0
-    assert readme.read_text() == (
-        "before\n<!-- population-table:start -->\n| claim | a (K=3) |\n|---|---|\n"
-        "| `c` | 3/3 holds [0.29, 1.00] |\n<!-- population-table:end -->\nafter\n"
+    readme.write_text(
+        "before\n<!-- population-table:start -->\nold\n<!-- population-table:end -->\nmiddle\n"
+        "<!-- cross-kind-table:start -->\nold\n<!-- cross-kind-table:end -->\nafter\n"
     )
+    args = ["population-table", "--json", f"a={tmp_path / 'a.json'}",
+            "--cross", f"A={tmp_path / 'a.json'}", f"B={tmp_path / 'b.json'}"]  # fmt: skip
+    assert main([*args, "--write", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith(
+        "before\n<!-- population-table:start -->\n| claim | a (K=3) |\n|---|---|\n"
+        "| `c` | 3/3 holds [0.29, 1.00] |\n<!-- population-table:end -->\nmiddle\n<!-- cross-kind-table:start -->\n"
+    )
+    assert "| `c` | 3/3 | 0/3 | 0.10 | x | +0.200 [+0.100, +0.300] | +0.200 [+0.100, +0.300] | 1 |" in text
+    assert text.endswith("<!-- cross-kind-table:end -->\nafter\n")
     (tmp_path / "bad.md").write_text("no markers\n")
     capsys.readouterr()
-    assert main(["population-table", "--json", f"a={tmp_path / 'a.json'}", "--write", str(tmp_path / "bad.md")]) == 2
+    assert main([*args, "--write", str(tmp_path / "bad.md")]) == 2
     assert "no <!-- population-table:start -->" in capsys.readouterr().err
 
 

@@ -253,6 +253,32 @@ class PopulationResult:
         }
 
 
+def rejudge_population(directory: str | os.PathLike[str], data: dict[str, Any]) -> PopulationResult:
+    """Judge the seeds of a population run (``gate --seeds K --json`` output) against the checkpoint's current
+    population record, without retraining: the same per-seed numbers, today's record and rule."""
+    directory = Path(directory)
+    recorded = read_manifest(directory).get(MANIFEST_KEY) or {}
+    if not has_bands(recorded):
+        raise CheckpointError(f"{directory}: no recorded population with per-seed effects to judge against")
+    try:
+        per_seed = data["per_seed"]
+        expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()}
+        claims = [
+            PopulationClaim(cid, [s["claims"][cid]["verdict"] for s in per_seed],
+                            [s["claims"][cid]["effect"] for s in per_seed], expected.get(cid))
+            for cid in per_seed[0]["claims"]
+        ]  # fmt: skip
+        result = PopulationResult(str(directory), data["name"], data["overrides"], data["seeds"], data["executor"],
+                                  data["threads"], per_seed, claims, data.get("wall_seconds", 0.0))  # fmt: skip
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ConfigError(
+            f"not a population JSON with per-seed numbers (gate --seeds K --json): missing {exc}"
+        ) from None
+    result.reproduces_checkpoint = data.get("reproduces_checkpoint")
+    judge_population(claims, per_seed, recorded)
+    return result
+
+
 def recorded_population(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return read_manifest(Path(directory)).get(MANIFEST_KEY) or {}
 

@@ -20,6 +20,7 @@ Examples:
   dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --record            # an intended change
   dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --seeds 3 --json out/population.json
   dt-circuits gate --checkpoint dt_circuits/checkpoints/one-hot --seeds 5 --recipe fast --record
+  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --rejudge out/population.json  # no retrain
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pop.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     pop.add_argument("--workers", type=int, help="local executor: parallel seeds (default: cores // --threads)")
     pop.add_argument("--threads", type=int, default=1, help="torch threads per seed (default 1; see docs/training.md)")
+    pop.add_argument(
+        "--rejudge",
+        metavar="JSON",
+        help="judge the seeds of an earlier `--seeds K --json` run against the current record, without retraining",
+    )
     p.add_argument("--quiet", action="store_true", help="no training progress")
 
 
@@ -69,6 +75,17 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = dict(RECIPES[args.recipe]) if args.recipe else {}
     overrides.update(parse_overrides(args.override))
+    if args.rejudge:
+        from dt_circuits.claims.population import format_population, rejudge_population
+        from dt_circuits.core.io import read_json
+
+        if args.seeds is not None or args.record or overrides or args.only:
+            raise ConfigError("--rejudge takes a population JSON as it is: no --seeds, --record, --override or --only")
+        result = rejudge_population(args.checkpoint, read_json(args.rejudge, "population JSON", ConfigError))
+        print(format_population(result))
+        if args.json:
+            write_json_atomic(args.json, result.to_dict())
+        return 0 if result.passed else 1
     if args.seeds is None:
         if args.executor != "local" or args.address or args.workers or args.keep or args.threads != 1:
             raise ConfigError("--executor, --address, --workers, --threads and --keep apply to populations (--seeds K)")

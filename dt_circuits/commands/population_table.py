@@ -1,9 +1,11 @@
-"""Generate the README's population table (k/K per claim for each checkpoint) from `gate --seeds K --json` files.
+"""Generate the README's population tables from `gate --seeds K --json` files: k/K per claim for each
+checkpoint, and the cross-kind comparison of two populations of one recipe (two CPU kinds or kernel paths).
 
-Each --json TITLE=FILE becomes one column (the title gets "(K=...)" from the file). Prints the markdown table;
---write README.md replaces the block between `<!-- population-table:start -->` and
-`<!-- population-table:end -->` in that file, so the numbers in the README are never typed by hand
-(tests/test_population.py keeps README and JSON equal).
+Each --json TITLE=FILE becomes one column of the first table (the title gets "(K=...)" from the file); --cross
+A=FILE B=FILE gives the second (k/K on each, Fisher's p, the main effect check's spread, and B's values outside
+A's bands). Prints the markdown; --write README.md replaces the blocks between `<!-- population-table:start -->`
+/ `<!-- population-table:end -->` and `<!-- cross-kind-table:start -->` / `<!-- cross-kind-table:end -->`, so
+the numbers in the README are never typed by hand (tests/test_population.py keeps README and JSON equal).
 
 Example:
   dt-circuits population-table --write README.md
@@ -21,7 +23,12 @@ DEFAULT_JSON = (
     "one-hot=docs/populations/one-hot.json",
     "raw-index, previous 40k-step recipe=docs/populations/raw-index-long-recipe.json",
 )
+DEFAULT_CROSS = (
+    "Intel Xeon, default kernels=docs/populations/raw-index.json",
+    "Intel Xeon, MKL_CBWR=AVX2=docs/populations/raw-index-mkl-avx2.json",
+)
 START, END = "<!-- population-table:start -->", "<!-- population-table:end -->"
+CROSS_START, CROSS_END = "<!-- cross-kind-table:start -->", "<!-- cross-kind-table:end -->"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--json", nargs="+", default=list(DEFAULT_JSON), metavar="TITLE=FILE",
         help="population JSON files, one column each (default: " + " ".join(DEFAULT_JSON) + ")",
     )  # fmt: skip
-    p.add_argument("--write", metavar="README", help="replace the marked block in this markdown file")
+    p.add_argument(
+        "--cross", nargs=2, default=list(DEFAULT_CROSS), metavar="TITLE=FILE",
+        help="two populations of one recipe to compare (default: " + " ".join(DEFAULT_CROSS) + ")",
+    )  # fmt: skip
+    p.add_argument("--write", metavar="README", help="replace the marked blocks in this markdown file")
 
 
 def load_columns(items: list[str]) -> dict[str, dict]:
@@ -52,23 +63,39 @@ def load_columns(items: list[str]) -> dict[str, dict]:
     return columns
 
 
+def cross_table(items: list[str]) -> str:
+    from dt_circuits.claims.population import cross_kind_table
+
+    columns = load_columns(items)
+    (ta, a), (tb, b) = columns.items()
+    return cross_kind_table(a, b, (ta, tb))
+
+
+def replace_block(text: str, start: str, end: str, body: str, path: object) -> str:
+    from dt_circuits.core.errors import ConfigError
+
+    if start not in text or end not in text:
+        raise ConfigError(f"{path} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dt_circuits.claims.population import population_table
-    from dt_circuits.core.errors import ConfigError
     from dt_circuits.core.io import write_text_atomic
 
     table = population_table(load_columns(args.json))
+    cross = cross_table(args.cross)
     if not args.write:
-        print(table)
+        print(table + "\n\n" + cross)
         return 0
     path = Path(args.write)
     text = path.read_text() if path.exists() else ""
-    if START not in text or END not in text:
-        raise ConfigError(f"{path} has no {START} ... {END} block")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text_atomic(path, f"{head}{START}\n{table}\n{END}{tail}")
-    print(f"wrote the population table into {path}")
+    text = replace_block(text, START, END, table, path)
+    text = replace_block(text, CROSS_START, CROSS_END, cross, path)
+    write_text_atomic(path, text)
+    print(f"wrote the population tables into {path}")
     return 0
