@@ -311,6 +311,7 @@ def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsy
         "before\n<!-- population-table:start -->\n| claim | a (K=3) |\n|---|---|\n"
         "| `c` | 3/3 holds [0.29, 1.00] |\n<!-- population-table:end -->\nmiddle\n<!-- cross-kind-table:start -->\n"
     )
+    assert "A: A (K=3); B: B (K=3)." in text
     assert "| `c` | 3/3 | 0/3 | 0.10 | x | +0.200 [+0.100, +0.300] | +0.200 [+0.100, +0.300] | 1 |" in text
     assert text.endswith("<!-- cross-kind-table:end -->\nafter\n")
     (tmp_path / "bad.md").write_text("no markers\n")

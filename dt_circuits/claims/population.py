@@ -599,6 +599,11 @@ def _spread(per_seed: list[dict[str, Any]], claim_id: str, check: str | None) ->
     return f"{float(np.median(values)):+.3f} [{min(values):+.3f}, {max(values):+.3f}]"
 
 
+def _cell(text: str) -> str:
+    """Markdown table cell text: a "|" (as in |Δ forward-right|) would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def cross_kind_table(a: dict[str, Any], b: dict[str, Any], titles: tuple[str, str]) -> str:
     """Markdown table comparing two populations of one recipe (e.g. two CPU kinds or kernel paths): per claim
     k/K on each, Fisher's exact p for the two proportions, the main effect check's median [min, max] over the
@@ -608,8 +613,10 @@ def cross_kind_table(a: dict[str, Any], b: dict[str, Any], titles: tuple[str, st
 
     ta, tb = titles
     lines = [
-        f"| claim | {ta}: holds k/K | {tb}: holds k/K | Fisher p | main effect check | {ta}: median [min, max] "
-        f"| {tb}: median [min, max] | {tb} values outside {ta}'s bands |",
+        f"A: {ta}; B: {tb}.",
+        "",
+        "| claim | A: holds k/K | B: holds k/K | Fisher p | main effect check | A: median [min, max] "
+        "| B: median [min, max] | B's check values outside A's bands |",
         "|---|---|---|---|---|---|---|---|",
     ]
     rows_b = {c["id"]: c for c in b["claims"]}
@@ -622,7 +629,7 @@ def cross_kind_table(a: dict[str, Any], b: dict[str, Any], titles: tuple[str, st
         check = main_check(a["per_seed"], cid)
         outside = len(cb.get("outside") or []) if cb.get("judged_by") == "recipe" else "–"
         lines.append(
-            f"| `{cid}` | {ca['k']}/{ca['K']} | {cb['k']}/{cb['K']} | {p:.2f} | {check or '–'} | "
+            f"| `{cid}` | {ca['k']}/{ca['K']} | {cb['k']}/{cb['K']} | {p:.2f} | {_cell(check or '–')} | "
             f"{_spread(a['per_seed'], cid, check)} | {_spread(b['per_seed'], cid, check)} | {outside} |"
         )
     return "\n".join(lines)

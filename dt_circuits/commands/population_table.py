@@ -24,8 +24,8 @@ DEFAULT_JSON = (
     "raw-index, previous 40k-step recipe=docs/populations/raw-index-long-recipe.json",
 )
 DEFAULT_CROSS = (
-    "Intel Xeon, default kernels=docs/populations/raw-index.json",
-    "Intel Xeon, MKL_CBWR=AVX2=docs/populations/raw-index-mkl-avx2.json",
+    "raw-index on an Intel Xeon (cpu family 6, model 207), default kernels=docs/populations/raw-index.json",
+    "the same seeds through MKL's AVX2 path (MKL_CBWR=AVX2)=docs/populations/raw-index-mkl-avx2.json",
 )
 START, END = "<!-- population-table:start -->", "<!-- population-table:end -->"
 CROSS_START, CROSS_END = "<!-- cross-kind-table:start -->", "<!-- cross-kind-table:end -->"
@@ -54,7 +54,7 @@ def load_columns(items: list[str]) -> dict[str, dict]:
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--json {item!r} must look like TITLE=FILE")
-        title, path = item.split("=", 1)
+        title, path = item.rsplit("=", 1)  # a title may hold "=" (MKL_CBWR=AVX2), a path does not
         p = Path(path)
         data = read_json(p if p.is_absolute() or p.exists() else REPO_ROOT / p, "population JSON", ConfigError)
         if not isinstance(data, dict) or "claims" not in data or "K" not in data:
