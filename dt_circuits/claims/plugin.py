@@ -221,8 +221,7 @@ class ClaimItem(pytest.Item):
         self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
         details = (
             "\n".join(
-                f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {_f(c.effect)} "
-                f"[{_f(c.ci_low)}, {_f(c.ci_high)}] "
+                f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {c.numbers(_f)} "
                 f"needs {c.bound} (n={c.n} in {c.n_clusters} {c.cluster_unit}) — {c.describe}"
                 for c in run.verdict.checks
             )
@@ -265,7 +264,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         h = run.verdict.headline
         terminalreporter.write_line(
             f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
-            f"{run.verdict.reason:<16} {_f(h.effect)} [{_f(h.ci_low)}, {_f(h.ci_high)}] needs {h.bound}"
+            f"{run.verdict.reason:<16} {h.numbers(_f)} needs {h.bound}"
             + (" RECIPE-DEPENDENT" if run.verdict.recipe_dependent else "")
             + (f"; failing: {'; '.join(run.verdict.failing_checks)}" if run.verdict.failing_checks else "")
         )
