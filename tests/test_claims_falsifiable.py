@@ -10,20 +10,25 @@ are deterministic functions of the model and the seeds, so sharing them changes 
 from __future__ import annotations
 
 import functools
+import json
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 from dt_circuits.analysis.interventions import MLP, Head, component_names, parse_component
-from dt_circuits.claims.claim import Ablation, Check, OnFamily
+from dt_circuits.claims.claim import Ablation, Check, Measurement, OnFamily, OwnSample, evaluate_check
+from dt_circuits.claims.comparisons import default_comparisons
 from dt_circuits.claims.discovery import discover
 from dt_circuits.claims.names import FALSIFIERS, ROLES
 from dt_circuits.claims.subject import Subject, recorded_expectations
+from dt_circuits.claims.suite import format_table, run_claim
 from dt_circuits.core.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
 from dt_circuits.dt.checkpoint import load_checkpoint
 from dt_circuits.dt.controls import random_like, swap_heads
-from tests.helpers import batch
+from tests.helpers import batch, random_model
 
 CLAIMS = {c.id: c for c in discover()}
 #: every checkpoint the claims run on: the DTI reference and each of ours
@@ -213,6 +218,42 @@ def test_a_reading_on_an_unused_path_fails_with_its_reason():
     assert verdict.reason == "path-unused"
     raw = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
     assert [c.reason for c in CLAIMS["encoding-shapes-algorithm"].evaluate(raw).checks] == ["", ""]
+
+
+def test_a_ratio_whose_denominator_is_0_is_undefined_never_infinite():
+    """A ratio over 0 printed "n/a [-inf, +inf]" (mlp-amplifies-heads) or "+inf" (rtg-embedding-right-left). With
+    W_rtg zeroed, RTG 0.9 and -1 are the same input (every head's path effect is exactly 0) and W_rtg's
+    forward - right projection is exactly 0: both claims fail as undefined, saying which denominator is 0."""
+    model = random_model(0)
+    with torch.no_grad():
+        model.W_rtg.zero_()
+    subject = Subject.from_model(model, name="W_rtg = 0")
+    runs = [run_claim(CLAIMS[cid], subject) for cid in ("mlp-amplifies-heads", "rtg-embedding-right-left")]
+    for run in runs:
+        assert not run.verdict.holds and run.verdict.reason == "undefined"
+        for c in run.verdict.checks:
+            assert c.reason.startswith("undefined: ") and c.reason.endswith(" is 0"), c.reason
+            assert math.isnan(c.effect) and math.isnan(c.ci_low) and math.isnan(c.ci_high)
+    text = format_table(runs) + "\n" + "\n".join(r.verdict.summary() for r in runs)
+    assert "undefined (mean direct effect of L0H0 is 0)" in text, text
+    assert "undefined (W_rtg . forward-right is 0)" in text, text
+    assert "inf" not in text, text
+    json.dumps([r.to_dict() for r in runs], allow_nan=False)  # no number at all, rather than an infinite one
+
+
+def test_a_ratio_undefined_in_some_resamples_keeps_its_number_but_has_no_interval():
+    @dataclass(frozen=True)
+    class Given(OwnSample):
+        draws: tuple[float, ...]
+
+        def measure(self, subject) -> Measurement:
+            return Measurement(np.ones(4), "ratio", "given", estimate=0.8, draws=np.array(self.draws))
+
+    check = Check("ratio", Given((0.7, 0.8, 0.9, float("nan"))), at_least=0.5)
+    (result,) = evaluate_check("x", check, None, default_comparisons())
+    assert not result.holds and result.effect == 0.8 and math.isnan(result.ci_low) and math.isnan(result.ci_high)
+    assert result.reason == "undefined: no number in 1 of 4 bootstrap resamples"
+    assert result.numbers() == "+0.800 [interval undefined (no number in 1 of 4 bootstrap resamples)]"
 
 
 def test_roles_path_scan_findings():

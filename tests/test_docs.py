@@ -46,7 +46,7 @@ def test_worked_example_runs_in_the_real_pytest_collection(tmp_path):
     _example(claims)
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--claims-dir", str(claims),
-         "--checkpoint", str(CHECKPOINTS_DIR / "raw-index"), str(claims), "-rA"],
+         f"--checkpoint={CHECKPOINTS_DIR / 'raw-index'}", str(claims), "-rA"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     text = out.stdout + out.stderr

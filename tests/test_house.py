@@ -92,6 +92,20 @@ def test_claim_files_are_collected_per_checkpoint_with_ids(pytester):
     result.stdout.fnmatch_lines(["*rtg_cosine.py::rtg-cosine?raw-index?*", "*rtg_cosine.py::rtg-cosine?one-hot?*"])
 
 
+def test_checkpoint_with_a_space_is_a_usage_error_naming_the_fix(pytester):
+    """In a repository made by ``dt-circuits init``, ``pytest --checkpoint PATH`` ran nothing and exited 5 ("no
+    tests ran"): PATH was taken for a test path and moved the rootdir away from the repository's pytest.ini."""
+    from dt_circuits.cli import main
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+
+    assert main(["init", str(pytester.path)]) == 0
+    path = CHECKPOINTS_DIR / "raw-index"
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "--checkpoint", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [x for x in result.stderr.lines if x.strip()]
+    assert f"use --checkpoint={path} (with '=')" in line
+
+
 def test_summary_lines_off_a_terminal_print_a_bounded_number_of_lines():
     out = io.StringIO()
     clock = iter(range(0, 10_000)).__next__  # one second per call

@@ -213,6 +213,28 @@ def test_gate_cli_population_errors_are_one_line(tiny_checkpoint, tmp_path, caps
         assert needle in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("what", ["a .pt file", "a folder without manifest.json"])
+def test_gate_cli_on_a_path_that_is_not_our_checkpoint_says_why_in_one_line(tmp_path, capsys, what):
+    """Only our checkpoint directories record the training data and config a retrain needs; a DTI .pt file used
+    to fail with "x.pt/manifest.json is missing", which did not say so. The single gate, --seeds K and
+    --rejudge all say it."""
+    from dt_circuits.cli import main
+
+    path = tmp_path / ("x.pt" if what == "a .pt file" else "plain")
+    if path.suffix:
+        path.write_bytes(b"not ours")
+    else:
+        path.mkdir()
+    earlier = tmp_path / "population.json"
+    earlier.write_text("{}")
+    for extra in ([], ["--seeds", "2"], ["--rejudge", str(earlier)]):
+        assert main(["gate", "--checkpoint", str(path), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"{path} is not a dt-circuits checkpoint directory" in err, err
+        assert "record their training data and config in manifest.json, can be retrained and gated" in err, err
+
+
 def test_gate_cli_population_json_has_the_fields(tiny_checkpoint, tmp_path, capsys):
     from dt_circuits.cli import main
 

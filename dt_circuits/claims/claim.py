@@ -41,7 +41,14 @@ from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT
 
 N_BOOTSTRAP = 20_000
 CheckKind = Literal["baseline", "effect", "control"]
-REASONS = ("holds", "baseline-absent", "effect-too-small", "control-failed", "other")
+REASONS = ("holds", "baseline-absent", "path-unused", "undefined", "effect-too-small", "control-failed", "other")
+#: how a check's reason starts when its number does not exist on the model (a ratio whose denominator is 0)
+UNDEFINED = "undefined: "
+
+
+class Undefined(ArithmeticError):
+    """Raised by a weight reading whose number does not exist on this model, saying why ("W_rtg . forward-right
+    is 0"): the check fails with that reason instead of printing an infinite or meaningless number."""
 
 
 # -- per-example metrics ------------------------------------------------------------------------------------
@@ -122,6 +129,8 @@ class Measurement:
     #: from which the check takes its interval at the run's family-wise level
     estimate: float | None = None
     draws: np.ndarray | None = None
+    #: why the statistic has no number here, e.g. "mean direct effect of L0H0 is 0" (a ratio over 0); "" if it has
+    undefined: str = ""
 
 
 @dataclass(frozen=True)
@@ -321,7 +330,10 @@ class Weights:
         return []
 
     def measure(self, subject: Subject) -> Measurement:
-        return Measurement(np.array([float(self.fn(subject))]), self.unit, self.describe)
+        try:
+            return Measurement(np.array([float(self.fn(subject))]), self.unit, self.describe)
+        except Undefined as why:
+            return Measurement(np.array([math.nan]), self.unit, self.describe, undefined=str(why))
 
 
 @dataclass(frozen=True)
@@ -446,8 +458,23 @@ class CheckResult:
     primary_recipe: str | None = None
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    #: why it failed when not for its bound: "path-unused" (see ``Check.requires_path``); "" otherwise
+    #: why it failed when not for its bound: "path-unused" (see ``Check.requires_path``), "undefined: <why>" (its
+    #: number does not exist here, e.g. a ratio over 0); "" otherwise
     reason: str = ""
+
+    @property
+    def undefined(self) -> str:
+        """Why this check has no number ("mean direct effect of L0H0 is 0"), or ""."""
+        return self.reason.removeprefix(UNDEFINED) if self.reason.startswith(UNDEFINED) else ""
+
+    def numbers(self, fmt: Callable[[float], str] | None = None) -> str:
+        """``effect [ci_low, ci_high]``, or why there is none: "undefined (… is 0)", never an infinite interval."""
+        fmt = fmt or _fmt
+        if not self.undefined:
+            return f"{fmt(self.effect)} [{fmt(self.ci_low)}, {fmt(self.ci_high)}]"
+        if math.isnan(self.effect):
+            return f"undefined ({self.undefined})"
+        return f"{fmt(self.effect)} [interval undefined ({self.undefined})]"
 
     @property
     def recipe_dependent(self) -> bool:
@@ -529,7 +556,8 @@ class Verdict:
     @property
     def reason(self) -> str:
         """Why the claim fails, in order: no behaviour (a baseline check), a reading on a path the head does not
-        use (``path-unused``), too small an effect, a failed control;
+        use (``path-unused``), a number that does not exist here (``undefined``: a ratio over 0), too small an
+        effect, a failed control;
         ``other`` when only under-sampled on-policy checks fail, or for a behavioural claim's own checks."""
         if self.holds:
             return "holds"
@@ -539,6 +567,8 @@ class Verdict:
             return "baseline-absent"
         if any(c.reason == "path-unused" for c in real):
             return "path-unused"
+        if any(c.undefined for c in real):
+            return "undefined"
         if "effect" in kinds and self.kind != "behaviour":
             return "effect-too-small"
         if "control" in kinds:
@@ -558,8 +588,8 @@ class Verdict:
         h = self.headline
         more = f" (+{len(self.failing) - 1} more failing)" if len(self.failing) > 1 else ""
         return (
-            f"{self.claim_id}: {self.verdict} [{self.reason}] — {h.name}: {_fmt(h.effect)} "
-            f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}] (needs {h.bound}; n={h.n} in {h.n_clusters} clusters, "
+            f"{self.claim_id}: {self.verdict} [{self.reason}] — {h.name}: {h.numbers()} "
+            f"(needs {h.bound}; n={h.n} in {h.n_clusters} clusters, "
             f"{h.frac_as_predicted:.0%} of examples as predicted){more} — {h.describe}"
         )
 
@@ -599,10 +629,20 @@ def evaluate_check(
 
 
 def _replicate_interval(check: Check, m: Measurement, comparisons: Comparisons) -> dict[str, Any]:
-    """Interval and p-value of a statistic from its own bootstrap replicates (ratios, slopes, coefficients)."""
+    """Interval and p-value of a statistic from its own bootstrap replicates (ratios, slopes, coefficients).
+
+    Undefined in some resample (a ratio whose denominator is 0 there): no interval (NaN, not ±inf), and the
+    check fails with reason "undefined: <why>", the measure's own words when it gives them."""
     draws = np.asarray(m.draws, dtype=float)
-    if np.isnan(draws).any() or m.estimate is None or np.isnan(m.estimate):  # undefined in some resample
-        return {"effect": m.estimate, "ci_low": -math.inf, "ci_high": math.inf, "holds": False, "p_value": 1.0}
+    estimate = math.nan if m.estimate is None else float(m.estimate)
+    if np.isnan(draws).any() or math.isnan(estimate):
+        why = m.undefined or (
+            "no number on this sample"
+            if math.isnan(estimate)
+            else f"no number in {int(np.isnan(draws).sum())} of {len(draws)} bootstrap resamples"
+        )
+        nan, reason = math.nan, UNDEFINED + why
+        return {"effect": estimate, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0, "reason": reason}
     tail = (1 - comparisons.confidence) / 2
     lo, hi = (float(q) for q in np.quantile(draws, [tail, 1 - tail]))
     p = max(
@@ -622,7 +662,7 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
         return [
             CheckResult(check.name, check.clears(v, v), v, v, v, 1, float(check.example_holds(v)), unit=m.unit,
                         describe=m.describe, sample="weights", n_clusters=1, cluster_unit="exact reading",
-                        values=m.values, **common)
+                        values=m.values, reason=UNDEFINED + m.undefined if m.undefined else "", **common)
         ]  # fmt: skip
     if isinstance(measure, Rollouts):
         m = measure.measure(subject)
@@ -645,7 +685,8 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
             CheckResult(check.name, bool(stats["holds"]), stats["effect"], stats["ci_low"], stats["ci_high"],
                         len(m.values), frac, unit=m.unit, describe=m.describe, sample="generated",
                         n_clusters=len(m.values), cluster_unit=unit_of_clusters, p_value=stats["p_value"],
-                        alpha=comparisons.check_alpha, values=np.asarray(m.values, dtype=float), **common)
+                        alpha=comparisons.check_alpha, values=np.asarray(m.values, dtype=float),
+                        reason=stats.get("reason", ""), **common)
         ]  # fmt: skip
     results = []
     for sample in measure.on.samples(subject):
@@ -836,6 +877,7 @@ __all__ = [
     "PerStateMeasure",
     "Rollouts",
     "StateRenderer",
+    "Undefined",
     "Verdict",
     "Weights",
     "evaluate_check",

@@ -60,7 +60,7 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
             for c in run.verdict.checks
         },
     }
-    if h.reason:  # a check that failed on an unused path, not on its bound
+    if h.reason:  # a check that failed on an unused path, or with no number (undefined), not on its bound
         entry["measured"]["reason"] = h.reason
     return entry
 

@@ -43,7 +43,7 @@ from dt_circuits.claims.suite import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.core.tables import aligned_lines
-from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest
+from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest, require_retrainable
 
 #: how a gate row was judged: the committed bytes' own record, the recipe's bands, or (no bands) the verdicts
 JUDGED_BY = ("bytes", "recipe", "verdicts")
@@ -210,6 +210,7 @@ def run_gate(
     from dt_circuits.training.train import save_run
 
     directory = Path(checkpoint_dir)
+    require_retrainable(directory)
     manifest = read_manifest(directory)
     expectations = manifest.get("expectations") or {}
     if not expectations:

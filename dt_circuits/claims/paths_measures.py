@@ -45,7 +45,7 @@ def paired_bootstrap(
     """(estimate, replicates) of ``stat`` over rows of ``columns`` (n, k), resampling rows with replacement.
 
     The check takes its interval from the replicates at the run's family-wise level; a replicate where ``stat``
-    is undefined (NaN) makes the interval infinite.
+    is undefined (NaN) leaves the check without an interval (reason "undefined: ...").
     """
     rng = np.random.default_rng(seed)
     n = len(columns)
@@ -206,6 +206,11 @@ class PathShare(OwnSample):
         est, draws = ratio_bootstrap(
             cols[:, 0], cols[:, 1], _seed(f"{label}/{where}/{self.numerator}/{self.denominator}")
         )
+        zero, undefined = f"mean {self.denominator} effect of {label} is 0", ""
+        if np.isnan(est):
+            undefined = zero
+        elif np.isnan(draws).any():
+            undefined = f"{zero} in {int(np.isnan(draws).sum())} of {len(draws)} bootstrap resamples"
         return Measurement(
             eff[self.numerator],
             "ratio",
@@ -213,6 +218,7 @@ class PathShare(OwnSample):
             f"{where} ({len(base)}): {cols[:, 0].mean():+.3f} / {cols[:, 1].mean():+.3f}",
             estimate=est,
             draws=draws,
+            undefined=undefined,
         )
 
 

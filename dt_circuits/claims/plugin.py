@@ -6,7 +6,8 @@ With ``pip install dt-circuits`` a repository gets, with no conftest of its own:
   collected as one item per checkpoint;
 * ``--checkpoint=PATH`` (repeatable; ini ``dt_circuits_checkpoints``), default the checkpoints this package
   ships, plus the DTI reference when ``../shared`` has it. Write it with ``=``: pytest finds its rootdir (and
-  so its ini file) before plugins add options, and would take a separate ``PATH`` for a test path;
+  so its ini file) before plugins add options, and would take a separate ``PATH`` for a test path (so
+  ``--checkpoint PATH`` on the command line is a usage error naming the fix);
 * ``--roles FILE``, a JSON roles file;
 * a claim recorded as failing on a checkpoint runs as a *strict* xfail: it xfails with its numbers and the
   test FAILS if the claim starts to hold, so a record never goes stale;
@@ -20,6 +21,7 @@ nothing; torch loads only when a claim is collected.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dt_circuits_env_backend", "who steps the env in the claims' rollout checks", default=None)
     parser.addini("dt_circuits_claims_dir", "folder of claim files, relative to the rootdir", default=None)
     parser.addini("dt_circuits_checkpoints", "checkpoints the claims run on, relative to the rootdir", type="linelist")
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """``--checkpoint PATH`` (a space) on the command line is a usage error, not a silent "no tests ran": pytest
+    has already taken PATH for a test path and looked for its rootdir and ini there, before this plugin's
+    options existed."""
+    args = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *map(str, early_config.invocation_params.args)]
+    args = args[: args.index("--")] if "--" in args else args
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "--checkpoint" and not value.startswith("-"):
+            raise pytest.UsageError(
+                f"dt-circuits: use --checkpoint={value} (with '='): pytest takes a separate PATH for a test path, "
+                "and finds its rootdir and ini from it before plugins add options"
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -205,8 +221,7 @@ class ClaimItem(pytest.Item):
         self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
         details = (
             "\n".join(
-                f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {_f(c.effect)} "
-                f"[{_f(c.ci_low)}, {_f(c.ci_high)}] "
+                f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {c.numbers(_f)} "
                 f"needs {c.bound} (n={c.n} in {c.n_clusters} {c.cluster_unit}) — {c.describe}"
                 for c in run.verdict.checks
             )
@@ -249,7 +264,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         h = run.verdict.headline
         terminalreporter.write_line(
             f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
-            f"{run.verdict.reason:<16} {_f(h.effect)} [{_f(h.ci_low)}, {_f(h.ci_high)}] needs {h.bound}"
+            f"{run.verdict.reason:<16} {h.numbers(_f)} needs {h.bound}"
             + (" RECIPE-DEPENDENT" if run.verdict.recipe_dependent else "")
             + (f"; failing: {'; '.join(run.verdict.failing_checks)}" if run.verdict.failing_checks else "")
         )

@@ -33,7 +33,7 @@ from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.executor import ExecutorSpec, run_stages
 from dt_circuits.core.machine import machine_kind
 from dt_circuits.core.tables import aligned_lines
-from dt_circuits.dt.checkpoint import read_manifest
+from dt_circuits.dt.checkpoint import read_manifest, require_retrainable
 
 HOLDS_AT_LEAST = 0.8
 FAILS_AT_MOST = 0.2
@@ -257,6 +257,7 @@ def rejudge_population(directory: str | os.PathLike[str], data: dict[str, Any]) 
     """Judge the seeds of a population run (``gate --seeds K --json`` output) against the checkpoint's current
     population record, without retraining: the same per-seed numbers, today's record and rule."""
     directory = Path(directory)
+    require_retrainable(directory)
     recorded = read_manifest(directory).get(MANIFEST_KEY) or {}
     if not has_bands(recorded):
         raise CheckpointError(f"{directory}: no recorded population with per-seed effects to judge against")
@@ -307,6 +308,7 @@ def run_population(
     if isinstance(k_seeds, bool) or not isinstance(k_seeds, int) or k_seeds < 1:
         raise ConfigError(f"--seeds must be an integer >= 1, got {k_seeds!r}")
     directory = Path(checkpoint_dir)
+    require_retrainable(directory)
     manifest = read_manifest(directory)
     training = manifest.get("training") or {}
     if "config" not in training:

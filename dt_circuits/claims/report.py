@@ -32,6 +32,11 @@ def _f(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{x:+.4f}"
 
 
+def _interval(c) -> str:
+    """A check's interval, or why it has none (a ratio over 0)."""
+    return f"undefined ({c.undefined})" if c.undefined else f"[{_f(c.ci_low)}, {_f(c.ci_high)}]"
+
+
 def check_figure(run: ClaimRun, path: Path) -> Path:
     """One row per check: the per-example values, their mean and CI, and the bound the CI must clear."""
     checks = run.verdict.checks
@@ -41,8 +46,9 @@ def check_figure(run: ClaimRun, path: Path) -> Path:
     rng = np.random.default_rng(0)
     for ax, c in zip(axes[:, 0], checks, strict=True):
         vals = c.values
-        if c.effect != c.effect:  # an empty on-policy sample: nothing to draw
-            ax.set_title(f"✗ {c.name}: no states", fontsize=8, loc="left")
+        if c.effect != c.effect:  # an empty on-policy sample, or an undefined number: nothing to draw
+            why = f"undefined ({c.undefined})" if c.undefined else "no states"
+            ax.set_title(f"✗ {c.name}: {why}", fontsize=8, loc="left")
             ax.set_yticks([])
             continue
         jitter = rng.uniform(-0.15, 0.15, len(vals))
@@ -81,14 +87,14 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
             f"<tr{cls}><td><a href='#{e(r.claim.id)}'>{e(r.claim.id)}</a></td>"
             f"<td class='{r.verdict.verdict}'>{r.verdict.verdict}</td><td>{e(r.verdict.reason)}</td>"
             f"<td>{'recipe-dependent' if r.verdict.recipe_dependent else ''}</td><td>{r.expected}</td>"
-            f"<td>{_f(h.effect)}</td><td>[{_f(h.ci_low)}, {_f(h.ci_high)}]</td><td>{e(h.bound)}</td>"
+            f"<td>{_f(h.effect)}</td><td>{e(_interval(h))}</td><td>{e(h.bound)}</td>"
             f"<td>{h.n_clusters}</td><td>{e('; '.join(r.verdict.failing_checks))}</td></tr>"
         )
         png = check_figure(r, directory / f"{r.claim.id}.png")
         check_rows = "".join(
             f"<tr><td class='{'holds' if c.holds else 'fails'}'>{'holds' if c.holds else 'fails'}</td>"
             f"<td>{e(c.name)}</td><td>{c.kind}</td><td>{_f(c.effect)}</td>"
-            f"<td>[{_f(c.ci_low)}, {_f(c.ci_high)}]</td><td>{e(c.bound)}</td><td>{c.n}</td>"
+            f"<td>{e(_interval(c))}</td><td>{e(c.bound)}</td><td>{c.n}</td>"
             f"<td>{c.n_clusters} {e(c.cluster_unit)}</td><td>{e(c.describe)}</td></tr>"
             + "".join(
                 f"<tr><td></td><td colspan='2'>recipe <code>{e(name)}</code>"

@@ -98,8 +98,8 @@ def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:
 
 
 def format_table(runs: list[ClaimRun]) -> str:
-    """One row per claim: verdict, reason, the headline check's numbers, recipe dependence, and every failing
-    check."""
+    """One row per claim: verdict, reason, the headline check's numbers (or why it has none: "undefined (… is
+    0)"), recipe dependence, and every failing check."""
     rows = [("claim", "verdict", "reason", "expected", "effect", "interval", "bound", "clusters", "recipe", "failing")]
     for r in runs:
         h = r.verdict.headline
@@ -109,8 +109,7 @@ def format_table(runs: list[ClaimRun]) -> str:
                 r.verdict.verdict + ("" if r.matches else " (!)"),
                 r.verdict.reason,
                 r.expected,
-                _fmt(h.effect),
-                f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]",
+                *((h.numbers(), "") if h.undefined else (_fmt(h.effect), f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]")),
                 h.bound,
                 str(h.n_clusters),
                 "DEPENDENT" if r.verdict.recipe_dependent else "",

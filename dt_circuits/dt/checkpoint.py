@@ -135,6 +135,18 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def require_retrainable(path: str | os.PathLike[str]) -> None:
+    """Retraining (the gate and its populations) needs the training data and config our manifest records; a DTI
+    .pt file or another folder has neither, and "manifest.json is missing" would not say why that matters."""
+    p = Path(path)
+    if not (p / MANIFEST_FILE).is_file():
+        what = "it does not exist" if not p.exists() else "a file" if not p.is_dir() else f"no {MANIFEST_FILE}"
+        raise CheckpointError(
+            f"{p} is not a dt-circuits checkpoint directory ({what}): only those, which record their training "
+            f"data and config in {MANIFEST_FILE}, can be retrained and gated"
+        )
+
+
 #: Optional manifest fields read by the package, and the JSON type each must have.
 _MANIFEST_TYPES: dict[str, tuple[type, str]] = {
     "name": (str, "a string"),

@@ -15,7 +15,7 @@ the ratio alone is not head-specific: on
 the DTI reference both heads have a ratio ≥ 0.5, because both push *up* for ball and goal alike.)
 """
 
-from dt_circuits.claim import Check, Claim, OnFamily, Weights, front_cell_ov
+from dt_circuits.claim import Check, Claim, OnFamily, Undefined, Weights, front_cell_ov
 from dt_circuits.claims.paths_measures import PathUse
 
 #: issue 13: an OV reading at the state token only counts where the head attends to the state token
@@ -26,7 +26,9 @@ GOAL_STATES = OnFamily("goal-from-top", rtg=0.9)
 def goal_to_ball_ratio(subject) -> float:
     ball = front_cell_ov(subject, "obstacle_head", "obstacle")
     goal = front_cell_ov(subject, "obstacle_head", "goal")
-    return goal / ball if ball != 0 else float("nan")
+    if ball == 0:
+        raise Undefined("the obstacle head's OV push for a ball in front is 0")
+    return goal / ball
 
 
 CLAIM = Claim(

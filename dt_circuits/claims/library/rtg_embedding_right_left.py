@@ -8,13 +8,15 @@ Falsified on a random initialisation (both projections are noise of one size).
 """
 
 from dt_circuits.analysis.embeddings import rtg_embedding_projection
-from dt_circuits.claim import Check, Claim, Weights
+from dt_circuits.claim import Check, Claim, Undefined, Weights
 
 
 def right_left_ratio(subject) -> float:
     fr = rtg_embedding_projection(subject.model, "forward-right")
     rl = rtg_embedding_projection(subject.model, "right-left")
-    return abs(rl) / fr if fr > 0 else float("inf")
+    if fr <= 0:
+        raise Undefined(f"W_rtg . forward-right is {'0' if fr == 0 else f'{fr:+.4f}, not positive'}")
+    return abs(rl) / fr
 
 
 CLAIM = Claim(
