@@ -406,8 +406,7 @@ def format_gate(gate: GateResult) -> str:
         elif r.moved:
             lines.append(f"MOVED {r.claim_id}: recorded {r.expected}, now {r.new.verdict.verdict}")
             lines.extend(
-                f"    {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
-                f"needs {c.bound}"
+                f"    {'ok  ' if c.holds else 'FAIL'} {c.name}: {c.numbers(lambda x: f'{x:+.4f}')} needs {c.bound}"
                 for c in r.new.verdict.checks
             )
     weights = "identical weight bytes" if gate.identical_weights else "weights differ from the committed ones"
