@@ -122,10 +122,17 @@ def test_gate_refuses_unknown_overrides(raw_index):
 OTHER_KERNELS = {"MKL_CBWR": "AVX2"}
 
 
+#: the four claims whose verdicts a CPU change moved under the verdict-comparing gate (issue 25, an AMD EPYC)
+CPU_MOVED = ["calibration-critical-points", "head-negative-controls", "injection-coefficient-flip",
+             "obstacle-head-qk-walls-goal"]  # fmt: skip
+
+
 def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index, tmp_path, record_property):
-    """`gate --seeds 2 --json OUT` with MKL's AVX2 path: two retrains whose bytes are none of the recorded
-    population's (new draws of the recipe on either CPU kind), judged against the recipe's bands: the gate
-    passes, every claim judged by the recipe, with k, K, the intervals and the retrain times in the JSON."""
+    """`gate --seeds 2 --only ... --json OUT` with MKL's AVX2 path: two retrains whose bytes are none of the
+    recorded population's (new draws of the recipe on either CPU kind), judged against the recipe's bands on the
+    claims a CPU change moved before: the gate passes, every claim judged by the recipe, with k, K, the
+    intervals and the retrain times in the JSON. (All 22 claims: `docs/populations/raw-index-mkl-avx2.json`,
+    10 such seeds, none outside.)"""
     import os
 
     from dt_circuits.core.io import read_json
@@ -135,7 +142,7 @@ def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index,
     env = {**os.environ, **OTHER_KERNELS}
     proc = subprocess.run(
         [sys.executable, "-m", "dt_circuits.cli", "gate", "--checkpoint", str(raw_index), "--seeds", "2",
-         "--quiet", "--json", str(out)],
+         "--only", *CPU_MOVED, "--quiet", "--json", str(out)],
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     print(proc.stdout)
@@ -147,6 +154,7 @@ def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index,
     assert len(recorded["seeds"]) >= 10 and not set(data["weights_sha256"]) & set(recorded["weights_sha256"])
     assert all(s["machine"]["kernels"].get("MKL_CBWR") == "AVX2" for s in data["per_seed"])
     assert data["reproduces_checkpoint"] is None, proc.stdout  # other kernels: the bytes are not comparable
+    assert [c["id"] for c in data["claims"]] == CPU_MOVED
     for c in data["claims"]:
         assert c["judged_by"] == "recipe" and not c["outside"] and not c["verdicts_differ"], c
         assert c["K"] == 2 and 0 <= c["ci_low"] <= c["k"] / 2 <= c["ci_high"] <= 1
