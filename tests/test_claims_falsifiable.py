@@ -278,3 +278,27 @@ def test_roles_path_scan_on_real_checkpoints(reference_path):
     assert [h.finding for h in raw] == ["relays RTG and reads the state"] * 2  # both heads attend to a ball
     ref = scan_head_paths(Subject.from_model(load_checkpoint(reference_path)))
     assert ref[1].finding != "relays RTG only"  # the reference's head 1 reads the state with a ball in front
+
+
+def test_the_claims_table_fits_the_terminal_width(monkeypatch):
+    """`dt-circuits claims` prints one row per claim; the full row (expected, bound, clusters, every failing check)
+    is 150+ columns and wrapped into noise on an 80-120 column terminal. With a width the rest goes on indented
+    lines under the row; with none (a log, a pipe) the table is as before."""
+    from dt_circuits.claims.suite import terminal_width
+
+    subject = Subject.from_model(random_model(0), name="random")
+    ids = ("rtg-embedding-forward", "rtg-embedding-right-left", "time-embedding-slope", "embedding-table3-rows")
+    runs = [run_claim(CLAIMS[cid], subject) for cid in ids]
+    wide = format_table(runs)
+    assert max(len(line) for line in wide.splitlines()) > 100, wide
+    narrow = format_table(runs, width=100)
+    assert all(len(line) <= 100 for line in narrow.splitlines()), narrow
+    header, first = narrow.splitlines()[:2]
+    assert header.index("verdict") == first.index("fails") or header.index("verdict") == first.index("holds")
+    for r in runs:
+        assert any(line.startswith(r.claim.id) for line in narrow.splitlines())
+        for name in r.verdict.failing_checks:
+            assert name.split()[0] in narrow
+    assert "    expected " in narrow and format_table(runs, width=10_000) == wide
+    monkeypatch.setenv("COLUMNS", "88")
+    assert terminal_width() == 88

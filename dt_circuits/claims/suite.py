@@ -13,7 +13,7 @@ from dt_circuits.claims.claim import Claim, Verdict, _fmt, _num
 from dt_circuits.claims.comparisons import Comparisons, default_comparisons
 from dt_circuits.claims.discovery import rollout_requests
 from dt_circuits.claims.subject import Subject
-from dt_circuits.core.tables import aligned
+from dt_circuits.core.tables import aligned_lines
 
 
 @dataclass
@@ -97,23 +97,51 @@ def suite_json(subject: Subject, runs: list[ClaimRun]) -> dict[str, Any]:
     }
 
 
-def format_table(runs: list[ClaimRun]) -> str:
+def format_table(runs: list[ClaimRun], width: int | None = None) -> str:
     """One row per claim: verdict, reason, the headline check's numbers (or why it has none: "undefined (… is
-    0)"), recipe dependence, and every failing check."""
-    rows = [("claim", "verdict", "reason", "expected", "effect", "interval", "bound", "clusters", "recipe", "failing")]
+    0)"), recipe dependence, and every failing check.
+
+    ``width``: the columns a line may take (None: no limit). When the full table is wider, each row keeps
+    claim, verdict, reason, numbers and recipe dependence, and the rest (expected verdict, bound, clusters,
+    failing checks) goes on indented lines under it, wrapped to ``width``: an 80–120 column terminal shows a
+    table, not wrapped noise."""
+    import textwrap
+
+    full = [("claim", "verdict", "reason", "expected", "effect", "interval", "bound", "clusters", "recipe", "failing")]
+    short = [("claim", "verdict", "reason", "effect [interval]", "recipe")]
+    details = []
     for r in runs:
         h = r.verdict.headline
-        rows.append(
-            (
-                r.claim.id,
-                r.verdict.verdict + ("" if r.matches else " (!)"),
-                r.verdict.reason,
-                r.expected,
-                *((h.numbers(), "") if h.undefined else (_fmt(h.effect), f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]")),
-                h.bound,
-                str(h.n_clusters),
-                "DEPENDENT" if r.verdict.recipe_dependent else "",
-                "; ".join(r.verdict.failing_checks),
-            )
+        effect, interval = (
+            (h.numbers(), "") if h.undefined else (_fmt(h.effect), f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]")
         )
-    return aligned(rows)
+        verdict = r.verdict.verdict + ("" if r.matches else " (!)")
+        recipe = "DEPENDENT" if r.verdict.recipe_dependent else ""
+        failing = "; ".join(r.verdict.failing_checks)
+        full.append((r.claim.id, verdict, r.verdict.reason, r.expected, effect, interval, h.bound, str(h.n_clusters),
+                     recipe, failing))  # fmt: skip
+        short.append((r.claim.id, verdict, r.verdict.reason, f"{effect} {interval}".rstrip(), recipe))
+        clusters = f"{h.n_clusters} cluster{'' if h.n_clusters == 1 else 's'}"
+        details.append(f"expected {r.expected}; bound {h.bound}; {clusters}"
+                       + (f"; failing: {failing}" if failing else ""))  # fmt: skip
+    lines = aligned_lines(full)
+    if width is None or max(len(line) for line in lines) <= width:
+        return "\n".join(lines)
+    rows = aligned_lines(short)
+    out = rows[:1]
+    for row, detail in zip(rows[1:], details, strict=True):
+        out.append(row)
+        out.extend(textwrap.wrap(detail, width=max(40, width), initial_indent="    ", subsequent_indent="      "))
+    return "\n".join(out)
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal stdout writes to (``COLUMNS`` if set); None when it is not a terminal (a log or a
+    pipe keeps the full rows, one line per claim, for grep)."""
+    import os
+    import shutil
+    import sys
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None

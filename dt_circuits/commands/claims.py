@@ -109,7 +109,7 @@ def _run_one(
     """True if every claim run matches its expectation (or was recorded), False if not, None if none applied."""
     from dt_circuits.claims.expectations import record_expectations
     from dt_circuits.claims.subject import Subject
-    from dt_circuits.claims.suite import format_table, run_suite, suite_json
+    from dt_circuits.claims.suite import format_table, run_suite, suite_json, terminal_width
     from dt_circuits.core.io import write_json_atomic
 
     start = time.perf_counter()
@@ -127,7 +127,7 @@ def _run_one(
     mc = subject.comparisons
     print(f"family-wise alpha {mc.alpha:g} over {mc.family_size} tests ({mc.method}): each interval at "
           f"{mc.confidence:.5f}")  # fmt: skip
-    print(format_table(runs))
+    print(format_table(runs, terminal_width()))
     skipped = sorted({c.id for c in claims} - {r.claim.id for r in runs})
     if skipped:
         print(f"not applicable ({subject.env_family} checkpoint): {', '.join(skipped)}")
