@@ -1,4 +1,4 @@
-"""Bitwise-portable training, measured (opt-in: `pytest -m portability`, ~1 min): the weights' sha256 after 300
+"""Bitwise-portable training, measured (opt-in: `pytest -m portability`, ~2 min): the weights' sha256 after 300
 steps of raw-index's committed recipe under each kernel setting, each in a fresh process (MKL and ATen read
 their settings when torch starts), against ``docs/populations/kernel-hashes.json``.
 
