@@ -33,8 +33,8 @@ from dt_circuits.claims.recipe_bands import (
     MANIFEST_KEY,
     OutsideCheck,
     bands,
-    check_key,
     has_bands,
+    keyed_checks,
     population_recipe_differs,
     recorded_effects,
 )
@@ -278,7 +278,8 @@ def judge_by_recipe(rows: list[GateRow], manifest: dict[str, Any]) -> str:
             r.judged_by = "verdicts"
         return f"the recorded population is of another recipe ({differs}): verdicts compared with the checkpoint's"
     judged = [(r, key, c) for r in rows for key, c in keyed_checks(r.new.verdict.checks)]
-    family = sum((r.claim_id, key) in recorded_effects(population) for r, key, _ in judged)
+    known = recorded_effects(population)
+    family = sum((r.claim_id, key) in known for r, key, _ in judged)
     recipe = bands(population, family)
     for r in rows:
         r.judged_by = "recipe"
@@ -292,12 +293,6 @@ def judge_by_recipe(rows: list[GateRow], manifest: dict[str, Any]) -> str:
         f"weights differ from the committed bytes: each check judged against the recipe's prediction band from "
         f"{k} recorded seeds ({len(recipe)} bands, family-wise alpha {FAMILY_ALPHA} over {family} values)"
     )
-
-
-def keyed_checks(checks: list[Any]) -> list[tuple[str, Any]]:
-    """Each check with its population key (:func:`dt_circuits.claims.recipe_bands.check_key`)."""
-    seen: set[str] = set()
-    return [(check_key(c, seen), c) for c in checks]
 
 
 def _number(x: Any) -> float | None:

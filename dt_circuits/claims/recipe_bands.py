@@ -163,12 +163,17 @@ def check_key(check: Any, seen: set[str]) -> str:
     return key
 
 
+def keyed_checks(checks: list[Any]) -> list[tuple[str, Any]]:
+    """Each check of a verdict with its key in a population record (:func:`check_key`, in order)."""
+    seen: set[str] = set()
+    return [(check_key(c, seen), c) for c in checks]
+
+
 def check_numbers(checks: list[Any]) -> dict[str, dict[str, Any]]:
     """Every check of a verdict, keyed by :func:`check_key`: its primary effect, interval, whether it holds, its
     kind, and each other recipe's effect (the numbers a recipe population is made of)."""
     out: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
-    for c in checks:
+    for key, c in keyed_checks(checks):
         entry: dict[str, Any] = {
             "effect": _finite(c.effect),
             "ci_low": _finite(c.ci_low),
@@ -178,7 +183,7 @@ def check_numbers(checks: list[Any]) -> dict[str, dict[str, Any]]:
         }
         if c.recipes:
             entry["recipes"] = {name: _finite(r.get("effect")) for name, r in c.recipes.items()}
-        out[check_key(c, seen)] = entry
+        out[key] = entry
     return out
 
 
