@@ -32,11 +32,10 @@ from dt_circuits.claims.recipe_bands import (
     FAMILY_ALPHA,
     MANIFEST_KEY,
     OutsideCheck,
-    bands,
+    check_numbers,
     has_bands,
-    keyed_checks,
+    judge_checks,
     population_recipe_differs,
-    recorded_effects,
 )
 from dt_circuits.claims.subject import Subject
 from dt_circuits.claims.suite import ClaimRun, run_suite
@@ -45,9 +44,6 @@ from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.core.tables import aligned_lines
 from dt_circuits.dt.checkpoint import CheckpointInfo, read_manifest, require_retrainable
 
-#: how a gate row was judged: the committed bytes' own record, the recipe's bands, or (no bands) the verdicts
-JUDGED_BY = ("bytes", "recipe", "verdicts")
-
 
 @dataclass
 class GateRow:
@@ -55,6 +51,8 @@ class GateRow:
     expected: str
     old: dict[str, Any] | None
     new: ClaimRun
+    #: how the row was judged: "bytes" (the committed bytes' own record), "recipe" (the recipe's bands) or
+    #: "verdicts" (other bytes, no bands recorded: the checkpoint's verdicts)
     judged_by: str = "bytes"
     #: recipe mode: the checks outside the recipe's bands, and the verdicts the recorded seeds gave
     outside: list[OutsideCheck] = field(default_factory=list)
@@ -277,29 +275,20 @@ def judge_by_recipe(rows: list[GateRow], manifest: dict[str, Any]) -> str:
         for r in rows:
             r.judged_by = "verdicts"
         return f"the recorded population is of another recipe ({differs}): verdicts compared with the checkpoint's"
-    judged = [(r, key, c) for r in rows for key, c in keyed_checks(r.new.verdict.checks)]
-    known = recorded_effects(population)
-    family = sum((r.claim_id, key) in known for r, key, _ in judged)
-    recipe = bands(population, family)
+    by_id = {r.claim_id: r for r in rows}
+    outside, family, n_bands = judge_checks(
+        population, [(r.claim_id, None, check_numbers(r.new.verdict.checks)) for r in rows]
+    )
     for r in rows:
         r.judged_by = "recipe"
         r.population_verdicts = list((population.get("claims") or {}).get(r.claim_id, {}).get("verdicts") or [])
-    for r, key, c in judged:
-        band = recipe.get((r.claim_id, key))
-        if band is not None and band.outside(_number(c.effect), _number(c.ci_low), _number(c.ci_high)):
-            r.outside.append(OutsideCheck(key, _number(c.effect), _number(c.ci_low), _number(c.ci_high), band))
+    for claim_id, o in outside:
+        by_id[claim_id].outside.append(o)
     k = len(population.get("seeds") or [])
     return (
         f"weights differ from the committed bytes: each check judged against the recipe's prediction band from "
-        f"{k} recorded seeds ({len(recipe)} bands, family-wise alpha {FAMILY_ALPHA} over {family} values)"
+        f"{k} recorded seeds ({n_bands} bands, family-wise alpha {FAMILY_ALPHA} over {family} values)"
     )
-
-
-def _number(x: Any) -> float | None:
-    """A finite number, else None (JSON has no NaN or infinity; an undefined ratio has no number)."""
-    import math
-
-    return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
 def carry_over(previous: dict[str, Any], directory: Path) -> list[str]:

@@ -24,10 +24,9 @@ from dt_circuits.claims.recipe_bands import (
     FAMILY_ALPHA,
     MANIFEST_KEY,
     OutsideCheck,
-    bands,
     check_numbers,
     has_bands,
-    recorded_effects,
+    judge_checks,
 )
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.executor import ExecutorSpec, run_stages
@@ -253,6 +252,19 @@ class PopulationResult:
         }
 
 
+def population_claims(per_seed: list[dict[str, Any]], expected: dict[str, str | None]) -> list[PopulationClaim]:
+    """Each claim across the seeds' judged results, with its recorded population verdict (None: none)."""
+    return [
+        PopulationClaim(
+            cid,
+            [s["claims"][cid]["verdict"] for s in per_seed],
+            [s["claims"][cid]["effect"] for s in per_seed],
+            expected.get(cid),
+        )
+        for cid in per_seed[0]["claims"]
+    ]
+
+
 def rejudge_population(directory: str | os.PathLike[str], data: dict[str, Any]) -> PopulationResult:
     """Judge the seeds of a population run (``gate --seeds K --json`` output) against the checkpoint's current
     population record, without retraining: the same per-seed numbers, today's record and rule."""
@@ -264,11 +276,7 @@ def rejudge_population(directory: str | os.PathLike[str], data: dict[str, Any]) 
     try:
         per_seed = data["per_seed"]
         expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()}
-        claims = [
-            PopulationClaim(cid, [s["claims"][cid]["verdict"] for s in per_seed],
-                            [s["claims"][cid]["effect"] for s in per_seed], expected.get(cid))
-            for cid in per_seed[0]["claims"]
-        ]  # fmt: skip
+        claims = population_claims(per_seed, expected)
         result = PopulationResult(str(directory), data["name"], data["overrides"], data["seeds"], data["executor"],
                                   data["threads"], per_seed, claims, data.get("wall_seconds", 0.0))  # fmt: skip
     except (KeyError, IndexError, TypeError) as exc:
@@ -370,15 +378,7 @@ def run_population(
     # when recording, the previous record (if any) is what the new one is compared with, so the output says
     # which population verdicts the new record changes instead of "as recorded"
     expected = {cid: e.get("expected") for cid, e in (recorded.get("claims") or {}).items()}
-    claims = [
-        PopulationClaim(
-            cid,
-            [s["claims"][cid]["verdict"] for s in per_seed],
-            [s["claims"][cid]["effect"] for s in per_seed],
-            expected.get(cid),
-        )
-        for cid in per_seed[0]["claims"]
-    ]
+    claims = population_claims(per_seed, expected)
     result = PopulationResult(
         str(directory),
         manifest.get("name", directory.name),
@@ -407,20 +407,14 @@ def judge_population(claims: list[PopulationClaim], per_seed: list[dict[str, Any
     from scipy.stats import fisher_exact
     from statsmodels.stats.multitest import multipletests
 
-    known = recorded_effects(recorded)
-    family = sum(
-        (cid, key) in known for s in per_seed for cid, c in s["claims"].items() for key in c.get("checks") or {}
-    )
-    recipe = bands(recorded, family)
+    by_id = {c.claim_id: c for c in claims}
+    judged = [(cid, s["seed"], c.get("checks") or {}) for s in per_seed for cid, c in s["claims"].items()]
+    for claim_id, o in judge_checks(recorded, judged)[0]:
+        by_id[claim_id].outside.append(o)
     entries = recorded.get("claims") or {}
     tested: list[PopulationClaim] = []
     for claim in claims:
         claim.judged_by = "recipe"
-        for s in per_seed:
-            for key, c in (s["claims"][claim.claim_id].get("checks") or {}).items():
-                band = recipe.get((claim.claim_id, key))
-                if band is not None and band.outside(c["effect"], c["ci_low"], c["ci_high"]):
-                    claim.outside.append(OutsideCheck(key, c["effect"], c["ci_low"], c["ci_high"], band, s["seed"]))
         entry = entries.get(claim.claim_id) or {}
         if "k" in entry and "K" in entry:
             claim.recorded_k, claim.recorded_n = int(entry["k"]), int(entry["K"])

@@ -150,6 +150,25 @@ def bands(population: dict[str, Any], family_size: int, alpha: float = FAMILY_AL
     return out
 
 
+def judge_checks(
+    population: dict[str, Any], judged: list[tuple[str, int | None, dict[str, dict[str, Any]]]]
+) -> tuple[list[tuple[str, OutsideCheck]], int, int]:
+    """Judge check numbers (:func:`check_numbers` per claim, and the seed they came from, if any) against the
+    population's bands, family-wise over every judged value that has a record. Returns each (claim, check outside
+    its band), the family size and the number of bands: the one rule the single gate and the population gate
+    share."""
+    known = recorded_effects(population)
+    family = sum((claim_id, key) in known for claim_id, _, checks in judged for key in checks)
+    recipe = bands(population, family)
+    outside = []
+    for claim_id, seed, checks in judged:
+        for key, c in checks.items():
+            band = recipe.get((claim_id, key))
+            if band is not None and band.outside(c["effect"], c["ci_low"], c["ci_high"]):
+                outside.append((claim_id, OutsideCheck(key, c["effect"], c["ci_low"], c["ci_high"], band, seed)))
+    return outside, family, len(recipe)
+
+
 def has_bands(population: dict[str, Any]) -> bool:
     """Does a recorded population carry per-seed effects (enough seeds to judge a retrain's numbers)?"""
     return any(len(v) >= MIN_SEEDS for v in recorded_effects(population).values())
@@ -163,17 +182,13 @@ def check_key(check: Any, seen: set[str]) -> str:
     return key
 
 
-def keyed_checks(checks: list[Any]) -> list[tuple[str, Any]]:
-    """Each check of a verdict with its key in a population record (:func:`check_key`, in order)."""
-    seen: set[str] = set()
-    return [(check_key(c, seen), c) for c in checks]
-
-
 def check_numbers(checks: list[Any]) -> dict[str, dict[str, Any]]:
     """Every check of a verdict, keyed by :func:`check_key`: its primary effect, interval, whether it holds, its
     kind, and each other recipe's effect (the numbers a recipe population is made of)."""
     out: dict[str, dict[str, Any]] = {}
-    for key, c in keyed_checks(checks):
+    seen: set[str] = set()
+    for c in checks:
+        key = check_key(c, seen)
         entry: dict[str, Any] = {
             "effect": _finite(c.effect),
             "ci_low": _finite(c.ci_low),
