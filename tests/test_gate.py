@@ -31,7 +31,7 @@ def raw_index():
 
 
 def test_the_readme_gate_passes_on_either_cpu_kind(raw_index, record_property, capsys):
-    """`dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index`, no change: on the kind (and kernel
+    """`dt-circuits gate --checkpoint checkpoints/raw-index`, no change: on the kind (and kernel
     settings) that trained it, identical bytes and every verdict as recorded; on another, every number inside
     what the recipe does."""
     from dt_circuits.core.machine import machine_kind, same_kind

@@ -112,8 +112,10 @@ def test_the_wheel_ships_every_claim_and_checkpoint_of_the_checkout(installed) -
         "print(sorted(str(p.relative_to(k)) for p in k.rglob('*') if p.is_file()))"
     )
     shipped = _run([str(bindir / "python"), "-c", code], Path("/"), env).stdout.splitlines()
-    here_claims = REPO_ROOT / "dt_circuits" / "claims" / "library"
-    here_ckpts = REPO_ROOT / "dt_circuits" / "checkpoints"
+    here_claims = REPO_ROOT / "claims"  # the top of the checkout, as the design card lays it out
+    here_ckpts = REPO_ROOT / "checkpoints"
+    # the wheel carries them inside the package (one copy of each file in the repository, mapped by setuptools)
+    assert Path(_shipped(bindir, env, "raw-index")).parts[-3:] == ("dt_circuits", "shipped_checkpoints", "raw-index")
     assert shipped[0] == str(sorted(p.name for p in here_claims.glob("*.py")))
     assert shipped[1] == str(sorted(p.name for p in here_claims.glob("expectations/*.json")))
     assert shipped[2] == str(sorted(str(p.relative_to(here_ckpts)) for p in here_ckpts.rglob("*") if p.is_file()))

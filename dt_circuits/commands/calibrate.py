@@ -6,7 +6,7 @@ so the numbers are the same for any worker count. Works on our checkpoint direct
 (evaluated in the env their config names, e.g. max_steps 1000 for the reference).
 
 Examples:
-  dt-circuits calibrate --checkpoint dt_circuits/checkpoints/raw-index --record
+  dt-circuits calibrate --checkpoint checkpoints/raw-index --record
   dt-circuits calibrate --checkpoint ../shared/reference/dti-dynamic-obstacles-reproduce-original-post-short.pt \\
       --episodes 200 --json /tmp/dti-calibration.json --plot /tmp/dti-calibration.png
 """

@@ -15,12 +15,12 @@ committed: the checkpoint's own config, nothing overridden). Seeds run
 on one executor: local processes (default) or Ray (--executor ray [--address ADDR]), same results either way.
 
 Examples:
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --override seed=1   # another seed?
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --record            # an intended change
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --seeds 3 --json out/population.json
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/one-hot --seeds 5 --recipe fast --record
-  dt-circuits gate --checkpoint dt_circuits/checkpoints/raw-index --rejudge out/population.json  # no retrain
+  dt-circuits gate --checkpoint checkpoints/raw-index
+  dt-circuits gate --checkpoint checkpoints/raw-index --override seed=1   # another seed?
+  dt-circuits gate --checkpoint checkpoints/raw-index --record            # an intended change
+  dt-circuits gate --checkpoint checkpoints/raw-index --seeds 3 --json out/population.json
+  dt-circuits gate --checkpoint checkpoints/one-hot --seeds 5 --recipe fast --record
+  dt-circuits gate --checkpoint checkpoints/raw-index --rejudge out/population.json  # no retrain
 """
 
 from __future__ import annotations

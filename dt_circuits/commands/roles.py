@@ -9,7 +9,7 @@ recording expectations); for a foreign file write a roles JSON with --out and pa
 --roles`.
 
 Example:
-  dt-circuits roles --checkpoint dt_circuits/checkpoints/raw-index --record
+  dt-circuits roles --checkpoint checkpoints/raw-index --record
 """
 
 from __future__ import annotations

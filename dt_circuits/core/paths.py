@@ -1,7 +1,10 @@
 """Where the project's data lives: what the package ships, the checkout (when there is one), and the reference.
 
-The checkpoints and claims this project ships live *inside* the package, so ``dt-circuits claims`` finds them
-after a wheel install as well as in a checkout. The training data and ``../shared`` exist only in a checkout.
+The checkpoints and claims this project ships live at the top of the checkout (``checkpoints/``, ``claims/``), as
+in a user's repository of claims. The wheel ships the same files inside the package (setuptools maps the two
+folders to ``dt_circuits/shipped_checkpoints`` and ``dt_circuits/shipped_claims``: one copy of each file in the
+repository), so ``dt-circuits claims`` finds them after a wheel install as well as in a checkout. The training
+data and ``../shared`` exist only in a checkout.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 #: the checkout the package runs from; in a wheel install this is site-packages, which has no pyproject.toml
 REPO_ROOT = PACKAGE_ROOT.parent
-CHECKPOINTS_DIR = PACKAGE_ROOT / "checkpoints"
-BUILTIN_CLAIMS_DIR = PACKAGE_ROOT / "claims" / "library"
+
 REFERENCE_NAME = "dti-dynamic-obstacles-reproduce-original-post-short.pt"
 #: MemoryDT-GatedMLP, the published Memory checkpoint: the memory claims run on it.
 MEMORY_REFERENCE_NAME = "dti-memory-s7-fixed-start-gated-mlp.pt"
@@ -24,9 +26,22 @@ def in_checkout() -> bool:
     return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / ".git").exists()
 
 
+def _shipped(folder: str) -> Path:
+    """A shipped folder: ``<source tree>/<folder>`` when running from the sources (a checkout, an editable install),
+    ``dt_circuits/shipped_<folder>`` in an installed wheel."""
+    top = REPO_ROOT / folder
+    return top if (REPO_ROOT / "pyproject.toml").is_file() and top.is_dir() else PACKAGE_ROOT / f"shipped_{folder}"
+
+
 def shared_dir() -> Path:
     """``../shared`` beside the checkout (CI puts it there); ``DT_CIRCUITS_SHARED`` overrides."""
     return Path(os.environ.get("DT_CIRCUITS_SHARED", REPO_ROOT.parent / "shared"))
+
+
+#: the checkpoints this project ships, one folder each
+CHECKPOINTS_DIR = _shipped("checkpoints")
+#: the claims this project ships (one file per hypothesis) and their recorded expectations
+BUILTIN_CLAIMS_DIR = _shipped("claims")
 
 
 def reference_checkpoint() -> Path:
