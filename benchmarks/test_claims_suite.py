@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from dt_circuits.claims import subject as subject_module
-from dt_circuits.claims.discovery import default_checkpoints, discover
-from dt_circuits.claims.subject import Subject, mean_walk
-from dt_circuits.claims.suite import run_suite
+from dt_circuits.claims.evaluation import subject as subject_module
+from dt_circuits.claims.evaluation.subject import Subject, mean_walk
+from dt_circuits.claims.suite.discovery import default_checkpoints, discover
+from dt_circuits.claims.suite.run import run_suite
 
 CHECKPOINTS = default_checkpoints()
 

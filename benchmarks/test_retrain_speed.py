@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dt_circuits.claims.gate import retrain
+from dt_circuits.claims.records.gate import retrain
 from dt_circuits.core.paths import CHECKPOINTS_DIR
 from dt_circuits.training.config import RECIPES
 
@@ -41,7 +41,7 @@ def test_fast_recipe_full_retrain_wall_time(benchmark, figure, checkpoint):
 def test_population_gate_wall_time(benchmark, figure, tmp_path):
     import shutil
 
-    from dt_circuits.claims.population import run_population
+    from dt_circuits.claims.records.population import run_population
     from dt_circuits.core.executor import ExecutorSpec
 
     ckpt = shutil.copytree(CHECKPOINTS_DIR / "raw-index", tmp_path / "raw-index")

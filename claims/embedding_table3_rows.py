@@ -10,8 +10,7 @@ with empty space in front (every pose). Falsified on a random initialisation.
 """
 
 from dt_circuits.analysis.embeddings import cell_table
-from dt_circuits.claim import Check, Claim, OnFamily, Weights
-from dt_circuits.claims.paths_measures import FamilyContrast
+from dt_circuits.claim import Check, Claim, FamilyContrast, OnFamily, Weights
 
 
 def minus_empty(subject, value: str) -> float:

@@ -15,8 +15,7 @@ the ratio alone is not head-specific: on
 the DTI reference both heads have a ratio ≥ 0.5, because both push *up* for ball and goal alike.)
 """
 
-from dt_circuits.claim import Check, Claim, OnFamily, Undefined, Weights, front_cell_ov
-from dt_circuits.claims.paths_measures import PathUse
+from dt_circuits.claim import Check, Claim, OnFamily, PathUse, Undefined, Weights, front_cell_ov
 
 #: issue 13: an OV reading at the state token only counts where the head attends to the state token
 BALL_STATES = OnFamily("obstacle-in-front", rtg=0.9)

@@ -14,8 +14,7 @@ goal in front from the top, RTG −1 (avoided) with its output taken from RTG 0.
   the MLP"), paired bootstrap over states.
 """
 
-from dt_circuits.claim import Behaviour, Check, Claim, OnFamily
-from dt_circuits.claims.paths_measures import Contrast, HeadPath, PathShare
+from dt_circuits.claim import Behaviour, Check, Claim, Contrast, HeadPath, OnFamily, PathShare
 
 AVOID, TOTAL, SHARE = 0.1, 0.5, 0.25
 CASES = (

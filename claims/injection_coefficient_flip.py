@@ -10,8 +10,7 @@ and a half times as strong as it naturally is, is enough to stop the agent. No c
 3.125 and fails.
 """
 
-from dt_circuits.claim import Check, Claim, OnFamily
-from dt_circuits.claims.paths_measures import InjectionFlip
+from dt_circuits.claim import Check, Claim, InjectionFlip, OnFamily
 
 CLAIM = Claim(
     kind="head",

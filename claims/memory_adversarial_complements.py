@@ -14,8 +14,7 @@ Control: adding the *same* object as the instruction at those cells must not fli
 is the complement's, not any extra object's. S5 = the first real frame after DTI's 4 padding frames (inferred).
 """
 
-from dt_circuits.claims.claim import Check, Claim
-from dt_circuits.claims.memory_measures import DecoyRestoration
+from dt_circuits.claim import Check, Claim, DecoyRestoration
 
 CLAIM = Claim(
     id="memory-adversarial-complements",

@@ -13,8 +13,7 @@ along a random direction orthogonal to PC0 restores between −0.25 and 0.25 of 
 size of the edit, matters).
 """
 
-from dt_circuits.claims.claim import Check, Claim
-from dt_circuits.claims.memory_measures import FeatureIntervention
+from dt_circuits.claim import Check, Claim, FeatureIntervention
 
 CLAIM = Claim(
     id="memory-direct-intervention",

@@ -11,8 +11,7 @@ different model (≥ 0.75); 8 random vectors give ~0.37. "Cleanly" is read as a 
 along PC0. Shown able to fail on a random init of the same architecture (tests/test_memory_claims.py).
 """
 
-from dt_circuits.claims.claim import Check, Claim
-from dt_circuits.claims.memory_measures import InstructionFeature
+from dt_circuits.claim import Check, Claim, InstructionFeature
 
 CLAIM = Claim(
     id="memory-instruction-feature",

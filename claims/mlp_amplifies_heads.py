@@ -10,8 +10,7 @@ push again, in the same direction: gain ≥ 0.5. A gain below 0 means the MLP op
 random initialisation.
 """
 
-from dt_circuits.claim import Check, Claim
-from dt_circuits.claims.paths_measures import Contrast, PathShare
+from dt_circuits.claim import Check, Claim, Contrast, PathShare
 
 GAIN = 0.5
 

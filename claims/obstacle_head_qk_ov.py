@@ -9,8 +9,7 @@ path the head uses: it attends to the state token ≥ 0.05 on average with a bal
 the same states: unablated, P(forward) into the ball ≤ 0.1.
 """
 
-from dt_circuits.claim import Behaviour, Check, Claim, FrontObstacleRemoved, OnFamily, Weights, front_cell_ov
-from dt_circuits.claims.paths_measures import PathUse
+from dt_circuits.claim import Behaviour, Check, Claim, FrontObstacleRemoved, OnFamily, PathUse, Weights, front_cell_ov
 
 #: issue 13: the OV readings are of the state-token path; they count only where the head attends to it
 BALL = PathUse("obstacle_head", "state", (OnFamily("obstacle-in-front", rtg=0.9),))

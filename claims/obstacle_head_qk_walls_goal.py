@@ -11,8 +11,7 @@ two-sample bootstrap. Balls are `obstacle-head-qk-ov`.
 import torch
 
 from dt_circuits.analysis.circuits import qk_view
-from dt_circuits.claim import Check, Claim, OnFamily, Weights, front_cell_input_delta
-from dt_circuits.claims.paths_measures import FamilyContrast
+from dt_circuits.claim import Check, Claim, FamilyContrast, OnFamily, Weights, front_cell_input_delta
 
 EMPTY = OnFamily("empty-in-front", rtg=0.9)
 

@@ -11,8 +11,7 @@ On every pose with empty space in front at RTG 0.9 (where the post's head 1 atte
   through W_O at attention 1, whole CI ≥ 0).
 """
 
-from dt_circuits.claim import Check, Claim, OnFamily
-from dt_circuits.claims.paths_measures import AttentionKnockout, PathUse, RTGValuePush
+from dt_circuits.claim import AttentionKnockout, Check, Claim, OnFamily, PathUse, RTGValuePush
 
 ON = OnFamily("empty-in-front", rtg=0.9)
 

@@ -10,8 +10,7 @@ whole model moves forward − right there by at least as much. A dataset-mean ab
 RTG cannot see such a head (issue 13). Falsified on a random initialisation (tests/test_claims_falsifiable.py).
 """
 
-from dt_circuits.claim import Check, Claim, OnFamily
-from dt_circuits.claims.paths_measures import Contrast, ContrastEffect, TokenPath
+from dt_circuits.claim import Check, Claim, Contrast, ContrastEffect, OnFamily, TokenPath
 
 RELAY = 0.5
 SCENARIOS = (OnFamily("obstacle-in-front", rtg=-1.0), OnFamily("goal-from-top", rtg=-1.0))

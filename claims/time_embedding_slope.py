@@ -7,8 +7,7 @@ for 8×8, covering every timestep the training data uses) is positive: whole boo
 in logits per 100 steps. Falsified on a random initialisation (no trend).
 """
 
-from dt_circuits.claim import Check, Claim
-from dt_circuits.claims.behaviour_measures import TimeSlope
+from dt_circuits.claim import Check, Claim, TimeSlope
 
 CLAIM = Claim(
     kind="embedding",

@@ -9,8 +9,7 @@ of turns taken with a wall in front that are right turns; the mean over episodes
 (normalised to [−1, 1], > 0 clockwise) is positive (whole CI ≥ 0). Falsified on a random initialisation.
 """
 
-from dt_circuits.claim import Check, Claim
-from dt_circuits.claims.behaviour_measures import WallFollowing
+from dt_circuits.claim import Check, Claim, WallFollowing
 
 CLAIM = Claim(
     kind="behaviour",

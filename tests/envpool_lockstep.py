@@ -181,7 +181,7 @@ def checkpoint_policy(model):
     """Sampled actions of ``model`` with the DTI protocol; each env's RTG is one of Table 1's (cycled)."""
     import torch
 
-    from dt_circuits.evaluation.rollout import choose_actions
+    from dt_circuits.evaluation.episodes import choose_actions
     from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 
     targets = np.resize(np.array(TABLE1_RTGS, np.float32), 256)

@@ -75,7 +75,7 @@ def test_the_default_folder_follows_xdg(tmp_path, monkeypatch):
 
 def test_the_cached_mean_walk_is_the_walk(folder, monkeypatch):
     """The walk every mean ablation is taken over, loaded from the disk cache, equals a fresh walk bit for bit."""
-    from dt_circuits.claims import subject
+    from dt_circuits.claims.evaluation import subject
 
     monkeypatch.setattr(subject, "_WALKS", {})
     written = subject.mean_walk(3)  # computed and written
@@ -94,7 +94,7 @@ def test_the_cached_mean_walk_is_the_walk(folder, monkeypatch):
 def test_without_readable_sources_the_walk_is_not_cached(folder, monkeypatch):
     import inspect
 
-    from dt_circuits.claims import subject
+    from dt_circuits.claims.evaluation import subject
 
     def unreadable(obj):
         raise OSError("could not get source code")

@@ -19,12 +19,17 @@ import pytest
 import torch
 
 from dt_circuits.analysis.interventions import MLP, Head, component_names, parse_component
-from dt_circuits.claims.claim import Ablation, Check, Measurement, OnFamily, OwnSample, evaluate_check
-from dt_circuits.claims.comparisons import default_comparisons
-from dt_circuits.claims.discovery import discover
-from dt_circuits.claims.names import FALSIFIERS, ROLES
-from dt_circuits.claims.subject import Subject, recorded_expectations
-from dt_circuits.claims.suite import format_table, run_claim
+from dt_circuits.claims.evaluation.checks import evaluate_check
+from dt_circuits.claims.evaluation.comparisons import default_comparisons
+from dt_circuits.claims.evaluation.measurement import Measurement, OwnSample
+from dt_circuits.claims.evaluation.names import FALSIFIERS, ROLES
+from dt_circuits.claims.evaluation.subject import Subject, recorded_expectations
+from dt_circuits.claims.language.claim import Check
+from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.claims.measures.states import Ablation
+from dt_circuits.claims.output.suite_output import format_table
+from dt_circuits.claims.suite.discovery import discover
+from dt_circuits.claims.suite.run import run_claim
 from dt_circuits.core.paths import CHECKPOINTS_DIR, own_checkpoints, reference_checkpoint
 from dt_circuits.dt.checkpoint import load_checkpoint
 from dt_circuits.dt.controls import random_like, swap_heads
@@ -79,7 +84,7 @@ def _mechanism_holds(entry: dict) -> bool:
     behaviour it would explain is not: reason baseline-absent)."""
     if entry.get("expected", "holds") == "holds":
         return True
-    from dt_circuits.claims.samples import MIN_CLUSTERS
+    from dt_circuits.claims.evaluation.samples import MIN_CLUSTERS
 
     effects = [
         c
@@ -259,7 +264,7 @@ def test_a_ratio_undefined_in_some_resamples_keeps_its_number_but_has_no_interva
 def test_roles_path_scan_findings():
     """What the scan calls a head, from its three measurements: a head that moves the logits only through the
     RTG token and pays the state token no attention "relays RTG only" (no ablation at a fixed RTG can see it)."""
-    from dt_circuits.claims.paths_roles import HeadPaths
+    from dt_circuits.claims.roles.paths import HeadPaths
 
     def head(relay: float, read: float, attention: float) -> str:
         return HeadPaths("L0H0", {"s": relay}, {"s": read}, {"s": attention}).finding
@@ -272,7 +277,7 @@ def test_roles_path_scan_findings():
 
 
 def test_roles_path_scan_on_real_checkpoints(reference_path):
-    from dt_circuits.claims.paths_roles import scan_head_paths
+    from dt_circuits.claims.roles.paths import scan_head_paths
 
     raw = scan_head_paths(Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index")))
     assert [h.finding for h in raw] == ["relays RTG and reads the state"] * 2  # both heads attend to a ball
@@ -284,7 +289,7 @@ def test_the_claims_table_fits_the_terminal_width(monkeypatch):
     """`dt-circuits claims` prints one row per claim; the full row (expected, bound, clusters, every failing check)
     is 150+ columns and wrapped into noise on an 80-120 column terminal. With a width the rest goes on indented
     lines under the row; with none (a log, a pipe) the table is as before."""
-    from dt_circuits.claims.suite import terminal_width
+    from dt_circuits.claims.output.suite_output import terminal_width
 
     subject = Subject.from_model(random_model(0), name="random")
     ids = ("rtg-embedding-forward", "rtg-embedding-right-left", "time-embedding-slope", "embedding-table3-rows")

@@ -17,11 +17,16 @@ import numpy as np
 import pytest
 
 from dt_circuits import cli
-from dt_circuits.claims.claim import Ablation, Behaviour, Check, Claim, OnFamily, Rollouts, Weights
-from dt_circuits.claims.discovery import discover
-from dt_circuits.claims.flakecheck import flakecheck, format_report, margin
-from dt_circuits.claims.subject import Subject
-from dt_circuits.claims.suite import run_suite, suite_json
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.language.claim import Check, Claim
+from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.claims.measures.rollouts import Rollouts
+from dt_circuits.claims.measures.states import Ablation, Behaviour
+from dt_circuits.claims.measures.weights import Weights
+from dt_circuits.claims.output.suite_output import suite_json
+from dt_circuits.claims.records.flakecheck import flakecheck, format_report, margin
+from dt_circuits.claims.suite.discovery import discover
+from dt_circuits.claims.suite.run import run_suite
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
@@ -173,7 +178,7 @@ _ANY = Weights(lambda subject: 0.0, "unused")
 
 
 def test_margin_is_how_far_the_ci_clears_the_bound():
-    from dt_circuits.claims.claim import CheckResult
+    from dt_circuits.claims.evaluation.results import CheckResult
 
     def result(lo: float, hi: float) -> CheckResult:
         return CheckResult("c", True, (lo + hi) / 2, lo, hi, 10, 1.0, "", "", "", False)
@@ -250,7 +255,7 @@ class _Recorder:
 
 
 def _searched_sequence(subject: Subject) -> list:
-    from dt_circuits.claims.claim import find_counterexample
+    from dt_circuits.claims.evaluation.search import find_counterexample
 
     recorder = _Recorder()
     cx = find_counterexample("probe", Check("probe", recorder, at_most=1.0), subject)

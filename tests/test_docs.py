@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from dt_circuits.claims.discovery import load_claim
-from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.suite.discovery import load_claim
 from dt_circuits.core.paths import REPO_ROOT
 from tests.helpers import random_model
 

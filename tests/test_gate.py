@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from dt_circuits.claims.gate import format_gate, run_gate
+from dt_circuits.claims.records.gate import format_gate, run_gate
 from dt_circuits.core.paths import CHECKPOINTS_DIR
 
 RAW_INDEX = CHECKPOINTS_DIR / "raw-index"
@@ -98,7 +98,7 @@ def test_drift_allows_for_the_rounding_of_the_record():
     number just outside [round(x), round(x)]: that is not drift, a change in the 6th decimal is."""
     from types import SimpleNamespace
 
-    from dt_circuits.claims.gate import GateRow
+    from dt_circuits.claims.records.gate import GateRow
 
     def row(effect: float) -> GateRow:
         check = SimpleNamespace(name="reading", effect=effect)
@@ -166,7 +166,7 @@ def test_a_record_keeps_roles_and_the_population_only_while_its_recipe_stands(ra
     import json
     import shutil
 
-    from dt_circuits.claims.gate import carry_over
+    from dt_circuits.claims.records.gate import carry_over
     from dt_circuits.dt.checkpoint import read_manifest
 
     previous = read_manifest(raw_index)
@@ -190,11 +190,11 @@ def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     about the old weights (head paths) and a population record whose recipe changed dropped, and each said."""
     import json
 
-    from dt_circuits.claims.discovery import discover, select_claims
-    from dt_circuits.claims.expectations import record_expectations
-    from dt_circuits.claims.population import MANIFEST_KEY
-    from dt_circuits.claims.subject import Subject
-    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.records.expectations import record_expectations
+    from dt_circuits.claims.records.population import MANIFEST_KEY
+    from dt_circuits.claims.suite.discovery import discover, select_claims
+    from dt_circuits.claims.suite.run import run_suite
     from dt_circuits.cli import main
     from dt_circuits.core.io import read_json, sha256_file
     from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest

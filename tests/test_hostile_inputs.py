@@ -28,7 +28,7 @@ from hypothesis.extra import numpy as hnp
 from safetensors.torch import save_file
 
 from dt_circuits import cli
-from dt_circuits.claims.subject import POST_ROLES, Subject, load_roles
+from dt_circuits.claims.evaluation.subject import POST_ROLES, Subject, load_roles
 from dt_circuits.core.errors import CheckpointError, ConfigError, DTCircuitsError, InvalidInputError, InvalidStateError
 from dt_circuits.core.io import default_mode, write_bytes_atomic, write_json_atomic
 from dt_circuits.dt.checkpoint import (
@@ -847,8 +847,8 @@ def test_save_checkpoint_interrupted_leaves_the_old_checkpoint_and_no_temp(tmp_p
 @pytest.fixture
 def cheap_runs(tmp_path):
     """A saved random checkpoint, its Subject and a run of one weights-only claim (fast)."""
-    from dt_circuits.claims.discovery import discover
-    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.claims.suite.discovery import discover
+    from dt_circuits.claims.suite.run import run_suite
 
     d = save_checkpoint(random_model(3), tmp_path / "ckpt", env=EnvSpec(), name="t")
     subject = Subject.load(d)
@@ -857,7 +857,7 @@ def cheap_runs(tmp_path):
 
 
 def test_record_expectations_is_atomic_and_keeps_the_checkpoint_loadable(cheap_runs, monkeypatch):
-    from dt_circuits.claims.expectations import record_expectations
+    from dt_circuits.claims.records.expectations import record_expectations
 
     d, subject, runs = cheap_runs
     before = snapshot(d)
@@ -876,8 +876,8 @@ def test_record_expectations_is_atomic_and_keeps_the_checkpoint_loadable(cheap_r
 
 
 def test_report_files_are_written_atomically(cheap_runs, tmp_path, monkeypatch):
-    from dt_circuits.claims.report import write_report
-    from dt_circuits.claims.suite import suite_json
+    from dt_circuits.claims.output.report import write_report
+    from dt_circuits.claims.output.suite_output import suite_json
 
     _, subject, runs = cheap_runs
     out = tmp_path / "report"

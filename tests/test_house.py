@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 def test_plugin_discovery_and_cli_load_without_torch():
     """The plugin loads in every pytest run of every repo with dt-circuits installed: it must stay light."""
     code = (
-        "import sys, dt_circuits.claims.plugin, dt_circuits.claims.discovery, dt_circuits.cli; "
+        "import sys, dt_circuits.claims.plugin, dt_circuits.claims.suite.discovery, dt_circuits.cli; "
         "from dt_circuits.cli import build_parser; build_parser(['claims']); build_parser(['train']); "
         "heavy = sorted(m for m in ('torch', 'transformer_lens', 'minigrid', 'gymnasium') if m in sys.modules); "
         "print(','.join(heavy))"
@@ -157,7 +157,7 @@ def test_the_published_reference_passes_its_hash(reference_path: Path):
 
 
 def test_init_scaffolds_and_never_overwrites(tmp_path: Path, capsys):
-    from dt_circuits.claims.discovery import discover
+    from dt_circuits.claims.suite.discovery import discover
     from dt_circuits.cli import main
 
     assert main(["init", str(tmp_path / "repo")]) == 0

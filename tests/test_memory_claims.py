@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from dt_circuits.claims.discovery import checkpoint_family, discover
-from dt_circuits.claims.subject import Subject, recorded_expectations
-from dt_circuits.claims.suite import applicable, run_suite
+from dt_circuits.claims.evaluation.subject import Subject, recorded_expectations
+from dt_circuits.claims.suite.discovery import checkpoint_family, discover
+from dt_circuits.claims.suite.run import applicable, run_suite
 from dt_circuits.core.paths import CHECKPOINTS_DIR, memory_reference_checkpoint, reference_checkpoint
 from dt_circuits.dt.checkpoint import load_checkpoint
 from dt_circuits.dt.controls import random_like

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dt_circuits.claims.population import (
+from dt_circuits.claims.records.population import (
     MANIFEST_KEY,
     clopper_pearson,
     format_population,
@@ -299,8 +299,8 @@ def test_population_table_shows_k_over_n_and_the_interval():
 
 
 def test_flakecheck_seeds_run_through_the_executor_with_the_same_report(tiny_checkpoint):
-    from dt_circuits.claims.discovery import select_claims
-    from dt_circuits.claims.flakecheck import flakecheck
+    from dt_circuits.claims.records.flakecheck import flakecheck
+    from dt_circuits.claims.suite.discovery import select_claims
 
     claims = select_claims(["rtg-embedding-forward"])
     serial = flakecheck(checkpoint=str(tiny_checkpoint), runs=2, claims=claims, executor=SERIAL).to_dict()

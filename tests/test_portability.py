@@ -28,7 +28,7 @@ pytestmark = pytest.mark.portability
 TRAIN = """
 import json, sys, torch
 from pathlib import Path
-from dt_circuits.claims.gate import retrain
+from dt_circuits.claims.records.gate import retrain
 from dt_circuits.training.train import weights_digest
 torch.set_num_threads(1)
 result, _, _ = retrain(Path(sys.argv[1]), {"steps": 300}, progress=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dt_circuits.claims.verdict_table import (
+from dt_circuits.claims.output.verdict_table import (
     BEGIN,
     END,
     TABLE1_BEGIN,
@@ -24,7 +24,7 @@ def test_readme_verdict_tables_equal_the_generated_ones():
 
 def test_every_failing_check_is_listed():
     block = verdict_tables(default_checkpoints())
-    from dt_circuits.claims.verdict_table import recorded
+    from dt_circuits.claims.output.verdict_table import recorded
 
     for label, path in default_checkpoints().items():
         for cid, entry in recorded(path).items():

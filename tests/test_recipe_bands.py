@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from dt_circuits.claims.recipe_bands import (
+from dt_circuits.claims.records.recipe_bands import (
     FAMILY_ALPHA,
     Band,
     bands,

@@ -100,7 +100,7 @@ def _claims_dir(config: pytest.Config) -> Path | None:
         return where.resolve() if where.is_dir() else None
     if not where.is_dir():
         raise pytest.UsageError(f"dt-circuits: claims folder {where} does not exist ({asked})")
-    from dt_circuits.claims.discovery import claim_files
+    from dt_circuits.claims.suite.discovery import claim_files
 
     if not claim_files(where):
         raise pytest.UsageError(f"dt-circuits: no claim files in {where} ({asked}); a claims run must find claims")
@@ -116,7 +116,7 @@ def _checkpoints(config: pytest.Config, claim: Any = None) -> list[str]:
     ini = config.getini("dt_circuits_checkpoints")
     if ini:
         return [str(p if Path(p).is_absolute() else config.rootpath / p) for p in ini]
-    from dt_circuits.claims.discovery import checkpoint_family, default_checkpoints
+    from dt_circuits.claims.suite.discovery import checkpoint_family, default_checkpoints
 
     paths = default_checkpoints()
     if claim is None:
@@ -128,7 +128,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     claims_dir = parent.config.stash.get(_CLAIMS_DIR, None)
     if claims_dir is None or file_path.parent.resolve() != claims_dir or file_path.suffix != ".py":
         return None
-    from dt_circuits.claims.discovery import claim_files
+    from dt_circuits.claims.suite.discovery import claim_files
 
     if file_path.resolve() in {p.resolve() for p in claim_files(claims_dir)}:
         return ClaimFile.from_parent(parent, path=file_path)
@@ -149,7 +149,7 @@ def checkpoint_label(path: str) -> str:
 
 class ClaimFile(pytest.File):
     def collect(self):
-        from dt_circuits.claims.discovery import load_claim
+        from dt_circuits.claims.suite.discovery import load_claim
 
         claim = load_claim(self.path)
         for path in _checkpoints(self.config, claim):
@@ -168,12 +168,12 @@ def env_backend(config: pytest.Config) -> str:
 
 
 def _subject(path: str, roles: str | None, claims_dir: Path, claims: list, backend: str):
-    from dt_circuits.claims.discovery import rollout_requests
-    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.suite.discovery import rollout_requests
 
     key = (path, roles, str(claims_dir), backend)
     if key not in _SUBJECTS:
-        from dt_circuits.claims.comparisons import for_claims_dir
+        from dt_circuits.claims.suite.discovery import for_claims_dir
 
         subject = Subject.load(path, roles_file=roles, expectations_dir=claims_dir / "expectations")
         subject.env_backend = backend
@@ -199,7 +199,7 @@ class ClaimItem(pytest.Item):
             self.add_marker(pytest.mark.xdist_group(f"claims[{checkpoint_label(checkpoint)}]"))
 
     def runtest(self) -> None:
-        from dt_circuits.claims.suite import run_claim
+        from dt_circuits.claims.suite.run import run_claim
 
         if not Path(self.checkpoint).exists():
             msg = f"checkpoint missing: {self.checkpoint}"

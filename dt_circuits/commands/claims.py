@@ -80,8 +80,8 @@ def _out_path(base: str, label: str, several: bool, *, folder: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.claims.discovery import default_checkpoints, select_claims
     from dt_circuits.claims.plugin import checkpoint_label
+    from dt_circuits.claims.suite.discovery import default_checkpoints, select_claims
     from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 
     claims_dir = Path(args.claims_dir) if args.claims_dir else BUILTIN_CLAIMS_DIR
@@ -107,14 +107,15 @@ def _run_one(
     args: argparse.Namespace, path: str, label: str, claims: list, claims_dir: Path, several: bool
 ) -> bool | None:
     """True if every claim run matches its expectation (or was recorded), False if not, None if none applied."""
-    from dt_circuits.claims.expectations import record_expectations
-    from dt_circuits.claims.subject import Subject
-    from dt_circuits.claims.suite import format_table, run_suite, suite_json, terminal_width
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.output.suite_output import format_table, suite_json, terminal_width
+    from dt_circuits.claims.records.expectations import record_expectations
+    from dt_circuits.claims.suite.run import run_suite
     from dt_circuits.core.io import write_json_atomic
 
     start = time.perf_counter()
     expectations_dir = claims_dir / "expectations"
-    from dt_circuits.claims.comparisons import for_claims_dir
+    from dt_circuits.claims.suite.discovery import for_claims_dir
 
     subject = Subject.load(path, roles_file=args.roles, expectations_dir=expectations_dir)
     subject.env_backend = args.env_backend
@@ -142,7 +143,7 @@ def _run_one(
         write_json_atomic(out, data)
         print(f"json: {out}")
     if not args.no_report:
-        from dt_circuits.claims.report import write_report
+        from dt_circuits.claims.output.report import write_report
 
         index = write_report(_out_path(args.report, label, several, folder=True), subject, runs, data)
         print(f"report: {index}")

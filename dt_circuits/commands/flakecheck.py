@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.claims.discovery import select_claims
-    from dt_circuits.claims.flakecheck import DEFAULT_RUNS, flakecheck, format_report
+    from dt_circuits.claims.records.flakecheck import DEFAULT_RUNS, flakecheck, format_report
+    from dt_circuits.claims.suite.discovery import select_claims
     from dt_circuits.core.executor import ExecutorSpec
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.dt.checkpoint import load_checkpoint

@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.claims.gate import format_gate, parse_overrides, run_gate
+    from dt_circuits.claims.records.gate import format_gate, parse_overrides, run_gate
     from dt_circuits.core.errors import ConfigError
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.training.config import RECIPES
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = dict(RECIPES[args.recipe]) if args.recipe else {}
     overrides.update(parse_overrides(args.override))
     if args.rejudge:
-        from dt_circuits.claims.population import format_population, rejudge_population
+        from dt_circuits.claims.records.population import format_population, rejudge_population
         from dt_circuits.core.io import read_json
 
         if args.seeds is not None or args.record or overrides or args.only:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         return 0 if (gate.strict_passed if args.strict else gate.passed) else 1
 
-    from dt_circuits.claims.population import format_population, run_population
+    from dt_circuits.claims.records.population import format_population, run_population
     from dt_circuits.core.executor import ExecutorSpec
 
     spec = ExecutorSpec(kind=args.executor, workers=args.workers, threads=args.threads, address=args.address)

@@ -64,7 +64,7 @@ def load_columns(items: list[str]) -> dict[str, dict]:
 
 
 def cross_table(items: list[str]) -> str:
-    from dt_circuits.claims.population import cross_kind_table
+    from dt_circuits.claims.records.population import cross_kind_table
 
     columns = load_columns(items)
     (ta, a), (tb, b) = columns.items()
@@ -84,7 +84,7 @@ def replace_block(text: str, start: str, end: str, body: str, path: object) -> s
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.claims.population import population_table
+    from dt_circuits.claims.records.population import population_table
     from dt_circuits.core.io import write_text_atomic
 
     table = population_table(load_columns(args.json))

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.claims.verdict_table import generated_readme
+    from dt_circuits.claims.output.verdict_table import generated_readme
     from dt_circuits.core.io import write_text_atomic
     from dt_circuits.core.paths import REPO_ROOT
 

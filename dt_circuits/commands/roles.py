@@ -30,9 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dt_circuits.claims.paths_roles import scan_head_paths
-    from dt_circuits.claims.roles import MIN_ROLE_EFFECT, ROLE_SCENARIOS, discovered_roles, scan_roles
-    from dt_circuits.claims.subject import Subject
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.roles.paths import scan_head_paths
+    from dt_circuits.claims.roles.scan import MIN_ROLE_EFFECT, ROLE_SCENARIOS, discovered_roles, scan_roles
     from dt_circuits.core.errors import CheckpointError
     from dt_circuits.core.io import write_json_atomic
     from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest

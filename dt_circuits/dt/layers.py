@@ -17,7 +17,7 @@ from torch import nn
 from transformer_lens.hook_points import HookPoint
 
 if TYPE_CHECKING:
-    from dt_circuits.dt.model import DTConfig
+    from dt_circuits.dt.config import DTConfig
 
 #: TransformerLens' LayerNorm epsilon (DTI's configs leave it at the default).
 LN_EPS = 1e-5

@@ -27,7 +27,7 @@ import torch
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import ENV_ID, EnvSpec
-from dt_circuits.evaluation.rollout import RolloutResult, choose_actions, episode_seeds, outcome_of, recorded_extra
+from dt_circuits.evaluation.episodes import RolloutResult, choose_actions, episode_seeds, outcome_of, recorded_extra
 
 INT32_MASK = 0x7FFFFFFF
 

@@ -17,7 +17,7 @@ import torch
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.dt.window import pad_window, stack_windows
 from dt_circuits.env.memory import EVAL_MAX_STEPS, MemoryS7FixedStart
-from dt_circuits.evaluation.rollout import episode_seeds
+from dt_circuits.evaluation.episodes import episode_seeds
 
 MEMORY_OUTCOMES = ("success", "wrong", "timeout")
 

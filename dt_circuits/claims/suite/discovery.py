@@ -5,41 +5,27 @@ Kept free of torch at import time: the pytest plugin asks it which files are cla
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dt_circuits.claims.evaluation.claim_files import claim_files, import_claim_file
+from dt_circuits.claims.evaluation.comparisons import Comparisons, family_size
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 
 if TYPE_CHECKING:
-    from dt_circuits.claims.claim import Claim
-
-
-def claim_files(directory: Path = BUILTIN_CLAIMS_DIR) -> list[Path]:
-    """The claim files in ``directory``: ``*.py`` not starting with ``_``, ``conftest`` or ``test_``."""
-    return sorted(
-        p for p in Path(directory).glob("*.py") if not p.name.startswith(("_", "conftest", "test_")) and p.is_file()
-    )
+    from dt_circuits.claims.language.claim import Claim
 
 
 def load_claim(path: Path) -> Claim:
-    """Import one claim file and return its ``CLAIM``; a file without one is a ConfigError naming it."""
-    from dt_circuits.claims.claim import Claim
+    """Import one claim file and return its ``CLAIM``; a file without a Claim there is a ConfigError naming it."""
+    from dt_circuits.claims.language.claim import Claim  # torch: only when claims are loaded, not when listed
 
-    spec = importlib.util.spec_from_file_location(f"dt_circuits_claims.{Path(path).stem}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import claim file {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    claim = getattr(module, "CLAIM", None)
+    claim = import_claim_file(path)
     if not isinstance(claim, Claim):
         raise ConfigError(f"claim file {path} does not define CLAIM = Claim(...)")
     return claim
-
-
-_LOADED: dict[Path, Claim] = {}
 
 
 def discover(directory: Path = BUILTIN_CLAIMS_DIR) -> list[Claim]:
@@ -50,12 +36,7 @@ def discover(directory: Path = BUILTIN_CLAIMS_DIR) -> list[Claim]:
     files = claim_files(directory)
     if not files:
         raise ConfigError(f"no claim files in {directory} (a claim file is a .py defining CLAIM = Claim(...))")
-    claims = []
-    for path in files:
-        key = path.resolve()
-        if key not in _LOADED:
-            _LOADED[key] = load_claim(path)
-        claims.append(_LOADED[key])
+    claims = [load_claim(path) for path in files]
     ids = [c.id for c in claims]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
@@ -77,7 +58,8 @@ def select_claims(only: list[str] | None = None, directory: Path = BUILTIN_CLAIM
 def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
     """Every (rtg, episodes, seed) the claims' checks will roll out (rollout checks, and the on-policy samples and
     matched timesteps of state checks), so they run as one parallel batch."""
-    from dt_circuits.claims.claim import PerStateMeasure, Rollouts
+    from dt_circuits.claims.evaluation.measurement import PerStateMeasure
+    from dt_circuits.claims.measures.rollouts import Rollouts
 
     out = []
     for claim in claims:
@@ -88,6 +70,15 @@ def rollout_requests(claims: list[Claim]) -> list[tuple[float, int, int]]:
             elif isinstance(m, PerStateMeasure):
                 out.append((m.on.rtg, m.on.episodes, m.on.seed))
     return out
+
+
+def for_claims_dir(directory: Path) -> Comparisons:
+    """The family of every claim in ``directory`` (what the plugin adjusts each check for, whatever ``-k``
+    selects)."""
+    return Comparisons(family_size(discover(directory)))
+
+
+__all__ = ["claim_files", "discover", "for_claims_dir", "load_claim", "rollout_requests", "select_claims"]
 
 
 def default_checkpoints() -> list[str]:

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dt_circuits.claims.evaluation.claim_files import claim_files, import_claim_file
 from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 
 if TYPE_CHECKING:
-    from dt_circuits.claims.claim import Claim
+    from dt_circuits.claims.language.claim import Claim
 
 ALPHA = 0.05
 METHOD = "bonferroni"
@@ -88,14 +90,6 @@ _DEFAULT: list[Comparisons] = []
 def default_comparisons() -> Comparisons:
     """The family of the claims this package ships (what a claim evaluated on its own is tested in)."""
     if not _DEFAULT:
-        from dt_circuits.claims.discovery import discover
-
-        _DEFAULT.append(Comparisons(family_size(discover())))
+        shipped = [import_claim_file(p) for p in claim_files(BUILTIN_CLAIMS_DIR)]
+        _DEFAULT.append(Comparisons(family_size(shipped)))
     return _DEFAULT[0]
-
-
-def for_claims_dir(directory: Any) -> Comparisons:
-    """The family of every claim in ``directory``."""
-    from dt_circuits.claims.discovery import discover
-
-    return Comparisons(family_size(discover(directory)))

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claims.subject import FOREIGN_EXPECTATIONS_DIR, Subject
-from dt_circuits.claims.suite import ClaimRun
+from dt_circuits.claims.evaluation.subject import FOREIGN_EXPECTATIONS_DIR, Subject
+from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import read_json, sha256_file, write_json_atomic
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, read_manifest

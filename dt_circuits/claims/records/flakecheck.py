@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dt_circuits.claims.claim import Check, CheckResult, Claim
-from dt_circuits.claims.discovery import discover
-from dt_circuits.claims.subject import Subject
-from dt_circuits.claims.suite import ClaimRun, run_suite
+from dt_circuits.claims.evaluation.results import CheckResult
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.language.claim import Check, Claim
+from dt_circuits.claims.suite.discovery import discover
+from dt_circuits.claims.suite.run import ClaimRun, run_suite
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.executor import ExecutorSpec, run_tasks
 from dt_circuits.core.tables import aligned_lines
@@ -173,7 +174,7 @@ def flake_seed(task: dict[str, Any]) -> list[tuple[str, Any, str, float]]:
     expected, seconds)]`` for the library claims named in ``task['claims']``."""
     import torch
 
-    from dt_circuits.claims.discovery import select_claims
+    from dt_circuits.claims.suite.discovery import select_claims
 
     torch.set_num_threads(1)
     subject = Subject.load(task["checkpoint"], task.get("roles_file"), generation_seed=task["seed"])

@@ -8,7 +8,7 @@ What "moved" means depends on what the retrain is:
   effect left its recorded interval.
 - **other bytes** (another seed, or the same seed on another CPU kind: trained bytes depend on the CPU's
   kernels, so a CPU change is in effect another seed): judged against what the *recipe* does. A claim moved
-  when one of its checks lies outside the recipe's prediction band (:mod:`dt_circuits.claims.recipe_bands`,
+  when one of its checks lies outside the recipe's prediction band (:mod:`dt_circuits.claims.records.recipe_bands`,
   family-wise over the checks) recorded from a population of seeds; DRIFT when every number is inside but the
   verdict is one no recorded seed gave.
 - other bytes and a population record without per-seed effects (an old record): the recorded verdicts, as
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claims.discovery import select_claims
-from dt_circuits.claims.expectations import RECORDED_DECIMALS
-from dt_circuits.claims.recipe_bands import (
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.records.expectations import RECORDED_DECIMALS
+from dt_circuits.claims.records.recipe_bands import (
     FAMILY_ALPHA,
     MANIFEST_KEY,
     OutsideCheck,
@@ -37,8 +37,8 @@ from dt_circuits.claims.recipe_bands import (
     judge_checks,
     population_recipe_differs,
 )
-from dt_circuits.claims.subject import Subject
-from dt_circuits.claims.suite import ClaimRun, run_suite
+from dt_circuits.claims.suite.discovery import select_claims
+from dt_circuits.claims.suite.run import ClaimRun, run_suite
 from dt_circuits.core.errors import CheckpointError, ConfigError
 from dt_circuits.core.paths import REPO_ROOT
 from dt_circuits.core.tables import aligned_lines
@@ -203,7 +203,7 @@ def run_gate(
 ) -> GateResult:
     """Retrain, re-run every claim (or those in ``only``) against the checkpoint's recorded verdicts, optionally
     re-record (every claim)."""
-    from dt_circuits.claims.expectations import record_expectations
+    from dt_circuits.claims.records.expectations import record_expectations
     from dt_circuits.core.io import sha256_file
     from dt_circuits.training.train import save_run
 
@@ -353,7 +353,7 @@ def _weights_match(model, directory: Path, sha256_file) -> bool:
 
 
 def _fmt(entry: dict[str, Any] | None, verdict: str) -> str:
-    from dt_circuits.claims.claim import _fmt as num
+    from dt_circuits.claims.evaluation.results import _fmt as num
 
     if not entry:
         return f"{verdict:<5} (no numbers recorded)"

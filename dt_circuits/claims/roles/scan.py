@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dt_circuits.analysis.interventions import component_names
-from dt_circuits.claims.claim import Ablation, OnFamily
-from dt_circuits.claims.subject import POST_ROLES, Subject
+from dt_circuits.claims.evaluation.subject import POST_ROLES, Subject
+from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.claims.measures.states import Ablation
 
 #: role -> (defining family, RTG, which kind of component may fill it)
 ROLE_SCENARIOS: dict[str, tuple[str, float, str]] = {

@@ -1,6 +1,6 @@
 """What each head does, by path patching: does it relay RTG, does it read the state token, or both?
 
-The post binds roles by ablation (:mod:`dt_circuits.claims.roles`). A dataset-mean ablation taken at the
+The post binds roles by ablation (:mod:`dt_circuits.claims.roles.scan`). A dataset-mean ablation taken at the
 evaluation RTG cannot see a head that only relays RTG (its output barely varies across states at one RTG), so a
 checkpoint whose heads only relay RTG falls back to the post's binding with no word on why. This scan says what
 each head *does* in each role scenario:
@@ -25,10 +25,10 @@ import numpy as np
 from dt_circuits.analysis import paths
 from dt_circuits.analysis.attribution import logit_diff_metric
 from dt_circuits.analysis.interventions import component_names
-from dt_circuits.claims.claim import OnFamily
-from dt_circuits.claims.paths_measures import Contrast
-from dt_circuits.claims.roles import ROLE_SCENARIOS
-from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.claims.measures.paths import Contrast
+from dt_circuits.claims.roles.scan import ROLE_SCENARIOS
 
 RELAY = 0.5  # logits of forward − right: the bar of `rtg-relay-heads`
 UNUSED = 0.05  # mean attention: the bar of `PathUse`

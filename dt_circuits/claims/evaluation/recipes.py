@@ -32,7 +32,7 @@ from dt_circuits.analysis.interventions import (
     replace_hook,
 )
 from dt_circuits.analysis.interventions import donor_indices as _donor_indices
-from dt_circuits.claims.subject import Subject, mean_walk
+from dt_circuits.claims.evaluation.subject import Subject, mean_walk
 from dt_circuits.core.errors import ConfigError
 
 RECIPES = ("zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean")

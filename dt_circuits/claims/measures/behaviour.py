@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.embeddings import time_embedding_projection
-from dt_circuits.claims.claim import Measurement, OwnSample
-from dt_circuits.claims.paths_measures import paired_bootstrap
-from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.evaluation.measurement import Measurement, OwnSample
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.measures.paths import paired_bootstrap
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Action, EnvSpec
-from dt_circuits.evaluation.rollout import episode_seeds
+from dt_circuits.evaluation.episodes import episode_seeds
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dt_circuits.analysis.interventions import Inputs
-from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.env import scenarios
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Direction, EnvSpec

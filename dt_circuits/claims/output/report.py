@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dt_circuits.analysis.figures import save_png
-from dt_circuits.claims.subject import Subject
-from dt_circuits.claims.suite import ClaimRun
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.io import write_json_atomic, write_text_atomic
 
 CSS = """

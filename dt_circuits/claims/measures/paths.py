@@ -26,8 +26,9 @@ from dt_circuits.analysis import paths
 from dt_circuits.analysis.attribution import logit_diff_metric, prob_metric, residual_direction
 from dt_circuits.analysis.interventions import Inputs, run
 from dt_circuits.analysis.patching import remove_front_obstacle
-from dt_circuits.claims.claim import Measurement, OnFamily, OwnSample
-from dt_circuits.claims.subject import Subject, mean_walk
+from dt_circuits.claims.evaluation.measurement import Measurement, OwnSample
+from dt_circuits.claims.evaluation.subject import Subject, mean_walk
+from dt_circuits.claims.measures.family import OnFamily
 from dt_circuits.core.errors import ConfigError
 
 #: replicates per statistic: the run's family-wise level puts each interval's tails far out (~0.03 % each)
@@ -273,7 +274,7 @@ class FamilyContrast(OwnSample):
     metric: str
 
     def measure(self, subject: Subject) -> Measurement:
-        from dt_circuits.claims.claim import metric_values
+        from dt_circuits.claims.evaluation.metrics import metric_values
 
         _, a_in = self.on.inputs(subject)
         _, b_in = self.versus.inputs(subject)

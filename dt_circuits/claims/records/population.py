@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claims.recipe_bands import (
+from dt_circuits.claims.records.recipe_bands import (
     FAMILY_ALPHA,
     MANIFEST_KEY,
     OutsideCheck,
@@ -64,7 +64,7 @@ def retrain_seed(task: dict[str, Any]) -> dict[str, Any]:
     the trained weights (numpy arrays, for the judging stage) and the training's own numbers."""
     import torch
 
-    from dt_circuits.claims.gate import retrain
+    from dt_circuits.claims.records.gate import retrain
     from dt_circuits.evaluation.pool import model_payload
 
     directory = Path(task["checkpoint"])
@@ -99,9 +99,9 @@ def judge_seed(trained: dict[str, Any]) -> dict[str, Any]:
     claim its verdict and headline numbers."""
     import torch
 
-    from dt_circuits.claims.discovery import select_claims
-    from dt_circuits.claims.subject import Subject
-    from dt_circuits.claims.suite import run_suite
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.suite.discovery import select_claims
+    from dt_circuits.claims.suite.run import run_suite
     from dt_circuits.dt.checkpoint import CheckpointInfo
     from dt_circuits.evaluation.pool import model_from_payload
     from dt_circuits.training.train import weights_digest

@@ -21,8 +21,8 @@ from dt_circuits.analysis.memory import (
     logit_diff,
     restored_fraction,
 )
-from dt_circuits.claims.claim import Measurement, OwnSample
-from dt_circuits.claims.subject import Subject
+from dt_circuits.claims.evaluation.measurement import Measurement, OwnSample
+from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.env.memory import COMPLEMENT_CELLS, MemoryScenario, complement, modal_scenarios
 
 

@@ -1,0 +1,1 @@
+"""Finding claim files and running them on a checkpoint (what the plugin and `dt-circuits claims` share)."""
