@@ -26,7 +26,8 @@ from typing import Literal
 import torch
 
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.dt.model import STATE_POS, DecisionTransformer, DTConfig, ObsEncoding
+from dt_circuits.dt.config import STATE_POS, DTConfig, ObsEncoding
+from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Action
 
 Route = Literal["head0", "head1", "mlp", "direct"]
