@@ -27,7 +27,7 @@ from dt_circuits.claims.measures.paths import (
     TokenPath,
 )
 from dt_circuits.claims.measures.rollouts import Rollouts
-from dt_circuits.claims.measures.states import Ablation, Behaviour, FrontObstacleRemoved
+from dt_circuits.claims.measures.states import Ablation, Behaviour, FrontObstacleRemoved, Mediation
 from dt_circuits.claims.measures.weights import Weights, forward_right_unembed, front_cell_input_delta, front_cell_ov
 from dt_circuits.env.scenarios import StateRenderer
 
@@ -48,6 +48,7 @@ __all__ = [
     "HeadPath",
     "InjectionFlip",
     "InstructionFeature",
+    "Mediation",
     "OnFamily",
     "PathShare",
     "PathUse",

@@ -204,3 +204,40 @@ def cluster_bootstrap(
         variant = rng.integers(v.shape[0], size=stop - start)
         draws[start:stop] = np.einsum("bc,bc->b", counts, totals[variant]) / (counts @ sizes)
     return ClusterBootstrap(float(v[0].mean()), draws, n_clusters, int(v.shape[1]))
+
+
+def cluster_ratio_bootstrap(
+    numerator: np.ndarray, denominator: np.ndarray, clusters: np.ndarray, *, n_resamples: int = 20_000, seed: int = 0
+) -> ClusterBootstrap:
+    """Seeded cluster bootstrap of mean(``numerator``) / mean(``denominator``), rows paired and resampled by cluster.
+
+    A share of an effect (the part of a paired edit's effect that patching one component reproduces) is a ratio of
+    two means over the same rows; resampling clusters keeps each row's numerator with its denominator. A draw whose
+    denominator sums to 0 is NaN (the share does not exist there), as is the estimate when the whole sample's does.
+    """
+    num = np.asarray(numerator, dtype=np.float64).ravel()
+    den = np.asarray(denominator, dtype=np.float64).ravel()
+    labels = np.asarray(clusters).ravel()
+    if num.shape != den.shape or labels.shape != num.shape:
+        raise ConfigError(f"{num.shape[0]} numerators, {den.shape[0]} denominators, {labels.shape[0]} cluster labels")
+    if num.shape[0] == 0:
+        raise ConfigError("cannot bootstrap an empty sample")
+    _, inverse = np.unique(labels, return_inverse=True)
+    n_clusters = int(inverse.max()) + 1
+    num_totals = np.bincount(inverse, weights=num, minlength=n_clusters)
+    den_totals = np.bincount(inverse, weights=den, minlength=n_clusters)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // n_clusters)
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        picks = rng.integers(n_clusters, size=(stop - start, n_clusters))
+        offsets = np.arange(stop - start)[:, None] * n_clusters
+        counts = np.bincount((picks + offsets).ravel(), minlength=(stop - start) * n_clusters)
+        counts = counts.reshape(stop - start, n_clusters).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = counts @ den_totals
+            draws[start:stop] = np.where(d != 0, (counts @ num_totals) / np.where(d != 0, d, 1.0), np.nan)
+    total = float(den.sum())
+    effect = float(num.sum()) / total if total != 0 else float("nan")
+    return ClusterBootstrap(effect, draws, n_clusters, int(num.shape[0]))

@@ -265,6 +265,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(
             f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
             f"{run.verdict.reason:<16} {h.numbers(_f)} needs {h.bound}"
-            + (" RECIPE-DEPENDENT" if run.verdict.recipe_dependent else "")
+            + (f" RECIPE-DEPENDENT ({run.verdict.recipe_dependent})" if run.verdict.recipe_dependent else "")
             + (f"; failing: {'; '.join(run.verdict.failing_checks)}" if run.verdict.failing_checks else "")
         )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dt_circuits.analysis.stats import cluster_bootstrap
+from dt_circuits.analysis.stats import cluster_bootstrap, cluster_ratio_bootstrap
 from dt_circuits.claims.evaluation import recipes as recipe_lib
 from dt_circuits.claims.evaluation import samples as sample_lib
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
@@ -31,12 +31,25 @@ N_BOOTSTRAP = 20_000
 
 
 def _interval(
-    check: Check, values: np.ndarray, clusters: np.ndarray, comparisons: Comparisons, seed: int
+    check: Check,
+    values: np.ndarray,
+    clusters: np.ndarray,
+    comparisons: Comparisons,
+    seed: int,
+    denominator: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    """Effect, interval at the run's family-wise level, whether it clears the bound, and the bootstrap p-value:
+    of the mean of ``values`` ((variants, n)), or of mean(values[0]) / mean(``denominator``) when given."""
+    nan = float("nan")
     if values.shape[-1] == 0:
-        nan = float("nan")
         return {"effect": nan, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0}
-    boot = cluster_bootstrap(values, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
+    if denominator is not None:
+        boot = cluster_ratio_bootstrap(values[0], denominator, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
+        if math.isnan(boot.effect) or np.isnan(boot.draws).any():
+            why = UNDEFINED + "the denominator is 0 " + ("here" if math.isnan(boot.effect) else "in some resamples")
+            return {"effect": boot.effect, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0, "reason": why}
+    else:
+        boot = cluster_bootstrap(values, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
     lo, hi = boot.interval(comparisons.confidence)
     return {
         "effect": boot.effect,
@@ -91,13 +104,19 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
     if not isinstance(measure, StateMeasure):  # one sample: an exact reading, per-example values, or replicates
         return [_measurement_result(check, measure.measure(subject), comparisons, seed, common)]
     results = []
+    ratio_of = getattr(measure, "denominator", None)  # a share: mean(values) / mean(denominator), paired by row
     for sample in measure.on.samples(subject):
         by_recipe = measure.values(subject, sample)
-        per = {r: _interval(check, v, sample.clusters, comparisons, seed) for r, v in by_recipe.items()}
+        den = ratio_of(subject, sample) if ratio_of is not None else None
+        per = {r: _interval(check, v, sample.clusters, comparisons, seed, den) for r, v in by_recipe.items()}
         main = per[measure.primary]
         primary_values = by_recipe[measure.primary][0]
+        if den is not None:  # each example's own share, where it has one
+            with np.errstate(divide="ignore", invalid="ignore"):
+                primary_values = np.where(den != 0, primary_values / np.where(den != 0, den, 1.0), np.nan)
         insufficient = not sample.sufficient
-        frac = float(np.mean([check.example_holds(x) for x in primary_values])) if len(primary_values) else math.nan
+        judged = primary_values[~np.isnan(primary_values)] if den is not None else primary_values
+        frac = float(np.mean([check.example_holds(x) for x in judged])) if len(judged) else math.nan
         describe = measure.text(subject, sample)
         if insufficient:
             describe += f" — too few {sample.cluster_unit} to support a verdict (< {sample_lib.MIN_CLUSTERS})"
@@ -109,6 +128,12 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
             recipes[r]["describe"] = recipe_lib.DESCRIBE[r]
             if r == "mean-rtg-mix":
                 recipes[r]["mixture"] = list(recipe_lib.RTG_MIX)
+        object_effect = getattr(measure, "object_effect", None)
+        if "counterfactual" in recipes and object_effect is not None and len(sample):
+            share = _mediation(
+                by_recipe["counterfactual"][0], object_effect(subject, sample), sample, comparisons, seed
+            )
+            recipes["counterfactual"]["mediation"] = share
         results.append(
             CheckResult(
                 check.name if sample.kind == "generated" else f"{check.name} [on-policy]",
@@ -129,10 +154,25 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
                 primary_recipe=measure.primary if recipes else None,
                 recipes=recipes,
                 values=np.asarray(primary_values, dtype=float),
+                reason=main.get("reason", ""),
                 **common,
             )
         )
     return results
+
+
+def _mediation(
+    patched: np.ndarray, total: np.ndarray, sample: sample_lib.Sample, comparisons: Comparisons, seed: int
+) -> dict[str, Any]:
+    """The share of the object's whole effect on the metric that patching the component carries: mean patched
+    effect / mean effect of removing the object, with a cluster-bootstrap interval at the run's family-wise level
+    (NaN, with the reason, where the object has no effect to share)."""
+    boot = cluster_ratio_bootstrap(patched, total, sample.clusters, n_resamples=N_BOOTSTRAP, seed=seed ^ 0x5EED)
+    out: dict[str, Any] = {"object_effect": _num(float(np.mean(total)))}
+    if math.isnan(boot.effect) or np.isnan(boot.draws).any():
+        return out | {"share": None, "ci_low": None, "ci_high": None, "undefined": "the object's effect is 0"}
+    lo, hi = boot.interval(comparisons.confidence)
+    return out | {"share": boot.effect, "ci_low": lo, "ci_high": hi}
 
 
 def _measurement_result(

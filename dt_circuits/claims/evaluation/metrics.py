@@ -42,3 +42,11 @@ def clean_metric(subject: Subject, sample: sample_lib.Sample, metric: str) -> np
     if key not in subject._cache:
         subject._cache[key] = (sample, metric_values(subject, sample.inputs, metric))
     return subject._cache[key][1]
+
+
+def paired_metric(subject: Subject, sample: sample_lib.Sample, paired: Inputs, metric: str) -> np.ndarray:
+    """The unablated metric on a sample's paired counterfactual states (cached like :func:`clean_metric`)."""
+    key = ("paired", id(sample), metric)
+    if key not in subject._cache:
+        subject._cache[key] = (sample, metric_values(subject, paired, metric))
+    return subject._cache[key][1]

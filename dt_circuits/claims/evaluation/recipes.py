@@ -10,6 +10,12 @@ Every ablation check is measured under every recipe; the claim names its primary
 - ``resample``: another visited state's activation (a seeded donor from the walk at the claim's RTG, one per row).
 - ``dti-dhead-mean``: DTI's app recipe, for the record: a head's output is replaced by its mean over ``d_head``
   (an MLP's by its mean over neurons) in the same forward pass; not an ablation to a typical value.
+- ``counterfactual``: activation patching from the paired state (an interchange intervention): the component's
+  output is the one it has on the same state with the object in front removed
+  (:func:`~dt_circuits.claims.evaluation.samples.without_front_object`), same RTG and timestep. It asks whether
+  the component carries *the information* "there is an object in front" that the behaviour responds to, which no
+  ablation to a typical value asks; it exists only on families that put an object in front. Patched at every
+  position: positions before the state token cannot see the edit, so this is the patch at the state token.
 
 The two dataset-mean recipes also carry the mean's own noise: besides the mean of the whole walk they give
 ``MEAN_VARIANTS`` means of walks resampled by episode, so the cluster bootstrap draws from them as well.
@@ -35,7 +41,9 @@ from dt_circuits.analysis.interventions import donor_indices as _donor_indices
 from dt_circuits.claims.evaluation.subject import Subject, mean_walk
 from dt_circuits.core.errors import ConfigError
 
-RECIPES = ("zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean")
+RECIPES = ("zero", "mean", "mean-rtg-mix", "resample", "dti-dhead-mean", "counterfactual")
+#: the recipes that need a paired counterfactual state (reported only where the family has one)
+PAIRED_RECIPES = ("counterfactual",)
 #: the RTG mixture of ``mean-rtg-mix``: the post's three critical points, equal weight
 RTG_MIX = (-1.0, 0.0, 0.9)
 #: resampled walks behind each dataset-mean recipe (besides the whole walk)
@@ -49,6 +57,7 @@ DESCRIBE = {
     "mean-rtg-mix": "dataset mean over RTGs " + ", ".join(f"{r:g}" for r in RTG_MIX) + " (equal weight)",
     "resample": "resample ablation: a seeded donor state from the walk at the claim's RTG, per row",
     "dti-dhead-mean": "DTI app recipe: mean over d_head (MLP: over neurons) in the same pass",
+    "counterfactual": "activation patching from the same state with the object in front removed",
 }
 
 
@@ -116,12 +125,18 @@ def recipe_hooks(
     seed: int = 0,
     *,
     point: bool = False,
+    paired: Inputs | None = None,
 ) -> tuple[FwdHooks, int]:
     """(hooks, variants): hooks for inputs tiled ``variants`` times block-wise (``Inputs.repeat``), copy k
-    ablated with the recipe's k-th value (variant 0 the point estimate; ``point`` gives that one only)."""
+    ablated with the recipe's k-th value (variant 0 the point estimate; ``point`` gives that one only).
+    ``paired``: the rows' counterfactual states, one per row (the ``counterfactual`` recipe needs them)."""
     check_recipe(recipe)
     hooks: FwdHooks = []
     variants = 1
+    if recipe in PAIRED_RECIPES:
+        if paired is None or len(paired) != n_rows:
+            raise ConfigError(f"the {recipe} recipe needs one paired state per row ({n_rows}); the family has none")
+        store = collect_activations(subject.model, paired, comps)
     for comp in comps:
         name = comp.hook_name
         if recipe == "zero":
@@ -137,6 +152,8 @@ def recipe_hooks(
             idx = torch.as_tensor(_donor_indices(n_rows, seed, int(donors.shape[0])))
             picked = donors[idx]
             fn = replace_hook(comp, None, lambda act, picked=picked: picked)
+        elif recipe == "counterfactual":
+            fn = replace_hook(comp, None, lambda act, patched=store.acts[name]: patched)
         else:  # dti-dhead-mean
             fn = replace_hook(comp, None, lambda act: act.mean(dim=-1, keepdim=True))
         hooks.append((name, fn))

@@ -17,6 +17,34 @@ from dt_circuits.env.scenarios import GridState
 
 CheckKind = Literal["baseline", "effect", "control"]
 REASONS = ("holds", "baseline-absent", "path-unused", "undefined", "effect-too-small", "control-failed", "other")
+#: ``recipe_dependent`` values: holds under the primary recipe only; fails under it but holds under another
+PRIMARY_ONLY = "primary-only"
+FAILS_UNDER_PRIMARY = "fails-under-primary"
+
+
+def recipe_dependence_text(value: object) -> str:
+    """Words for a ``recipe_dependent`` value ("" when it does not depend; records before issue 31 stored True for
+    primary-only)."""
+    if value is True or value == PRIMARY_ONLY:
+        return "recipe-dependent: holds only under the primary recipe"
+    if value == FAILS_UNDER_PRIMARY:
+        return "recipe-dependent: fails under the primary recipe, holds under another"
+    return ""
+
+
+def mediation_text(recipe: dict[str, Any]) -> str:
+    """A counterfactual recipe's share of the object's effect in words ("carries 93 % [89 %, 98 %] of the
+    object's effect (+0.322)"), or "" when the recipe has no share."""
+    m = recipe.get("mediation")
+    if not m:
+        return ""
+    effect = _fmt(m.get("object_effect"))
+    if m.get("share") is None:
+        return f"share undefined ({m.get('undefined', 'no number')}; the object's effect is {effect})"
+    pct = [f"{int(round(x * 100)):d} %" for x in (m["share"], m["ci_low"], m["ci_high"])]
+    return f"carries {pct[0]} [{pct[1]}, {pct[2]}] of the object's effect ({effect})"
+
+
 #: how a check's reason starts when its number does not exist on the model (a ratio whose denominator is 0)
 UNDEFINED = "undefined: "
 
@@ -75,9 +103,16 @@ class CheckResult:
         return f"{fmt(self.effect)} [interval undefined ({self.undefined})]"
 
     @property
-    def recipe_dependent(self) -> bool:
-        """The primary recipe clears the bound but another recipe does not."""
-        return self.holds and any(not r["holds"] for r in self.recipes.values())
+    def recipe_dependent(self) -> str:
+        """How the result depends on the recipe, either way: ``PRIMARY_ONLY`` (the primary recipe clears the bound,
+        another does not), ``FAILS_UNDER_PRIMARY`` (the primary does not, another does), "" (every recipe agrees,
+        or the check has no recipes)."""
+        others = [r["holds"] for name, r in self.recipes.items() if name != self.primary_recipe]
+        if self.holds and not all(others):
+            return PRIMARY_ONLY
+        if not self.holds and any(others):
+            return FAILS_UNDER_PRIMARY
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "values"}
@@ -138,9 +173,17 @@ class Verdict:
         return "other"
 
     @property
-    def recipe_dependent(self) -> bool:
-        """An effect check clears its bound under the primary recipe but not under another."""
-        return any(c.kind == "effect" and c.recipe_dependent for c in self.checks)
+    def recipe_dependent(self) -> str:
+        """How the verdict depends on the recipe, either way (a verdict that depends on it says so):
+        ``PRIMARY_ONLY`` when it holds and an effect check clears its bound under the primary recipe only;
+        ``FAILS_UNDER_PRIMARY`` when it fails and every failing check holds under another recipe (another recipe
+        would have given "holds"); "" otherwise."""
+        if self.holds:
+            return PRIMARY_ONLY if any(c.kind == "effect" and c.recipe_dependent for c in self.checks) else ""
+        real = [c for c in self.failing if not c.insufficient]
+        if real and all(c.recipe_dependent == FAILS_UNDER_PRIMARY for c in real):
+            return FAILS_UNDER_PRIMARY
+        return ""
 
     @property
     def verdict(self) -> str:

@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from dt_circuits.analysis.interventions import Inputs
 from dt_circuits.claims.evaluation.subject import Subject
@@ -171,3 +172,40 @@ def generated(
         inputs = Inputs.make(fam.obs, np.full(len(fam), rtg, np.float32), t)
         subject._cache[key] = Sample("generated", family, inputs, labels, unit, fam.states)
     return subject._cache[key]
+
+
+def front_object(family: str) -> str | None:
+    """The object a family puts directly in front of the agent ("ball", "goal", "wall"); None when it puts none."""
+    kind = "goal" if family.startswith("goal") else family.removesuffix("-in-front")
+    obj = FRONT_OBJECT.get(kind)
+    return None if obj in (None, "empty") else obj
+
+
+def front_cleared(obs: torch.Tensor) -> torch.Tensor:
+    """The observations with the front cell made empty, as the env renders an empty cell."""
+    out = obs.clone()
+    out[:, FRONT_VIEW_CELL[0], FRONT_VIEW_CELL[1]] = torch.tensor([OBJECT["empty"], 0, 0], dtype=out.dtype)
+    return out
+
+
+def without_front_object(subject: Subject, sample: Sample) -> Inputs | None:
+    """The sample's paired counterfactual: every state with the object in front removed, same RTG and timestep
+    (None when the family puts no object in front).
+
+    A generated state with a ball in front is re-rendered through the env without that ball; the goal (which
+    Dynamic Obstacles never moves) and walls cannot be removed from the env, and on-policy states have no grid
+    state, so there the front cell of the observation is emptied. For a ball the two agree exactly (balls hide
+    nothing behind them; ``tests/test_counterfactual.py``).
+    """
+    if front_object(sample.family) is None or len(sample) == 0:
+        return None
+    key = ("without-front-object", id(sample))
+    if key not in subject._cache:
+        if sample.states is not None and front_object(sample.family) == "ball":
+            from dt_circuits.analysis.patching import remove_front_obstacle
+
+            obs = torch.as_tensor(subject.renderer.render_many([remove_front_obstacle(s) for s in sample.states]))
+        else:
+            obs = front_cleared(sample.inputs.obs)
+        subject._cache[key] = (sample, Inputs.make(obs, sample.inputs.rtg, sample.inputs.timestep))
+    return subject._cache[key][1]

@@ -4,7 +4,6 @@ change when the object in front is removed."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +15,11 @@ from dt_circuits.claims.evaluation import names
 from dt_circuits.claims.evaluation import recipes as recipe_lib
 from dt_circuits.claims.evaluation import samples as sample_lib
 from dt_circuits.claims.evaluation.measurement import Measurement
-from dt_circuits.claims.evaluation.metrics import clean_metric, metric_values
+from dt_circuits.claims.evaluation.metrics import clean_metric, metric_values, paired_metric
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.core.errors import ConfigError
 from dt_circuits.env.scenarios import GridState
-from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT
 
 
 class _OnStates:
@@ -73,7 +72,8 @@ class Ablation(_OnStates):
     """Change in a metric when components are ablated, per state, under every recipe.
 
     ``method`` is the primary recipe (its result is the verdict): ``mean`` (dataset mean at the claim's RTG,
-    the default), ``mean-rtg-mix``, ``zero``, ``resample`` or ``dti-dhead-mean``.
+    the default), ``mean-rtg-mix``, ``zero``, ``resample``, ``dti-dhead-mean`` or ``counterfactual`` (the
+    component's output from the same state with the object in front removed: on families with an object in front).
     """
 
     on: OnFamily
@@ -86,6 +86,11 @@ class Ablation(_OnStates):
         names.check_metric(self.metric)
         for spec in (self.ablate,) if isinstance(self.ablate, str) else self.ablate:
             names.check_component(spec)
+        if self.method in recipe_lib.PAIRED_RECIPES and sample_lib.front_object(self.on.family) is None:
+            raise ConfigError(
+                f"the {self.method} recipe patches from the state with the object in front removed; "
+                f"family {self.on.family!r} puts none there"
+            )
 
     @property
     def primary(self) -> str:  # type: ignore[override]
@@ -102,69 +107,141 @@ class Ablation(_OnStates):
         bound = "+".join(subject.component_label(a) for a in np.atleast_1d(self.ablate))
         return f"Δ{self.metric} when ablating {bound} on {sample.describe()} at RTG {self.on.rtg:g}"
 
-    def _delta(self, subject: Subject, inputs: Inputs, clean: np.ndarray, recipe: str) -> np.ndarray:
+    def _delta(
+        self, subject: Subject, inputs: Inputs, clean: np.ndarray, recipe: str, paired: Inputs | None = None
+    ) -> np.ndarray:
         comps = self.components(subject)
         seed = zlib.crc32(f"{self.ablate}/{recipe}".encode())
-        hooks, k = recipe_lib.recipe_hooks(subject, comps, recipe, self.on.rtg, len(inputs), seed)
+        hooks, k = recipe_lib.recipe_hooks(subject, comps, recipe, self.on.rtg, len(inputs), seed, paired=paired)
         ablated = metric_values(subject, recipe_lib.tiled(inputs, k), self.metric, hooks)
         return ablated.reshape(k, len(inputs)) - clean[None]
 
-    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
-        if len(sample) == 0:
-            return {r: np.zeros((1, 0)) for r in recipe_lib.RECIPES}
-        clean = clean_metric(subject, sample, self.metric)
-        return {r: self._delta(subject, sample.inputs, clean, r) for r in recipe_lib.RECIPES}
+    def recipe_values(self, subject: Subject, sample: sample_lib.Sample, recipe: str) -> np.ndarray:
+        """(variants, n) changes under one recipe on a sample; cached per subject, so a control repeated across
+        claims, or a share and its ablation check, cost one pass."""
+        key = ("ablation", self.ablate, self.metric, recipe, self.on.rtg, id(sample))
+        if key not in subject._cache:
+            clean = clean_metric(subject, sample, self.metric)
+            paired = sample_lib.without_front_object(subject, sample)
+            subject._cache[key] = (sample, self._delta(subject, sample.inputs, clean, recipe, paired))
+        return subject._cache[key][1]
 
-    def hooks(self, subject: Subject, rtg: float) -> list:
+    def recipes(self, sample: sample_lib.Sample) -> tuple[str, ...]:
+        """The recipes this check is measured under on ``sample``: every recipe, the paired ones only where the
+        family puts an object in front to remove."""
+        paired = sample_lib.front_object(sample.family) is not None
+        return tuple(r for r in recipe_lib.RECIPES if paired or r not in recipe_lib.PAIRED_RECIPES)
+
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        recipes = self.recipes(sample)
+        if len(sample) == 0:
+            return {r: np.zeros((1, 0)) for r in recipes}
+        return {r: self.recipe_values(subject, sample, r) for r in recipes}
+
+    def object_effect(self, subject: Subject, sample: sample_lib.Sample) -> np.ndarray | None:
+        """Per state, the metric's change when the object in front is removed (the whole effect the
+        counterfactual patch of a component can carry a share of); None when the family has no object in front."""
+        paired = sample_lib.without_front_object(subject, sample)
+        if paired is None:
+            return None
+        return paired_metric(subject, sample, paired, self.metric) - clean_metric(subject, sample, self.metric)
+
+    def hooks(self, subject: Subject, rtg: float, paired: Inputs | None = None) -> list:
         """The primary recipe's hooks for a single state (variant 0: the point estimate)."""
-        return recipe_lib.recipe_hooks(subject, self.components(subject), self.method, rtg, 1, point=True)[0]
+        comps = self.components(subject)
+        return recipe_lib.recipe_hooks(subject, comps, self.method, rtg, 1, point=True, paired=paired)[0]
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         """One state's change; dataset means stay those of the claim's RTG."""
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
         clean = metric_values(subject, inputs, self.metric)
-        hooks = self.hooks(subject, self.on.rtg)
+        paired = None
+        if self.method in recipe_lib.PAIRED_RECIPES:
+            paired = Inputs.make(_without_front_object(subject, state, self.on.family)[None], rtg, t)
+        hooks = self.hooks(subject, self.on.rtg, paired)
         return float(metric_values(subject, inputs, self.metric, hooks)[0] - clean[0])
 
 
-def _front_cleared(obs: torch.Tensor) -> torch.Tensor:
-    """The observations with the front cell made empty, as the env renders an empty cell."""
-    out = obs.clone()
-    out[:, FRONT_VIEW_CELL[0], FRONT_VIEW_CELL[1]] = torch.tensor([OBJECT["empty"], 0, 0], dtype=out.dtype)
-    return out
+@dataclass(frozen=True)
+class Mediation(_OnStates):
+    """The share of the object's effect that components carry: mean change in the metric when their output is
+    patched from the same state with the object in front removed (the ``counterfactual`` recipe), over the mean
+    change when the object itself is removed. 1 means they carry all of what the object does to the metric; 0,
+    none of it. A ratio of two means over the same states, with a cluster-bootstrap interval (undefined where the
+    object has no effect on the metric). The family must put an object in front."""
+
+    on: OnFamily
+    carried_by: str | tuple[str, ...]
+    metric: str = "p_forward"
+
+    def __post_init__(self) -> None:
+        self._patch()  # validates the components, the metric and the family
+
+    def _patch(self) -> Ablation:
+        return Ablation(self.on, self.carried_by, self.metric, method="counterfactual")
+
+    @property
+    def unit(self) -> str:
+        return f"share of Δ{self.metric}"
+
+    def text(self, subject: Subject, sample: sample_lib.Sample) -> str:
+        who = "+".join(subject.component_label(a) for a in np.atleast_1d(self.carried_by))
+        what = sample_lib.front_object(self.on.family)
+        return (
+            f"share of the {what}'s effect on {self.metric} that {who} carries (counterfactual patch / removing the "
+            f"{what}), {sample.describe()} at RTG {self.on.rtg:g}"
+        )
+
+    def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
+        if len(sample) == 0:
+            return {"": np.zeros((1, 0))}
+        return {"": self._patch().recipe_values(subject, sample, "counterfactual")[:1]}
+
+    def denominator(self, subject: Subject, sample: sample_lib.Sample) -> np.ndarray:
+        if len(sample) == 0:
+            return np.zeros(0)
+        effect = self._patch().object_effect(subject, sample)
+        assert effect is not None  # the family has an object in front (checked at construction)
+        return effect
+
+
+def _without_front_object(subject: Subject, state: GridState, family: str) -> np.ndarray:
+    """One state's counterfactual observation: a ball removed through the env, another object's cell emptied."""
+    if sample_lib.front_object(family) == "ball":
+        return subject.renderer.render(remove_front_obstacle(state))
+    return sample_lib.front_cleared(torch.as_tensor(subject.renderer.render(state)[None]))[0].numpy()
 
 
 @dataclass(frozen=True)
 class FrontObstacleRemoved(_OnStates):
-    """Paired edit: metric with the ball in front minus the same state with that ball removed (re-rendered
-    through the env for generated states; the front cell emptied in the observation for on-policy states)."""
+    """Paired edit: metric with the object in front minus the same state with that object removed
+    (:func:`~dt_circuits.claims.evaluation.samples.without_front_object`: a ball re-rendered away through the env
+    for generated states, the front cell emptied otherwise). The family must put an object in front."""
 
     on: OnFamily
     metric: str = "attn_to_rtg"
 
     def __post_init__(self) -> None:
         names.check_metric(self.metric)
+        if sample_lib.front_object(self.on.family) is None:
+            raise ConfigError(f"FrontObstacleRemoved: family {self.on.family!r} puts no object in front to remove")
 
     @property
     def unit(self) -> str:
         return f"Δ{self.metric}"
 
     def text(self, subject: Subject, sample: sample_lib.Sample) -> str:
-        return f"{self.metric} with the ball in front minus without it, {sample.describe()} at RTG {self.on.rtg:g}"
-
-    def _delta(self, subject: Subject, states: Sequence[GridState] | None, inputs: Inputs) -> np.ndarray:
-        if states is not None:
-            cleared = torch.as_tensor(subject.renderer.render_many([remove_front_obstacle(s) for s in states]))
-        else:
-            cleared = _front_cleared(inputs.obs)
-        edited = Inputs.make(cleared, inputs.rtg, inputs.timestep)
-        return metric_values(subject, inputs, self.metric) - metric_values(subject, edited, self.metric)
+        what = sample_lib.front_object(self.on.family)
+        return f"{self.metric} with the {what} in front minus without it, {sample.describe()} at RTG {self.on.rtg:g}"
 
     def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
         if len(sample) == 0:
             return {"": np.zeros((1, 0))}
-        return {"": self._delta(subject, sample.states, sample.inputs)[None]}
+        paired = sample_lib.without_front_object(subject, sample)
+        delta = clean_metric(subject, sample, self.metric) - paired_metric(subject, sample, paired, self.metric)
+        return {"": delta[None]}
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        return float(self._delta(subject, [state], inputs)[0])
+        edited = Inputs.make(_without_front_object(subject, state, self.on.family)[None], rtg, t)
+        return float(metric_values(subject, inputs, self.metric)[0] - metric_values(subject, edited, self.metric)[0])

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dt_circuits.analysis.figures import save_png
+from dt_circuits.claims.evaluation.results import mediation_text, recipe_dependence_text
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.io import write_json_atomic, write_text_atomic
@@ -86,7 +87,7 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
         rows.append(
             f"<tr{cls}><td><a href='#{e(r.claim.id)}'>{e(r.claim.id)}</a></td>"
             f"<td class='{r.verdict.verdict}'>{r.verdict.verdict}</td><td>{e(r.verdict.reason)}</td>"
-            f"<td>{'recipe-dependent' if r.verdict.recipe_dependent else ''}</td><td>{r.expected}</td>"
+            f"<td>{e(recipe_dependence_text(r.verdict.recipe_dependent))}</td><td>{r.expected}</td>"
             f"<td>{_f(h.effect)}</td><td>{e(_interval(h))}</td><td>{e(h.bound)}</td>"
             f"<td>{h.n_clusters}</td><td>{e('; '.join(r.verdict.failing_checks))}</td></tr>"
         )
@@ -102,7 +103,7 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
                 f"<td>[{_f(v['ci_low'])}, {_f(v['ci_high'])}]</td>"
                 f"<td class='{'holds' if v['holds'] else 'fails'}'>"
                 f"{'clears' if v['holds'] else 'does not clear'}</td>"
-                f"<td colspan='3'>{e(v.get('describe', ''))}</td></tr>"
+                f"<td colspan='3'>{e('; '.join(filter(None, [v.get('describe', ''), mediation_text(v)])))}</td></tr>"
                 for name, v in c.recipes.items()
             )
             for c in r.verdict.checks

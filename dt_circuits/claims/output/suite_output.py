@@ -48,7 +48,7 @@ def format_table(runs: list[ClaimRun], width: int | None = None) -> str:
             (h.numbers(), "") if h.undefined else (_fmt(h.effect), f"[{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]")
         )
         verdict = r.verdict.verdict + ("" if r.matches else " (!)")
-        recipe = "DEPENDENT" if r.verdict.recipe_dependent else ""
+        recipe = r.verdict.recipe_dependent  # "", "primary-only" or "fails-under-primary"
         failing = "; ".join(r.verdict.failing_checks)
         full.append((r.claim.id, verdict, r.verdict.reason, r.expected, effect, interval, h.bound, str(h.n_clusters),
                      recipe, failing))  # fmt: skip

@@ -51,11 +51,7 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
                 "ci_high": _r(c.ci_high),
                 "bound": c.bound,
                 "n_clusters": c.n_clusters,
-                **(
-                    {"recipes": {k: {"effect": _r(v["effect"]), "holds": v["holds"]} for k, v in c.recipes.items()}}
-                    if c.recipes
-                    else {}
-                ),
+                **({"recipes": {k: _recipe_record(v) for k, v in c.recipes.items()}} if c.recipes else {}),
             }
             for c in run.verdict.checks
         },
@@ -63,6 +59,21 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
     if h.reason:  # a check that failed on an unused path, or with no number (undefined), not on its bound
         entry["measured"]["reason"] = h.reason
     return entry
+
+
+def _recipe_record(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's effect and whether it clears the bound; for the counterfactual recipe also the share of the
+    object's effect the component carries, with its interval, and the object's own effect."""
+    out = {"effect": _r(recipe["effect"]), "holds": recipe["holds"]}
+    m = recipe.get("mediation")
+    if m:
+        out["mediation"] = {
+            "share": _r(m.get("share")),
+            "ci_low": _r(m.get("ci_low")),
+            "ci_high": _r(m.get("ci_high")),
+            "object_effect": _r(m.get("object_effect")),
+        }
+    return out
 
 
 def record_expectations(
