@@ -153,3 +153,33 @@ def test_recipe_dependence_is_flagged_both_ways():
     assert no_behaviour.recipe_dependent == ""
     holding = Verdict("v", "", True, [_result(True, {"mean": True, "counterfactual": False})])
     assert holding.recipe_dependent == PRIMARY_ONLY
+
+
+def test_the_claims_output_names_the_patch_and_the_share(twins):
+    """`dt-circuits claims` prints, under the table, each counterfactual result beside the primary recipe with the
+    share of the object's effect it carries."""
+    from dt_circuits.claims.output.suite_output import recipe_lines
+    from dt_circuits.claims.suite.run import run_suite
+
+    runs = run_suite(twins["head1"], [CLAIMS["obstacle-avoidance-head"], CLAIMS["obstacle-head-carries-ball"]])
+    lines = recipe_lines(runs)
+    mean_claim = next(line for line in lines if "obstacle-avoidance-head  ablate obstacle head" in line)
+    assert "(primary)" in mean_claim and "counterfactual +0.956 ✓ (carries 100 % [100 %, 100 %]" in mean_claim
+    patch = next(line for line in lines if "obstacle-head-carries-ball  patch obstacle head" in line)
+    assert patch.startswith("recipes  ") and "counterfactual +0.956 ✓ (primary; carries 100 %" in patch
+
+
+@pytest.mark.reference
+def test_on_the_dti_reference_head_1_carries_the_ball(reference_model):
+    """Issue 31's measurement, reproduced by the suite: under mean ablation the post's head-1 claim fails on the
+    post's own model, under the counterfactual patch head 1 carries most of the ball's effect (issue: 93 %)."""
+    from dt_circuits.claims.suite.run import run_suite
+
+    subject = Subject.from_model(reference_model)
+    mean_run, patch_run = run_suite(subject, [CLAIMS["obstacle-avoidance-head"], CLAIMS["obstacle-head-carries-ball"]])
+    effect = _by_name(mean_run.verdict)["ablate obstacle head: ΔP(forward)"]
+    assert not mean_run.verdict.holds and mean_run.verdict.recipe_dependent == FAILS_UNDER_PRIMARY
+    cf = effect.recipes["counterfactual"]
+    assert effect.effect < 0.1 and cf["holds"] and 0.28 < cf["effect"] < 0.32
+    assert 0.88 < cf["mediation"]["share"] < 0.98 and cf["mediation"]["ci_low"] > 0.8
+    assert patch_run.verdict.holds and patch_run.verdict.recipe_dependent == PRIMARY_ONLY

@@ -108,7 +108,7 @@ def _run_one(
 ) -> bool | None:
     """True if every claim run matches its expectation (or was recorded), False if not, None if none applied."""
     from dt_circuits.claims.evaluation.subject import Subject
-    from dt_circuits.claims.output.suite_output import format_table, suite_json, terminal_width
+    from dt_circuits.claims.output.suite_output import format_table, recipe_lines, suite_json, terminal_width
     from dt_circuits.claims.records.expectations import record_expectations
     from dt_circuits.claims.suite.run import run_suite
     from dt_circuits.core.io import write_json_atomic
@@ -129,6 +129,8 @@ def _run_one(
     print(f"family-wise alpha {mc.alpha:g} over {mc.family_size} tests ({mc.method}): each interval at "
           f"{mc.confidence:.5f}")  # fmt: skip
     print(format_table(runs, terminal_width()))
+    for line in recipe_lines(runs):
+        print(line)
     skipped = sorted({c.id for c in claims} - {r.claim.id for r in runs})
     if skipped:
         print(f"not applicable ({subject.env_family} checkpoint): {', '.join(skipped)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dt_circuits.claims.evaluation.comparisons import default_comparisons
-from dt_circuits.claims.evaluation.results import _fmt
+from dt_circuits.claims.evaluation.results import _fmt, mediation_text
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.tables import aligned_lines
@@ -77,3 +77,29 @@ def terminal_width() -> int | None:
     if os.environ.get("COLUMNS", "").isdigit():
         return int(os.environ["COLUMNS"])
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def recipe_lines(runs: list[ClaimRun]) -> list[str]:
+    """One line per generated-family check that has a counterfactual recipe or depends on the recipe: the primary
+    recipe's effect beside the others that disagree with it and the counterfactual patch, with the share of the
+    object's effect the patch carries (✓ / ✗: clears the check's bound)."""
+    lines = []
+    for r in runs:
+        for c in r.verdict.checks:
+            if not c.recipes or c.sample != "generated" or not (c.recipe_dependent or "counterfactual" in c.recipes):
+                continue
+            primary = c.recipes.get(c.primary_recipe or "", {})
+            shown = [
+                name
+                for name, v in c.recipes.items()
+                if name != c.primary_recipe and (name == "counterfactual" or v["holds"] != primary.get("holds"))
+            ]
+            note = "; ".join(filter(None, ["primary", mediation_text(primary)]))
+            parts = [f"{c.primary_recipe} {_fmt(c.effect)} {'✓' if c.holds else '✗'} ({note})"]
+            for name in shown:
+                v = c.recipes[name]
+                part = f"{name} {_fmt(v['effect'])} {'✓' if v['holds'] else '✗'}"
+                share = mediation_text(v)
+                parts.append(f"{part} ({share})" if share else part)
+            lines.append(f"recipes  {r.claim.id}  {c.name} ({c.bound}): " + " · ".join(parts))
+    return lines
