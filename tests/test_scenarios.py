@@ -84,6 +84,7 @@ def test_random_states_and_walk_are_valid_and_seeded():
 def test_strategy_states_are_accepted_by_the_env(state):
     validate_state(state)
     obs = RENDERER.render(state)
+    RENDERER.place(state)  # the render may come from the renderer's cache; put the env in the state to inspect it
     env = RENDERER.env
     assert tuple(env.agent_pos) == state.agent_pos and env.agent_dir == state.agent_dir
     balls = {tuple(b.cur_pos) for b in env.obstacles}
@@ -130,3 +131,15 @@ def test_unknown_family_arguments_are_named():
 
 def test_spec_default_goal():
     assert EnvSpec().goal_pos == (6, 6)
+
+
+def test_a_cached_render_is_the_env_rendering_and_cannot_be_changed_from_outside():
+    renderer = StateRenderer()
+    state = GridState((2, 3), 0, ((3, 3), (4, 5)))
+    first = renderer.render(state)
+    first[:] = 0  # a caller writing into its copy must not change what the next caller gets
+    again = renderer.render(state)
+    fresh = StateRenderer()
+    fresh.CACHED_RENDERS = 0
+    np.testing.assert_array_equal(again, fresh.render(state))
+    assert again.any()

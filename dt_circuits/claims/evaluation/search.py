@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dt_circuits.claims.evaluation.measurement import PerStateMeasure
 from dt_circuits.claims.evaluation.results import Counterexample
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.env.scenarios import GridState
+from dt_circuits.env.scenarios import GridState, state_key
 
 if TYPE_CHECKING:
     from dt_circuits.claims.language.claim import Check
@@ -80,11 +82,23 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
     rtgs = st.one_of(st.sampled_from(sorted({lo, hi, float(on.rtg)})), st.floats(lo, hi, allow_nan=False))
     strategy = st.tuples(family_states(on.family), rtgs, st.integers(t_lo, t_max))
     counted = [0]
+    #: values already known per (state, rtg, t): from one batched forward over every draw of the first pass
+    scored: dict[tuple, float] = {}
+    collecting: list[tuple[GridState, float, int]] = []
+    batch = getattr(measure, "per_states", None)
+    mode = ["collect" if batch is not None else "search"]
 
     def violates(example: tuple[GridState, float, int]) -> bool:
         counted[0] += 1
         state, rtg, t = example
-        return not check.example_holds(measure.per_state(subject, state, rtg, t))
+        if mode[0] == "collect":
+            collecting.append(example)
+            return False
+        key = _key(state, rtg, t)
+        value = scored.get(key) if key is not None else None
+        if value is None or not check.example_holds(value):  # a batch's failure is confirmed state by state
+            value = measure.per_state(subject, state, rtg, t)
+        return not check.example_holds(value)
 
     cfg = settings(
         max_examples=max_examples,
@@ -94,12 +108,87 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
-    try:
-        with source_constants_off():
-            state, rtg, t = find(strategy, violates, settings=cfg)
-    except Exception as exc:  # hypothesis.errors.NoSuchExample: the prediction held everywhere searched
-        if type(exc).__name__ != "NoSuchExample":
-            raise
+
+    def search() -> tuple[GridState, float, int] | None:
+        try:
+            with source_constants_off():
+                return find(strategy, violates, settings=cfg)
+        except Exception as exc:  # hypothesis.errors.NoSuchExample: the prediction held everywhere searched
+            if type(exc).__name__ != "NoSuchExample":
+                raise
+            return None
+
+    if mode[0] == "collect":
+        # First pass: the draws only (derandomized: the same sequence every time), scored in one forward. Only
+        # when one fails does a second pass run, identical up to that draw, which then shrinks it state by state.
+        search()
+        values = batch(subject, [e[0] for e in collecting], np.array([e[1] for e in collecting]),
+                       np.array([e[2] for e in collecting])) if collecting else np.zeros(0)  # fmt: skip
+        if values is None:  # this measure cannot score a batch (e.g. resample): search state by state
+            mode[0], counted[0] = "search", 0
+        else:
+            for (state, rtg, t), value in zip(collecting, values, strict=True):
+                if (key := _key(state, rtg, t)) is not None:
+                    scored[key] = float(value)
+            if all(check.example_holds(float(v)) for v in values):
+                return Counterexample(check.name, counted[0], prediction=check.prediction_text())
+            mode[0], counted[0] = "search", 0
+    found = search()
+    if found is None:
         return Counterexample(check.name, counted[0], prediction=check.prediction_text())
+    state, rtg, t = found
     value = measure.per_state(subject, state, rtg, t)
     return Counterexample(check.name, counted[0], state, float(rtg), int(t), float(value), check.prediction_text())
+
+
+def _key(state: GridState, rtg: float, t: int) -> tuple | None:
+    """The exact (state, RTG, timestep) a value belongs to (None: not a plain state; scored one by one)."""
+    cell = state_key(state)
+    return None if cell is None else (cell, float(rtg), int(t))
+
+
+#: what forked search workers read: the subject and the (claim id, check) tasks, set just before the pool forks
+_FORKED: list = []
+
+
+def _search_task(i: int) -> tuple[Counterexample, float]:
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    subject, tasks = _FORKED
+    claim_id, check = tasks[i]
+    start = time.perf_counter()
+    return find_counterexample(claim_id, check, subject), time.perf_counter() - start
+
+
+def find_counterexamples(
+    subject: Subject, tasks: list[tuple[str, Check]], workers: int | None = None
+) -> list[tuple[Counterexample, float]]:
+    """:func:`find_counterexample` for every (claim id, check), each with its seconds; over ``workers`` forked
+    processes (default: every core) where the platform forks.
+
+    Each search is derandomized and independent of the others, so the results are the same for any number of
+    workers; the searches are Python-bound (hypothesis draws a state in ~1.5 ms), so a second core halves them.
+    Forked workers inherit the subject with its caches (the walk's means, rendered states) and use one torch
+    thread each, as the rollout pool's do.
+    """
+    import multiprocessing as mp
+    import os
+    import sys
+    import time
+
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if workers <= 1 or sys.platform != "linux" or "fork" not in mp.get_all_start_methods():
+        out = []
+        for claim_id, check in tasks:
+            start = time.perf_counter()
+            out.append((find_counterexample(claim_id, check, subject), time.perf_counter() - start))
+        return out
+    _FORKED[:] = [subject, tasks]
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            return pool.map(_search_task, range(len(tasks)), chunksize=1)
+    finally:
+        _FORKED.clear()

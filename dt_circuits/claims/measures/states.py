@@ -4,6 +4,7 @@ change when the object in front is removed."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,10 @@ class Behaviour(_OnStates):
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
         return float(metric_values(subject, inputs, self.metric)[0])
+
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+        """:meth:`per_state` for many states in one forward (the counterexample search scores its draws so)."""
+        return metric_values(subject, _batch(subject, states, rtgs, ts), self.metric)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,23 @@ class Ablation(_OnStates):
         hooks = self.hooks(subject, self.on.rtg, paired)
         return float(metric_values(subject, inputs, self.metric, hooks)[0] - clean[0])
 
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+        """:meth:`per_state` for many states in one forward; None for ``resample`` (its donors depend on the batch,
+        so a batch would not give each state's own value)."""
+        if self.method == "resample":
+            return None
+        inputs = _batch(subject, states, rtgs, ts)
+        paired = None
+        if self.method in recipe_lib.PAIRED_RECIPES:
+            obs = np.stack([_without_front_object(subject, s, self.on.family) for s in states])
+            paired = Inputs.make(obs, inputs.rtg, inputs.timestep)
+        comps = self.components(subject)
+        hooks = recipe_lib.recipe_hooks(
+            subject, comps, self.method, self.on.rtg, len(states), point=True, paired=paired
+        )
+        clean = metric_values(subject, inputs, self.metric)
+        return metric_values(subject, inputs, self.metric, hooks[0]) - clean
+
 
 @dataclass(frozen=True)
 class Mediation(_OnStates):
@@ -245,3 +267,13 @@ class FrontObstacleRemoved(_OnStates):
         inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
         edited = Inputs.make(_without_front_object(subject, state, self.on.family)[None], rtg, t)
         return float(metric_values(subject, inputs, self.metric)[0] - metric_values(subject, edited, self.metric)[0])
+
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+        inputs = _batch(subject, states, rtgs, ts)
+        edited = np.stack([_without_front_object(subject, s, self.on.family) for s in states])
+        edited_inputs = Inputs.make(edited, inputs.rtg, inputs.timestep)
+        return metric_values(subject, inputs, self.metric) - metric_values(subject, edited_inputs, self.metric)
+
+
+def _batch(subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray) -> Inputs:
+    return Inputs.make(subject.renderer.render_many(states), np.asarray(rtgs, np.float64), np.asarray(ts, np.int64))

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
+from dt_circuits.claims.evaluation.measurement import PerStateMeasure
 from dt_circuits.claims.evaluation.results import Verdict, _num
+from dt_circuits.claims.evaluation.search import find_counterexamples
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.language.claim import Claim
 from dt_circuits.claims.suite.discovery import rollout_requests
@@ -77,4 +79,11 @@ def run_suite(
     claims = applicable(claims, subject)
     subject.comparisons = comparisons or subject.comparisons or default_comparisons()
     subject.prefetch_rollouts(rollout_requests(claims))
-    return [run_claim(c, subject, search=search) for c in claims]
+    runs = [run_claim(c, subject) for c in claims]
+    if search:  # every search of the suite at once, over the cores (the same counterexamples as one by one)
+        tasks = [(r, c) for r in runs for c in r.claim.checks if isinstance(c.measure, PerStateMeasure)]
+        found = find_counterexamples(subject, [(r.claim.id, c) for r, c in tasks], subject.workers)
+        for (run, _), (counterexample, seconds) in zip(tasks, found, strict=True):
+            run.verdict.counterexamples.append(counterexample)
+            run.seconds += seconds
+    return runs
