@@ -110,6 +110,28 @@ def test_drift_allows_for_the_rounding_of_the_record():
     assert row(-12.857814).drift and row(-12.85781).drift and row(float("nan")).drift
 
 
+def test_a_claim_newer_than_the_recorded_population_is_not_judged_and_said_so():
+    """Other bytes are judged by the recipe's population; a claim added after it was recorded has no bands, so the
+    gate cannot judge it: the row says NOT JUDGED (neither ok nor MOVED) and the rule names the re-record."""
+    from types import SimpleNamespace
+
+    from dt_circuits.claims.records.gate import GateRow, judge_by_recipe
+
+    def row(claim_id: str) -> GateRow:
+        check = SimpleNamespace(name="effect", effect=0.5, ci_low=0.4, ci_high=0.6, holds=True, kind="effect",
+                                recipes={}, sample="generated")  # fmt: skip
+        new = SimpleNamespace(verdict=SimpleNamespace(verdict="holds", checks=[check]))
+        return GateRow(claim_id, "holds", None, new)
+
+    population = {"seeds": [0, 1, 2], "claims": {"old": {"verdicts": ["holds"] * 3,
+                                                        "checks": {"effect": [0.5, 0.52, 0.48]}}}}  # fmt: skip
+    rows = [row("old"), row("new")]
+    rule = judge_by_recipe(rows, {"population_expectations": population, "training": {"config": {}}})
+    assert [r.judged_by for r in rows] == ["recipe", "unrecorded"]
+    assert rows[1].status == "NOT JUDGED" and not rows[1].moved and not rows[1].drift
+    assert rows[0].status == "ok" and "NOT JUDGED: new" in rule and "--seeds 10 --record" in rule
+
+
 def test_gate_refuses_unknown_overrides(raw_index):
     from dt_circuits.core.errors import ConfigError
 

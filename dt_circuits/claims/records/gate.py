@@ -51,8 +51,9 @@ class GateRow:
     expected: str
     old: dict[str, Any] | None
     new: ClaimRun
-    #: how the row was judged: "bytes" (the committed bytes' own record), "recipe" (the recipe's bands) or
-    #: "verdicts" (other bytes, no bands recorded: the checkpoint's verdicts)
+    #: how the row was judged: "bytes" (the committed bytes' own record), "recipe" (the recipe's bands),
+    #: "verdicts" (other bytes, no bands recorded: the checkpoint's verdicts) or "unrecorded" (other bytes, and
+    #: the recorded population predates this claim: not judged, and said so)
     judged_by: str = "bytes"
     #: recipe mode: the checks outside the recipe's bands, and the verdicts the recorded seeds gave
     outside: list[OutsideCheck] = field(default_factory=list)
@@ -60,6 +61,8 @@ class GateRow:
 
     @property
     def moved(self) -> bool:
+        if self.judged_by == "unrecorded":
+            return False
         if self.judged_by == "recipe":
             return bool(self.outside)
         return self.new.verdict.verdict != self.expected
@@ -68,7 +71,7 @@ class GateRow:
     def drift(self) -> bool:
         """bytes: the verdict is as recorded but the recorded headline check's effect left its recorded interval;
         recipe: every number is inside the bands but no recorded seed gave this verdict."""
-        if self.moved:
+        if self.moved or self.judged_by == "unrecorded":
             return False
         if self.judged_by == "recipe":
             return bool(self.population_verdicts) and self.new.verdict.verdict not in self.population_verdicts
@@ -90,6 +93,8 @@ class GateRow:
 
     @property
     def status(self) -> str:
+        if self.judged_by == "unrecorded":
+            return "NOT JUDGED"
         return "MOVED" if self.moved else "DRIFT" if self.drift else "ok"
 
 
@@ -279,15 +284,23 @@ def judge_by_recipe(rows: list[GateRow], manifest: dict[str, Any]) -> str:
     outside, family, n_bands = judge_checks(
         population, [(r.claim_id, None, check_numbers(r.new.verdict.checks)) for r in rows]
     )
+    recorded_claims = population.get("claims") or {}
     for r in rows:
-        r.judged_by = "recipe"
-        r.population_verdicts = list((population.get("claims") or {}).get(r.claim_id, {}).get("verdicts") or [])
+        r.judged_by = "recipe" if r.claim_id in recorded_claims else "unrecorded"
+        r.population_verdicts = list(recorded_claims.get(r.claim_id, {}).get("verdicts") or [])
     for claim_id, o in outside:
         by_id[claim_id].outside.append(o)
     k = len(population.get("seeds") or [])
+    unrecorded = [r.claim_id for r in rows if r.judged_by == "unrecorded"]
+    missing = (
+        f"; NOT JUDGED: {', '.join(unrecorded)} (the recorded population predates them: re-record it with "
+        "`dt-circuits gate --seeds 10 --record`)"
+        if unrecorded
+        else ""
+    )
     return (
         f"weights differ from the committed bytes: each check judged against the recipe's prediction band from "
-        f"{k} recorded seeds ({n_bands} bands, family-wise alpha {FAMILY_ALPHA} over {family} values)"
+        f"{k} recorded seeds ({n_bands} bands, family-wise alpha {FAMILY_ALPHA} over {family} values){missing}"
     )
 
 
@@ -372,7 +385,9 @@ def format_gate(gate: GateResult) -> str:
         if r.old and not r.moved and r.judged_by == "bytes":  # the recorded headline check: like with like
             h = next((c for c in r.new.verdict.checks if c.name == r.old.get("check")), h)
         new = _fmt({"effect": h.effect, "ci_low": h.ci_low, "ci_high": h.ci_high}, r.new.verdict.verdict)
-        if r.judged_by == "recipe":
+        if r.judged_by == "unrecorded":
+            old = "(not in the recorded population)"
+        elif r.judged_by == "recipe":
             seeds = r.population_verdicts
             old = f"holds on {seeds.count('holds')}/{len(seeds)} seeds" if seeds else "(no seeds recorded)"
         else:
