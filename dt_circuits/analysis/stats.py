@@ -194,16 +194,23 @@ def cluster_bootstrap(
     totals = np.stack([np.bincount(inverse, weights=row, minlength=n_clusters) for row in v])  # (variants, C)
     rng = np.random.default_rng(seed)
     draws = np.empty(n_resamples)
+    for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
+        variant = rng.integers(v.shape[0], size=stop - start)  # drawn after each chunk's counts (the stream's order)
+        draws[start:stop] = np.einsum("bc,bc->b", counts, totals[variant]) / (counts @ sizes)
+    return ClusterBootstrap(float(v[0].mean()), draws, n_clusters, int(v.shape[1]))
+
+
+def _cluster_counts(rng: np.random.Generator, n_clusters: int, n_resamples: int):
+    """Chunks of resample count vectors: (start, stop, counts (stop - start, n_clusters)), each row how often each
+    cluster is drawn in one cluster-bootstrap resample. A generator, so a caller can draw more from ``rng`` between
+    chunks (the variant of each resample) and keep one seeded stream."""
     chunk = max(1, 2_000_000 // n_clusters)
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
         picks = rng.integers(n_clusters, size=(stop - start, n_clusters))
         offsets = np.arange(stop - start)[:, None] * n_clusters
         counts = np.bincount((picks + offsets).ravel(), minlength=(stop - start) * n_clusters)
-        counts = counts.reshape(stop - start, n_clusters).astype(np.float64)
-        variant = rng.integers(v.shape[0], size=stop - start)
-        draws[start:stop] = np.einsum("bc,bc->b", counts, totals[variant]) / (counts @ sizes)
-    return ClusterBootstrap(float(v[0].mean()), draws, n_clusters, int(v.shape[1]))
+        yield start, stop, counts.reshape(stop - start, n_clusters).astype(np.float64)
 
 
 def cluster_ratio_bootstrap(
@@ -228,13 +235,7 @@ def cluster_ratio_bootstrap(
     den_totals = np.bincount(inverse, weights=den, minlength=n_clusters)
     rng = np.random.default_rng(seed)
     draws = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // n_clusters)
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        picks = rng.integers(n_clusters, size=(stop - start, n_clusters))
-        offsets = np.arange(stop - start)[:, None] * n_clusters
-        counts = np.bincount((picks + offsets).ravel(), minlength=(stop - start) * n_clusters)
-        counts = counts.reshape(stop - start, n_clusters).astype(np.float64)
+    for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
         with np.errstate(divide="ignore", invalid="ignore"):
             d = counts @ den_totals
             draws[start:stop] = np.where(d != 0, (counts @ num_totals) / np.where(d != 0, d, 1.0), np.nan)
