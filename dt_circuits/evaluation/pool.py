@@ -75,7 +75,7 @@ def _run_chunk(task: tuple) -> tuple:
     return k, start, res.rewards, res.lengths, res.outcomes, res.extra
 
 
-def _start_method() -> str:
+def start_method() -> str:
     """``fork`` on Linux: a spawned worker re-imports torch and TransformerLens (~5-7 s each), which cost more
     than a whole claims suite's rollouts gain from a second core. Forked workers inherit the imports and set
     one torch thread before any work, the same guard PyTorch's DataLoader workers use. Elsewhere: ``spawn``."""
@@ -152,7 +152,7 @@ def evaluate_rtgs(
             _WORKER.clear()
             _WORKER.update(saved)
     else:
-        ctx = mp.get_context(_start_method())
+        ctx = mp.get_context(start_method())
         with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(payload,)) as pool:
             for out in pool.imap_unordered(_run_chunk, tasks):
                 store(out)

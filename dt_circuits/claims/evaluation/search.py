@@ -151,23 +151,29 @@ def _key(state: GridState, rtg: float, t: int) -> tuple | None:
 _FORKED: list = []
 
 
-def _search_task(i: int) -> tuple[Counterexample, float]:
+def _timed_search(subject: Subject, claim_id: str, check: Check) -> tuple[Counterexample, float]:
     import time
 
+    start = time.perf_counter()
+    return find_counterexample(claim_id, check, subject), time.perf_counter() - start
+
+
+def _search_task(i: int) -> tuple[Counterexample, float]:
+    subject, tasks = _FORKED
+    return _timed_search(subject, *tasks[i])
+
+
+def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
-    subject, tasks = _FORKED
-    claim_id, check = tasks[i]
-    start = time.perf_counter()
-    return find_counterexample(claim_id, check, subject), time.perf_counter() - start
 
 
 def find_counterexamples(
     subject: Subject, tasks: list[tuple[str, Check]], workers: int | None = None
 ) -> list[tuple[Counterexample, float]]:
     """:func:`find_counterexample` for every (claim id, check), each with its seconds; over ``workers`` forked
-    processes (default: every core) where the platform forks.
+    processes (default: every core) where the platform forks (:func:`dt_circuits.evaluation.pool.start_method`).
 
     Each search is derandomized and independent of the others, so the results are the same for any number of
     workers; the searches are Python-bound (hypothesis draws a state in ~1.5 ms), so a second core halves them.
@@ -176,19 +182,15 @@ def find_counterexamples(
     """
     import multiprocessing as mp
     import os
-    import sys
-    import time
+
+    from dt_circuits.evaluation.pool import start_method
 
     workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if workers <= 1 or sys.platform != "linux" or "fork" not in mp.get_all_start_methods():
-        out = []
-        for claim_id, check in tasks:
-            start = time.perf_counter()
-            out.append((find_counterexample(claim_id, check, subject), time.perf_counter() - start))
-        return out
+    if workers <= 1 or start_method() != "fork":
+        return [_timed_search(subject, claim_id, check) for claim_id, check in tasks]
     _FORKED[:] = [subject, tasks]
     try:
-        with mp.get_context("fork").Pool(workers) as pool:
+        with mp.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
             return pool.map(_search_task, range(len(tasks)), chunksize=1)
     finally:
         _FORKED.clear()

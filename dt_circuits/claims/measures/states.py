@@ -64,10 +64,9 @@ class Behaviour(_OnStates):
         return {"": clean_metric(subject, sample, self.metric)[None]}
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
-        inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        return float(metric_values(subject, inputs, self.metric)[0])
+        return float(self.per_states(subject, [state], [rtg], [t])[0])
 
-    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: Sequence[float], ts: Sequence[int]):
         """:meth:`per_state` for many states in one forward (the counterexample search scores its draws so)."""
         return metric_values(subject, _batch(subject, states, rtgs, ts), self.metric)
 
@@ -151,26 +150,17 @@ class Ablation(_OnStates):
             return None
         return paired_metric(subject, sample, paired, self.metric) - clean_metric(subject, sample, self.metric)
 
-    def hooks(self, subject: Subject, rtg: float, paired: Inputs | None = None) -> list:
-        """The primary recipe's hooks for a single state (variant 0: the point estimate)."""
-        comps = self.components(subject)
-        return recipe_lib.recipe_hooks(subject, comps, self.method, rtg, 1, point=True, paired=paired)[0]
-
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
         """One state's change; dataset means stay those of the claim's RTG."""
-        inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        clean = metric_values(subject, inputs, self.metric)
-        paired = None
-        if self.method in recipe_lib.PAIRED_RECIPES:
-            paired = Inputs.make(_without_front_object(subject, state, self.on.family)[None], rtg, t)
-        hooks = self.hooks(subject, self.on.rtg, paired)
-        return float(metric_values(subject, inputs, self.metric, hooks)[0] - clean[0])
+        return float(self._changes(subject, [state], [rtg], [t])[0])
 
-    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: Sequence[float], ts: Sequence[int]):
         """:meth:`per_state` for many states in one forward; None for ``resample`` (its donors depend on the batch,
         so a batch would not give each state's own value)."""
-        if self.method == "resample":
-            return None
+        return None if self.method == "resample" else self._changes(subject, states, rtgs, ts)
+
+    def _changes(self, subject: Subject, states: Sequence[GridState], rtgs: Sequence[float], ts: Sequence[int]):
+        """The primary recipe's change on each state (variant 0: the point estimate)."""
         inputs = _batch(subject, states, rtgs, ts)
         paired = None
         if self.method in recipe_lib.PAIRED_RECIPES:
@@ -179,9 +169,8 @@ class Ablation(_OnStates):
         comps = self.components(subject)
         hooks = recipe_lib.recipe_hooks(
             subject, comps, self.method, self.on.rtg, len(states), point=True, paired=paired
-        )
-        clean = metric_values(subject, inputs, self.metric)
-        return metric_values(subject, inputs, self.metric, hooks[0]) - clean
+        )[0]
+        return metric_values(subject, inputs, self.metric, hooks) - metric_values(subject, inputs, self.metric)
 
 
 @dataclass(frozen=True)
@@ -264,16 +253,14 @@ class FrontObstacleRemoved(_OnStates):
         return {"": delta[None]}
 
     def per_state(self, subject: Subject, state: GridState, rtg: float, t: int) -> float:
-        inputs = Inputs.make(subject.renderer.render(state)[None], rtg, t)
-        edited = Inputs.make(_without_front_object(subject, state, self.on.family)[None], rtg, t)
-        return float(metric_values(subject, inputs, self.metric)[0] - metric_values(subject, edited, self.metric)[0])
+        return float(self.per_states(subject, [state], [rtg], [t])[0])
 
-    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray):
+    def per_states(self, subject: Subject, states: Sequence[GridState], rtgs: Sequence[float], ts: Sequence[int]):
         inputs = _batch(subject, states, rtgs, ts)
         edited = np.stack([_without_front_object(subject, s, self.on.family) for s in states])
         edited_inputs = Inputs.make(edited, inputs.rtg, inputs.timestep)
         return metric_values(subject, inputs, self.metric) - metric_values(subject, edited_inputs, self.metric)
 
 
-def _batch(subject: Subject, states: Sequence[GridState], rtgs: np.ndarray, ts: np.ndarray) -> Inputs:
+def _batch(subject: Subject, states: Sequence[GridState], rtgs: Sequence[float], ts: Sequence[int]) -> Inputs:
     return Inputs.make(subject.renderer.render_many(states), np.asarray(rtgs, np.float64), np.asarray(ts, np.int64))
