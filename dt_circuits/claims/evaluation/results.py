@@ -32,6 +32,11 @@ def recipe_dependence_text(value: object) -> str:
     return ""
 
 
+def percent(x: float) -> str:
+    """A share as a whole percentage ("93 %"), never "-0 %"."""
+    return f"{int(round(x * 100)):d} %"
+
+
 def mediation_text(recipe: dict[str, Any]) -> str:
     """A counterfactual recipe's share of the object's effect in words ("carries 93 % [89 %, 98 %] of the
     object's effect (+0.322)"), or "" when the recipe has no share."""
@@ -41,7 +46,7 @@ def mediation_text(recipe: dict[str, Any]) -> str:
     effect = _fmt(m.get("object_effect"))
     if m.get("share") is None:
         return f"share undefined ({m.get('undefined', 'no number')}; the object's effect is {effect})"
-    pct = [f"{int(round(x * 100)):d} %" for x in (m["share"], m["ci_low"], m["ci_high"])]
+    pct = [percent(x) for x in (m["share"], m["ci_low"], m["ci_high"])]
     return f"carries {pct[0]} [{pct[1]}, {pct[2]}] of the object's effect ({effect})"
 
 

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dt_circuits.claims.evaluation.results import recipe_dependence_text
+from dt_circuits.claims.evaluation.results import percent, recipe_dependence_text
 from dt_circuits.claims.evaluation.subject import recorded_expectations
 from dt_circuits.core.errors import ConfigError
 
@@ -89,8 +89,8 @@ def verdict_tables(checkpoints: dict[str, str | Path]) -> str:
 
 
 def _pct(x: float) -> str:
-    """A share as a whole percentage, with a real minus sign and never "-0 %"."""
-    return f"{int(round(x * 100)):d} %".replace("-", "−")
+    """:func:`percent` with a real minus sign, as the README's numbers have."""
+    return percent(x).replace("-", "−")
 
 
 def _recipe_cell(check: dict[str, Any] | None) -> str:
