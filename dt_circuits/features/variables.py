@@ -1,0 +1,114 @@
+"""World-state variables: what a probe or a causal subspace is asked to find, computed from the grid state.
+
+One registry (:data:`VARIABLES`); adding a variable is one function and one line. Each is a function of a
+``GridState`` and the RTG (the ground truth the env knows, including what the agent cannot see), returning the
+index of its value in ``Variable.values``. The view geometry is Minigrid's own (``get_view_coords``), checked
+against rendered observations in the tests; Dynamic Obstacles sees through walls, so "in view" is geometry only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.env.scenarios import GridState, front_kind
+from dt_circuits.env.spec import DIR_TO_VEC, EnvSpec
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A named discrete variable of (state, RTG): its values and the function giving a value's index."""
+
+    name: str
+    values: tuple[str, ...]
+    fn: Callable[[GridState, float, EnvSpec], int]
+    description: str
+
+    def __call__(self, state: GridState, rtg: float = 0.0, spec: EnvSpec = EnvSpec()) -> int:
+        return self.fn(state, float(rtg), spec)
+
+
+def view_coords(state: GridState, cell: tuple[int, int], spec: EnvSpec = EnvSpec()) -> tuple[int, int]:
+    """Where world ``cell`` falls in the agent's view ([x, y], agent at (3, 6) facing up; may be outside 0..6)."""
+    (ax, ay), (dx, dy) = state.agent_pos, DIR_TO_VEC[int(state.agent_dir)]
+    rx, ry = -dy, dx  # Minigrid's right_vec
+    size, half = spec.view_size, spec.view_size // 2
+    tx, ty = ax + dx * (size - 1) - rx * half, ay + dy * (size - 1) - ry * half
+    lx, ly = cell[0] - tx, cell[1] - ty
+    return rx * lx + ry * ly, -(dx * lx + dy * ly)
+
+
+def _in_view(state: GridState, cell: tuple[int, int], spec: EnvSpec) -> bool:
+    vx, vy = view_coords(state, cell, spec)
+    return 0 <= vx < spec.view_size and 0 <= vy < spec.view_size
+
+
+def _front_object(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    kind = front_kind(state, spec)  # validates the state
+    return ("ball", "goal", "wall", "empty").index("ball" if kind == "obstacle" else kind)
+
+
+def _ball_in_front(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    return int(front_kind(state, spec) == "obstacle")
+
+
+def _ball_within_2(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    front_kind(state, spec)
+    ax, ay = state.agent_pos
+    return int(any(abs(ox - ax) + abs(oy - ay) <= 2 for ox, oy in state.obstacles))
+
+
+def _goal_visible(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    front_kind(state, spec)
+    return int(_in_view(state, tuple(state.goal), spec))
+
+
+def _goal_side(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    front_kind(state, spec)
+    (ax, ay), (dx, dy) = state.agent_pos, DIR_TO_VEC[int(state.agent_dir)]
+    gx, gy = state.goal[0] - ax, state.goal[1] - ay
+    lateral, ahead = -dy * gx + dx * gy, dx * gx + dy * gy  # along right_vec, along dir_vec
+    if lateral != 0:
+        return 0 if lateral < 0 else 2
+    return 1 if ahead > 0 else 3
+
+
+def _rtg_sign(state: GridState, rtg: float, spec: EnvSpec) -> int:
+    if not np.isfinite(rtg):
+        raise ConfigError(f"RTG must be finite, got {rtg!r}")
+    return int(np.sign(rtg)) + 1
+
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in (
+        Variable("front_object", ("ball", "goal", "wall", "empty"), _front_object, "what is in the cell in front"),
+        Variable("ball_in_front", ("no", "yes"), _ball_in_front, "a ball in the cell in front"),
+        Variable("ball_within_2", ("no", "yes"), _ball_within_2, "a ball within Manhattan distance 2 (seen or not)"),
+        Variable("goal_visible", ("no", "yes"), _goal_visible, "the goal inside the 7x7 view"),
+        Variable(
+            "goal_side",
+            ("left", "ahead", "right", "behind"),
+            _goal_side,
+            "the goal's side in the agent's frame (ahead / behind: on the agent's line)",
+        ),
+        Variable("rtg_sign", ("negative", "zero", "positive"), _rtg_sign, "the sign of the RTG"),
+    )
+}
+
+
+def variable(name: str) -> Variable:
+    """The registered variable ``name`` (ConfigError naming the known ones otherwise)."""
+    if name not in VARIABLES:
+        raise ConfigError(f"unknown variable {name!r}; known: {', '.join(VARIABLES)}")
+    return VARIABLES[name]
+
+
+def labels(name: str, states: Sequence[GridState], rtgs: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The variable's value index for each (state, RTG) pair, as an int64 array."""
+    var = variable(name)
+    rtgs = np.broadcast_to(np.asarray(rtgs, dtype=np.float64), (len(states),))
+    return np.array([var(s, r) for s, r in zip(states, rtgs, strict=True)], dtype=np.int64)

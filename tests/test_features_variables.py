@@ -1,0 +1,91 @@
+"""World-state variables on hand-made states, and the view geometry against the real env's observations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dt_circuits.core.errors import ConfigError, DTCircuitsError
+from dt_circuits.env.scenarios import GridState, StateRenderer, valid_poses
+from dt_circuits.env.spec import OBJECT, Direction
+from dt_circuits.features.variables import VARIABLES, labels, variable, view_coords
+
+R, D, L, U = (int(d) for d in (Direction.RIGHT, Direction.DOWN, Direction.LEFT, Direction.UP))
+
+
+def value(name: str, state: GridState, rtg: float = 0.9) -> str:
+    var = variable(name)
+    return var.values[var(state, rtg)]
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (GridState((1, 1), R, ((2, 1),)), "ball"),
+        (GridState((1, 1), U, ((2, 1),)), "wall"),
+        (GridState((6, 5), D, ()), "goal"),
+        (GridState((3, 3), R, ((5, 3),)), "empty"),
+    ],
+)
+def test_front_object_on_hand_made_states(state, expected):
+    assert value("front_object", state) == expected
+    assert value("ball_in_front", state) == ("yes" if expected == "ball" else "no")
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (GridState((1, 1), R, ((3, 1),)), "yes"),  # two ahead
+        (GridState((3, 3), R, ((2, 4),)), "yes"),  # behind-left diagonal: unseen, still within 2
+        (GridState((1, 1), R, ((4, 1),)), "no"),
+        (GridState((1, 1), R, ()), "no"),
+    ],
+)
+def test_ball_within_2_on_hand_made_states(state, expected):
+    assert value("ball_within_2", state) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "side", "visible"),
+    [
+        (GridState((1, 6), R, ()), "ahead", "yes"),
+        (GridState((6, 1), D, ()), "ahead", "yes"),
+        (GridState((6, 1), U, ()), "behind", "no"),
+        (GridState((1, 1), R, ()), "right", "no"),  # facing east, the goal is south-east: right, 5 cells off
+        (GridState((5, 5), L, ()), "left", "no"),  # facing west, the goal is south-east: behind-left
+        (GridState((4, 6), U, ()), "right", "yes"),
+    ],
+)
+def test_goal_side_and_visibility_on_hand_made_states(state, side, visible):
+    assert value("goal_side", state) == side
+    assert value("goal_visible", state) == visible
+
+
+def test_rtg_sign():
+    state = GridState((1, 1), R, ())
+    assert [value("rtg_sign", state, r) for r in (-1, 0, 0.9)] == ["negative", "zero", "positive"]
+    with pytest.raises(ConfigError):
+        variable("rtg_sign")(state, float("nan"))
+
+
+def test_view_geometry_agrees_with_the_env_on_every_pose():
+    """The goal is in the rendered view exactly where view_coords says, and the front cell is view (3, 5)."""
+    renderer = StateRenderer()
+    for pos, d in valid_poses():
+        state = GridState(pos, int(d), ())
+        obs = renderer.render(state)
+        goal_cells = {tuple(c) for c in np.argwhere(obs[..., 0] == OBJECT["goal"])}
+        expected = {view_coords(state, state.goal)} if value("goal_visible", state) == "yes" else set()
+        assert goal_cells == expected, state
+        assert view_coords(state, state.front) == (3, 5)
+
+
+def test_labels_vectorise_and_bad_input_is_one_line():
+    states = [GridState((1, 1), R, ((2, 1),)), GridState((1, 1), U, ())]
+    assert labels("front_object", states, 0.9).tolist() == [0, 2]
+    assert labels("rtg_sign", states, [-1.0, 1.0]).tolist() == [0, 2]
+    with pytest.raises(ConfigError, match="unknown variable 'nope'"):
+        labels("nope", states, 0.9)
+    with pytest.raises(DTCircuitsError):
+        labels("front_object", [GridState((0, 0), R, ())], 0.9)
+    assert set(VARIABLES) >= {"front_object", "ball_within_2", "goal_visible", "goal_side", "rtg_sign"}
