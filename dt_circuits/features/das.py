@@ -1,0 +1,145 @@
+"""Interchange interventions on a subspace at a site, and DAS: the subspace found by a learned rotation.
+
+An interchange intervention runs the *base* input with the site's activation moved, inside a subspace spanned by
+the orthonormal columns of ``Q`` (d × k), to the *source* input's: ``h ← h + (h_src − h) Q Qᵀ``. If the subspace
+carries the variable the pair differs in, the model then acts as it does on the source. Interchange
+intervention accuracy (IIA) is the share of pairs where it does: the intervened action (argmax) equals the
+model's own action on the source. Pairs where the base and source actions agree say nothing (no intervention at
+all would "succeed"), so IIA is taken over the pairs whose actions differ only; an empty subspace scores 0.
+
+DAS (Geiger et al. 2023) learns ``Q`` as the first k rows of an orthogonal matrix (``torch.nn.utils.
+parametrizations.orthogonal``) by minimising the cross-entropy between the intervened logits and the source
+action. Written here against TransformerLens hooks because pyvene 0.1.8 cannot wrap this model: its intervenable
+model cards are keyed on Hugging Face model classes (no HookedTransformer), and it pulls in datasets, accelerate
+and plotnine. The same interchange on a probe's direction (k = 1) and on single neurons gives the comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupShuffleSplit
+
+from dt_circuits.analysis.interventions import Inputs, hooked, run
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import DecisionTransformer
+from dt_circuits.features.sites import Site, activations, write_hook
+
+#: DAS optimisation: full-batch Adam steps and learning rate
+STEPS = 300
+LR = 0.01
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Base and source inputs, row by row, that differ in one variable (its value on each side); clusters (poses)
+    for the held-out split."""
+
+    base: Inputs
+    source: Inputs
+    clusters: np.ndarray
+    base_values: np.ndarray
+    source_values: np.ndarray
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.base), len(self.source), len(self.clusters), len(self.base_values), len(self.source_values)}
+        if len(sizes) != 1:
+            raise ConfigError(f"pairs of unequal lengths: {sorted(sizes)}")
+        if np.any(self.base_values == self.source_values):
+            raise ConfigError("a pair must differ in the variable")
+        if len(self.base) == 0:
+            raise ConfigError("no pairs")
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def subset(self, rows: np.ndarray) -> Pairs:
+        idx = torch.as_tensor(rows, dtype=torch.long)
+        return Pairs(
+            self.base[idx], self.source[idx], self.clusters[rows], self.base_values[rows], self.source_values[rows]
+        )
+
+    def split(self, seed: int, test_size: float = 0.5) -> tuple[Pairs, Pairs]:
+        """(train, test) with no cluster on both sides (scikit-learn's GroupShuffleSplit, seeded)."""
+        if len(np.unique(self.clusters)) < 2:
+            raise ConfigError("a held-out split of pairs needs at least two clusters")
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(self.clusters, groups=self.clusters))
+        return self.subset(np.sort(train)), self.subset(np.sort(test))
+
+
+def actions(model: DecisionTransformer, inputs: Inputs) -> torch.Tensor:
+    """The model's greedy action per row."""
+    return run(model, inputs).argmax(-1)
+
+
+def interchange_logits(
+    model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor, source_acts: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Logits of each base run with its site activation set to the source's inside span(``basis``) (d × k,
+    orthonormal columns). Differentiable in ``basis`` (no ``no_grad``)."""
+    src = activations(model, pairs.source, site) if source_acts is None else source_acts
+
+    def swap(h: torch.Tensor) -> torch.Tensor:
+        flat = h.reshape(h.shape[0], -1)
+        delta = (src.to(flat.dtype) - flat) @ basis @ basis.T
+        return (flat + delta).reshape(h.shape)
+
+    with hooked(model, [write_hook(site, swap)]):
+        return model(*pairs.base.args)
+
+
+def iia(model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor) -> tuple[float, int]:
+    """(IIA over the pairs whose base and source actions differ, how many such pairs); NaN when there are none."""
+    base_a, src_a = actions(model, pairs.base), actions(model, pairs.source)
+    keep = torch.nonzero(base_a != src_a).ravel()
+    if len(keep) == 0:
+        return float("nan"), 0
+    sub = pairs.subset(keep.numpy())
+    with torch.no_grad():
+        got = interchange_logits(model, sub, site, basis).argmax(-1)
+    return float((got == src_a[keep]).float().mean()), int(len(keep))
+
+
+@contextmanager
+def _frozen(model: DecisionTransformer) -> Iterator[None]:
+    """No gradients into the model's own weights while a rotation is trained (restored after)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(f)
+
+
+def das_basis(model: DecisionTransformer, pairs: Pairs, site: Site, k: int = 1, *, seed: int = 0) -> torch.Tensor:
+    """The d × k basis DAS learns on ``pairs``: the first k rows of a trained orthogonal rotation (seeded)."""
+    src = activations(model, pairs.source, site)
+    d = src.shape[1]
+    if not 1 <= k <= d:
+        raise ConfigError(f"k must be in 1..{d} at {site}, got {k}")
+    target = actions(model, pairs.source)
+    torch.manual_seed(seed)
+    rotation = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(d, d, bias=False))
+    opt = torch.optim.Adam(rotation.parameters(), lr=LR)
+    with _frozen(model), torch.enable_grad():
+        for _ in range(STEPS):
+            opt.zero_grad()
+            logits = interchange_logits(model, pairs, site, rotation.weight[:k].T, src)
+            torch.nn.functional.cross_entropy(logits, target).backward()
+            opt.step()
+    return rotation.weight[:k].T.detach().clone()
+
+
+def best_neuron(model: DecisionTransformer, pairs: Pairs, site: Site) -> int:
+    """The single basis dimension (neuron) whose interchange has the highest IIA on ``pairs``; the lowest index
+    among ties."""
+    d = activations(model, pairs.base[:1], site).shape[1]
+    scores = [iia(model, pairs, site, torch.eye(d)[:, [j]])[0] for j in range(d)]
+    return int(np.nanargmax(np.nan_to_num(scores, nan=-1.0)))

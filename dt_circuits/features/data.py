@@ -1,0 +1,89 @@
+"""The states features are measured on: a probe set with labels for every variable, and ball-in-front pairs.
+
+Generated through the real env (``env.scenarios``): every valid pose with a ball, a wall, the goal or nothing in
+front, plus uniformly random states, so every value of every variable occurs. Clusters are agent poses (the
+unit of the probes' split and of DAS's held-out pairs). On-policy states are not used yet: they carry no grid
+state, and most variables (a ball within 2 cells, the goal's side) need one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dt_circuits.analysis.interventions import Inputs
+from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
+from dt_circuits.env.scenarios import GridState, StateRenderer, in_front, random_states
+from dt_circuits.env.spec import FRONT_VIEW_CELL
+from dt_circuits.features.das import Pairs
+from dt_circuits.features.variables import labels
+
+#: RTGs the probe set is drawn at (the post's three critical points)
+RTGS = (-1.0, 0.0, 0.9)
+#: timesteps drawn uniformly from this range (clipped to the model's max_timestep)
+TIMESTEPS = (0, 30)
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """States with their model inputs, clusters (pose ids) and control-task types (the view's front row)."""
+
+    states: tuple[GridState, ...]
+    inputs: Inputs
+    clusters: np.ndarray
+    types: np.ndarray
+
+    def labels(self, variable: str) -> np.ndarray:
+        return labels(variable, self.states, self.inputs.rtg.numpy())
+
+
+def _pose_ids(states: tuple[GridState, ...]) -> np.ndarray:
+    ids = {pose: i for i, pose in enumerate(dict.fromkeys((s.agent_pos, s.agent_dir) for s in states))}
+    return np.array([ids[(s.agent_pos, s.agent_dir)] for s in states])
+
+
+def _timesteps(rng: np.random.Generator, n: int, max_timestep: int) -> np.ndarray:
+    lo, hi = TIMESTEPS
+    return rng.integers(lo, min(hi, max_timestep) + 1, size=n)
+
+
+def probe_set(*, seed: int = 0, n_random: int = 400, max_timestep: int = 300) -> ProbeSet:
+    """Every pose with each front kind (one seeded layout) plus ``n_random`` random states, at seeded RTGs from
+    :data:`RTGS` and timesteps from :data:`TIMESTEPS`."""
+    renderer = StateRenderer()
+    families = [in_front(k, seed=seed, renderer=renderer) for k in ("obstacle", "wall", "goal", "empty")]
+    families.append(random_states(n_random, seed=seed, renderer=renderer))
+    states = tuple(s for f in families for s in f.states)
+    obs = np.concatenate([f.obs for f in families])
+    rng = np.random.default_rng([seed, 27])
+    rtg = rng.choice(np.array(RTGS, dtype=np.float32), size=len(states))
+    inputs = Inputs.make(obs, rtg, _timesteps(rng, len(states), max_timestep))
+    fx, fy = FRONT_VIEW_CELL
+    types = obs[:, fx - 1 : fx + 2, fy, :2].reshape(len(states), -1)  # (object, colour) of the front row
+    return ProbeSet(states, inputs, _pose_ids(states), types)
+
+
+def ball_pairs(*, seed: int = 0, layouts: int = 2, rtg: float = 0.9, max_timestep: int = 300) -> Pairs:
+    """Pairs differing only in a ball in front: every pose with a ball in front (``layouts`` seeded layouts),
+    paired with the same state re-rendered without that ball, in both directions (ball → removed and back), at
+    ``rtg`` and a seeded timestep shared by the pair."""
+    renderer = StateRenderer()
+    ball_obs, clear_obs, states = [], [], []
+    for j in range(layouts):
+        fam = in_front("obstacle", seed=seed * layouts + j, renderer=renderer)
+        ball_obs.append(fam.obs)
+        clear_obs.append(edit_family(fam, remove_front_obstacle, renderer=renderer).obs)
+        states.extend(fam.states)
+    ball, clear = np.concatenate(ball_obs), np.concatenate(clear_obs)
+    t = _timesteps(np.random.default_rng([seed, 28]), len(ball), max_timestep)
+    with_ball, without = Inputs.make(ball, rtg, t), Inputs.make(clear, rtg, t)
+    clusters = _pose_ids(tuple(states))
+    ones, zeros = np.ones(len(ball), np.int64), np.zeros(len(ball), np.int64)
+    return Pairs(
+        Inputs.cat([with_ball, without]),
+        Inputs.cat([without, with_ball]),
+        np.concatenate([clusters, clusters]),
+        np.concatenate([ones, zeros]),
+        np.concatenate([zeros, ones]),
+    )

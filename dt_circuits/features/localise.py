@@ -1,0 +1,55 @@
+"""One variable at one site, localised three ways by the same interchange on held-out pairs (MIB's comparison):
+DAS's learned k-dim subspace, a linear probe's direction, and the best single neuron (chosen on the training
+pairs). All three are fitted on the training pairs only; IIA is read on pairs of other poses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import DecisionTransformer
+from dt_circuits.features.das import Pairs, best_neuron, das_basis, iia
+from dt_circuits.features.probes import probe_direction
+from dt_circuits.features.sites import Site, activations
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """Held-out IIA of each method at one site (NaN where no test pair changes the model's action)."""
+
+    site: str
+    k: int
+    das: float
+    probe: float
+    neuron: float
+    neuron_index: int
+    n_test_pairs: int
+
+    def to_json(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def _probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.Tensor:
+    """The probe's unit direction as a d × 1 basis; an empty basis (d × 0) where the activations carry no
+    direction at all (constant at this site), so the interchange does nothing and scores 0."""
+    x = torch.cat([activations(model, train.base, site), activations(model, train.source, site)]).numpy()
+    y = np.concatenate([train.base_values, train.source_values])
+    try:
+        return torch.as_tensor(probe_direction(x, y), dtype=torch.float32)[:, None]
+    except ConfigError:
+        return torch.zeros(x.shape[1], 0)
+
+
+def localise(model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1, seed: int = 0) -> Localisation:
+    """DAS, probe and neuron IIA of ``pairs``' variable at ``site`` on a held-out half of the poses (seeded)."""
+    site.check(model)
+    train, test = pairs.split(seed)
+    das, n_test = iia(model, test, site, das_basis(model, train, site, k, seed=seed))
+    probe, _ = iia(model, test, site, _probe_basis(model, train, site))
+    j = best_neuron(model, train, site)
+    d = activations(model, test.base[:1], site).shape[1]
+    neuron, _ = iia(model, test, site, torch.eye(d)[:, [j]])
+    return Localisation(str(site), k, das, probe, neuron, j, n_test)
