@@ -146,7 +146,7 @@ def _grid_page(loaded: compute.Loaded, view: View, config: AppConfig) -> None:
     _history()
     _editor(obs)
     _state_pickers(loaded)
-    panels.grid_tabs(loaded, view, inp, hooks, config)
+    panels.inspect_grid(loaded, view, inp, hooks, config)
 
 
 def _play_controls(loaded: compute.Loaded, ended: bool) -> None:
@@ -301,4 +301,4 @@ def _memory_page(loaded: compute.Loaded, view: View, config: AppConfig) -> None:
         _play_controls(loaded, ended=bool(ep.outcome))
     _history()
     _editor(frames[-1])
-    panels.memory_tabs(loaded, view, window, hooks, config)
+    panels.inspect_memory(loaded, view, window, hooks, config)

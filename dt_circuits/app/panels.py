@@ -12,24 +12,26 @@ from dt_circuits.analysis.interventions import Inputs
 from dt_circuits.app import claims_panel, compute
 from dt_circuits.app.view import View
 
+#: the inspect sections of a Dynamic Obstacles checkpoint; only the one chosen is computed
+SECTIONS = ("Attention", "DLA", "Recipes", "Path patching (RTG)", "QK / OV", "Claims", "Save as claim")
 
-def grid_tabs(loaded: compute.Loaded, view: View, inp: Inputs, hooks: list, config) -> None:  # noqa: ANN001
+
+def inspect_grid(loaded: compute.Loaded, view: View, inp: Inputs, hooks: list, config) -> None:  # noqa: ANN001
     st.header("Inspect")
-    names = ["Attention", "DLA", "Recipes", "Path patching (RTG)", "QK / OV", "Claims", "Save as claim"]
-    tabs = dict(zip(names, st.tabs(names), strict=True))
-    with tabs["Attention"]:
+    section = st.segmented_control("Section", SECTIONS, default="DLA", required=True, key="section")
+    if section == "Attention":
         _attention(loaded, inp, hooks)
-    with tabs["DLA"]:
+    elif section == "DLA":
         _dla(loaded, view, inp, hooks)
-    with tabs["Recipes"]:
+    elif section == "Recipes":
         _recipes(loaded, inp)
-    with tabs["Path patching (RTG)"]:
+    elif section == "Path patching (RTG)":
         _path_patching(loaded, inp)
-    with tabs["QK / OV"]:
+    elif section == "QK / OV":
         _qk_ov(loaded, view, inp)
-    with tabs["Claims"]:
+    elif section == "Claims":
         claims_panel.render_claims(view, config)
-    with tabs["Save as claim"]:
+    else:
         claims_panel.render_save(loaded, view, inp, config)
 
 
@@ -64,7 +66,8 @@ def metric_options(loaded: compute.Loaded) -> list[str]:
 
 
 def _recipes(loaded: compute.Loaded, inp: Inputs) -> None:
-    st.selectbox("Metric", metric_options(loaded), key="metric")
+    options = metric_options(loaded)
+    st.selectbox("Metric", options, index=options.index("p_forward"), key="metric")
     metric = st.session_state["metric"]
     st.caption(
         f"Change of {metric} on this state when each component is ablated by each recipe the claims use "
@@ -115,11 +118,13 @@ def _qk_ov(loaded: compute.Loaded, view: View, inp: Inputs) -> None:
 # -- MemoryDT -----------------------------------------------------------------------------------------------------
 
 
-def memory_tabs(loaded: compute.Loaded, view: View, window: tuple, hooks: list, config) -> None:  # noqa: ANN001
+def inspect_memory(loaded: compute.Loaded, view: View, window: tuple, hooks: list, config) -> None:  # noqa: ANN001
     st.header("Inspect")
-    tabs = st.tabs(["Tokens", "Zero ablations", "Claims"])
+    section = st.segmented_control(
+        "Section", ("Tokens", "Zero ablations", "Claims"), default="Tokens", required=True, key="mem_section"
+    )
     labels = compute.token_labels(loaded.model)
-    with tabs[0]:
+    if section == "Tokens":
         st.caption(
             "Attention from the last state token (where the logits are read) to every token of the window: "
             "R = RTG, s = state, a = action, by window timestep (left-padded as DTI pads)."
@@ -127,9 +132,9 @@ def memory_tabs(loaded: compute.Loaded, view: View, window: tuple, hooks: list, 
         for layer, pattern in compute.attention(loaded.model, window, hooks).items():
             rows = {f"L{layer}H{h}": dict(zip(labels, pattern[h, -1], strict=True)) for h in range(len(pattern))}
             st.dataframe(pd.DataFrame(rows).T, key=f"mem_attn_{layer}")
-    with tabs[1]:
+    elif section == "Zero ablations":
         st.selectbox("P(action)", loaded.actions, key="mem_action")
         action = loaded.actions.index(st.session_state["mem_action"])
         st.dataframe(pd.Series(compute.window_zero_ablations(loaded.model, window, action), name="ΔP"), key="mem_abl")
-    with tabs[2]:
+    else:
         claims_panel.render_claims(view, config)
