@@ -1,0 +1,68 @@
+"""Localise world-state variables in a checkpoint: probes (accuracy, majority, selectivity) at every site and the
+input, and ball-in-front by interchange (IIA of DAS, a probe's direction, the best neuron) — issue 27.
+
+Examples:
+  dt-circuits features --checkpoint checkpoints/raw-index --json docs/features/raw-index.json
+  dt-circuits features --readme          # rewrite the README's features table from docs/features/*.json
+  dt-circuits features --readme --check  # exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "features"
+HELP = "probe and DAS localisation table of world-state variables (issue 27)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="our checkpoint directory or a DTI .pt file")
+    p.add_argument("--json", metavar="OUT", help="write the table as JSON (with the checkpoint's name and sha256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the states, splits, control task and DAS (0)")
+    p.add_argument("--readme", action="store_true", help="regenerate the README's features table from JSON files")
+    p.add_argument("--check", action="store_true", help="with --readme: only check that the README is up to date")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.core.io import write_json_atomic, write_text_atomic
+    from dt_circuits.core.paths import REPO_ROOT
+    from dt_circuits.features.readme_table import FEATURES_DIR, generated_readme, terminal_table
+
+    if args.readme:
+        path = REPO_ROOT / "README.md"
+        text = path.read_text()
+        new = generated_readme(text, REPO_ROOT / FEATURES_DIR)
+        if args.check:
+            print("README features table is up to date" if new == text else f"{path} is out of date")
+            return 0 if new == text else 1
+        if new != text:
+            write_text_atomic(path, new)
+        print(f"wrote the features table into {path}")
+        return 0
+    if not args.checkpoint:
+        raise ConfigError("--checkpoint is required (or --readme)")
+
+    from dt_circuits.core.io import sha256_file
+    from dt_circuits.core.machine import cpu_model
+    from dt_circuits.core.threads import configure_threads
+    from dt_circuits.dt.checkpoint import load_checkpoint
+    from dt_circuits.features.table import localisation_table
+
+    configure_threads()
+    model = load_checkpoint(args.checkpoint)
+    source = Path(args.checkpoint)
+    weights = source / "model.safetensors" if source.is_dir() else source
+    table = {
+        "checkpoint": source.name.removesuffix(".pt"),
+        "sha256": sha256_file(weights),
+        "cpu": cpu_model(),
+        **localisation_table(model, seed=args.seed),
+    }
+    print(terminal_table(table))
+    if args.json:
+        write_json_atomic(args.json, table)
+        print(f"wrote {args.json}")
+    return 0

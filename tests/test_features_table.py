@@ -1,0 +1,70 @@
+"""The localisation table end to end on a hand-set DT, its text forms, and the README block generated from JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.dt.handset import ball_avoider
+from dt_circuits.features.readme_table import (
+    BEGIN,
+    END,
+    FEATURES_DIR,
+    generated_readme,
+    markdown,
+    terminal_table,
+)
+from dt_circuits.features.table import INPUT, INPUT_FRONT, localisation_table
+
+
+@pytest.fixture(scope="module")
+def table() -> dict:
+    model = ball_avoider("head1", decoys=True)
+    rows = localisation_table(
+        model, n_random=40, layouts=1, variables=("ball_in_front", "rtg_sign"), sites=("L0H0", "L0H1")
+    )
+    return {"checkpoint": "handset-head1", "sha256": "0" * 64, "cpu": "test", **rows}
+
+
+def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
+    probes = {(p["variable"], p["site"]): p for p in table["probes"]}
+    assert table["sites"] == [INPUT, INPUT_FRONT, "L0H0", "L0H1"]
+    assert probes[("ball_in_front", "L0H1")]["accuracy"] == 1.0
+    assert probes[("ball_in_front", "L0H0")]["accuracy"] == probes[("ball_in_front", "L0H0")]["majority"]
+    assert probes[("ball_in_front", INPUT_FRONT)]["accuracy"] == 1.0  # one-hot: one input bit
+    # the hand-set model carries the RTG on the RTG token only: in the input (982 columns for ~300 rows here, so
+    # well short of 1), not at the state token
+    rtg_input, rtg_head = probes[("rtg_sign", INPUT)], probes[("rtg_sign", "L0H1")]
+    assert rtg_input["accuracy"] > rtg_input["majority"] + 0.3
+    assert rtg_head["accuracy"] < rtg_head["majority"] + 0.1
+    iia = {r["site"]: r for r in table["iia"]}
+    assert iia["L0H1"]["das"] == 1.0 and iia["L0H0"]["das"] == 0.0
+
+
+def test_text_forms_and_the_readme_block(table, tmp_path):
+    assert "L0H1" in terminal_table(table) and "1.00 / 1.00 / 1.00" in terminal_table(table)
+    (tmp_path / "a.json").write_text(json.dumps(table))
+    text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
+    new = generated_readme(text, tmp_path)
+    assert new.startswith("intro\n") and new.endswith("outro\n") and markdown([table]) in new
+    assert generated_readme(new, tmp_path) == new
+    with pytest.raises(ConfigError, match="exactly one features block"):
+        generated_readme("no markers", tmp_path)
+    with pytest.raises(ConfigError, match="no features tables"):
+        generated_readme(text, tmp_path / "empty")
+
+
+def test_unknown_variables_and_sites_are_one_line():
+    model = ball_avoider("head0")
+    with pytest.raises(ConfigError, match="unknown variable"):
+        localisation_table(model, variables=("nope",))
+    with pytest.raises(ConfigError):
+        localisation_table(model, sites=("L0H7",))
+
+
+def test_the_readme_features_table_is_generated_from_the_committed_json():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert generated_readme(readme, REPO_ROOT / FEATURES_DIR) == readme, "run: dt-circuits features --readme"
