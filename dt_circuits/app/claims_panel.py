@@ -117,6 +117,7 @@ def render_save(loaded: compute.Loaded, view: View, inp, config) -> None:  # noq
     bound = cols[1].number_input(
         "Bound value", value=round(observed / 2, 3), step=0.01, format="%.3f", key="claim_bound"
     )
+    run_now = st.checkbox("run it now (dt-circuits claims --only ID)", value=True, key="claim_run")
     if st.button("Save as claim", key="save_claim", type="primary"):
         url = "?" + "&".join(f"{k}={v}" for k, v in to_query(view).items())
         draft = writer.ClaimDraft(
@@ -137,10 +138,12 @@ def render_save(loaded: compute.Loaded, view: View, inp, config) -> None:  # noq
         except DTCircuitsError as exc:
             st.error(str(exc))
             return
-        with st.spinner(f"wrote {path}; running it (dt-circuits claims --only {claim_id}) ..."):
-            out = claims.json_path(config.cache_dir, view.checkpoint, config.claims_dir, only=claim_id)
-            run = claims.run_claims(view.checkpoint, config.claims_dir, out, only=claim_id, search=False)
-        st.session_state["saved"] = (str(path), run.data, run.error)
+        st.session_state["saved"] = (str(path), None, "")
+        if run_now:
+            with st.spinner(f"wrote {path}; running it (dt-circuits claims --only {claim_id}) ..."):
+                out = claims.json_path(config.cache_dir, view.checkpoint, config.claims_dir, only=claim_id)
+                run = claims.run_claims(view.checkpoint, config.claims_dir, out, only=claim_id, search=False)
+            st.session_state["saved"] = (str(path), run.data, run.error)
     if "saved" in st.session_state:
         path, data, error = st.session_state["saved"]
         st.success(f"saved {path}")

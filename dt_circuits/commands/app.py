@@ -63,6 +63,8 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "minimal",
         "--",
     ]
     for path in args.checkpoint or []:
