@@ -73,6 +73,20 @@ class TrainConfig:
         "an attention head kept at its initial weights, e.g. L0H1 (a deliberate break the gate must catch; "
         "empty: none)",
     )
+    iit_component: str = _knob(
+        "",
+        "plant 'ball in front' in this component by interchange intervention training (training/iit.py): L0H0, "
+        "L0H1 or mlp (empty: none, today's recipe)",
+        choices=("", "L0H0", "L0H1", "mlp"),
+    )
+    iit_weight: float = _knob(1.0, "weight of the IIT term (the planted component patched: the source's label)")
+    siit_weight: float = _knob(1.0, "weight of SIIT's term (any other component patched: the base's own label)")
+    iit_batch: int = _knob(64, "ball-in-front pairs per step for the IIT terms (each run in both directions)")
+    iit_layouts: int = _knob(16, "seeded obstacle layouts the IIT pairs are drawn from (every pose each)")
+    iit_rtgs: tuple[float, ...] = _knob((0.0, 0.9), "RTGs of the IIT pairs")
+    iit_teacher: str = _knob(
+        "", "checkpoint whose greedy actions label the IIT pairs (empty: the shipped one of the same encoding)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "threads", "log_every"):
@@ -97,6 +111,13 @@ class TrainConfig:
                     f"frozen_head {self.frozen_head!r} is not a head of a {self.n_layers}-layer, "
                     f"{self.n_heads}-head model"
                 )
+        if self.iit_component:
+            if self.iit_component not in ("L0H0", "L0H1", "mlp"):
+                raise ConfigError(f"iit_component must be L0H0, L0H1, mlp or empty, got {self.iit_component!r}")
+            if self.iit_batch < 1 or self.iit_layouts < 1 or not self.iit_rtgs:
+                raise ConfigError("iit_batch and iit_layouts must be >= 1 and iit_rtgs non-empty")
+            if self.iit_weight < 0 or self.siit_weight < 0:
+                raise ConfigError("iit_weight and siit_weight must be >= 0")
 
     def frozen_layer_head(self) -> tuple[int, int]:
         """(layer, head) of ``frozen_head`` ("L0H1" -> (0, 1))."""
@@ -132,7 +153,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["betas"], d["eval_rtgs"] = list(self.betas), list(self.eval_rtgs)
+        d["betas"], d["eval_rtgs"], d["iit_rtgs"] = list(self.betas), list(self.eval_rtgs), list(self.iit_rtgs)
+        if not self.iit_component:  # without IIT the manifest's config stays what it was before these knobs
+            for name in IIT_FIELDS:
+                del d[name]
         return d
 
     @classmethod
@@ -142,11 +166,14 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
         data = dict(data)
-        for key in ("betas", "eval_rtgs"):
+        for key in ("betas", "eval_rtgs", "iit_rtgs"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
 
+
+#: the knobs of interchange intervention training (training/iit.py): absent from a manifest without IIT
+IIT_FIELDS = ("iit_component", "iit_weight", "siit_weight", "iit_batch", "iit_layouts", "iit_rtgs", "iit_teacher")
 
 #: Named sets of TrainConfig overrides (``dt-circuits gate --recipe NAME``), applied on top of a checkpoint's
 #: recorded config; each is documented with its measurements in docs/training.md. ``fast`` is the committed
@@ -215,6 +242,8 @@ def config_flags(cfg: TrainConfig) -> list[str]:
         value = getattr(cfg, f.name)
         if f.name in ("frozen_head", "exclude_outcome") and not value:
             continue  # a break, not a knob of ordinary runs: spelled out only when used
+        if f.name in IIT_FIELDS and not cfg.iit_component:
+            continue  # IIT's knobs are spelled out only when a variable is planted
         parts.append(flag_of(f.name))
         parts.extend(f"{v:g}" for v in value) if isinstance(value, tuple) else parts.append(_text(value))
     return parts

@@ -120,6 +120,14 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
     frozen = _frozen_slices(model, cfg)
 
     curve: dict[str, Any] = {"step": [], "loss": [], "accuracy": [], "eval": []}
+    iit = None  # interchange intervention training (training/iit.py): only when a variable is planted
+    if cfg.iit_component:
+        from dt_circuits.training.iit import build_iit_loss
+
+        iit = build_iit_loss(cfg, env)
+        iit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 28)  # its own draws: the data batches as ever
+        curve["iit"] = []
+        iit_window: dict[str, float] = {}
     window_loss = window_acc = 0.0
     window_n = 0
     t_train = 0.0
@@ -134,7 +142,13 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
             logits = model(obs, rtg, ts)
             loss = F.cross_entropy(logits, actions)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if iit is None:
+                loss.backward()
+            else:
+                iit_loss, parts = iit(model, iit_gen)
+                (loss + iit_loss).backward()
+                for key, value in parts.items():
+                    iit_window[key] = iit_window.get(key, 0.0) + value
             opt.step()
             _restore(frozen)
         t_train += time.perf_counter() - t0
@@ -146,6 +160,9 @@ def train(cfg: TrainConfig, data: TrajectoryDataset, *, progress: bool = True) -
             curve["loss"].append(round(window_loss / window_n, 5))
             curve["accuracy"].append(round(window_acc / window_n, 4))
             bar.set_postfix(loss=f"{window_loss / window_n:.4f}")
+            if iit is not None:
+                curve["iit"].append({k: round(v / window_n, 5) for k, v in iit_window.items()})
+                iit_window = {}
             window_loss = window_acc = 0.0
             window_n = 0
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
