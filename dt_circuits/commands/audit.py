@@ -1,0 +1,89 @@
+"""The auditing game (issue 28): train DTs with a planted circuit, then score the claims' verdicts against it.
+
+Planting: each arm trains on the same data and recipe plus an interchange-intervention loss (training/iit.py)
+that puts "ball in front" in one component — A: L0H1, B: the MLP, C: L0H0, D: nothing (today's recipe) — and
+records the truth, checked independently by interchange on held-out pairs, in the manifest (planted_truth).
+Playing: the claims run blind (the suite never sees the truth) with the obstacle head bound to every component
+in turn; the command prints each model's truth and the confusion table (sensitivity, specificity, Clopper–Pearson
+95 % intervals, per claim, component kind and recipe; what cost the misses), and writes it as JSON.
+
+Examples:
+  dt-circuits audit --plant A B C D --seeds 0 1 2 3 4 --steps 1500        # into checkpoints/audit/<arm>-s<seed>
+  dt-circuits audit --json docs/audit/game.json                           # play on checkpoints/audit
+  dt-circuits audit --readme                                              # README block from docs/audit/game.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "audit"
+HELP = "the auditing game: train DTs with planted circuits, run the claims blind, print the confusion table"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default="checkpoints/audit", help="folder of planted models (default checkpoints/audit)")
+    p.add_argument("--json", metavar="OUT", help="write the game's results as JSON (the README's source)")
+    p.add_argument("--from-json", metavar="JSON", help="print the table of an earlier --json run, without playing")
+    p.add_argument("--only", nargs="+", metavar="ID", help="play only these of the game's claims (default: all)")
+    p.add_argument(
+        "--readme", action="store_true", help="regenerate the README's audit block from docs/audit/game.json"
+    )
+    p.add_argument("--check", action="store_true", help="with --readme: exit 1 if the README is out of date")
+    plant = p.add_argument_group("planting (--plant)")
+    plant.add_argument("--plant", nargs="+", metavar="ARM", help="train these arms (A B C D) into --models")
+    plant.add_argument("--seeds", nargs="+", type=int, default=[0], help="train seeds (default 0)")
+    plant.add_argument("--steps", type=int, default=1500, help="optimizer steps per model (default 1500)")
+    plant.add_argument("--data", default="fixtures/trajectories-scripted.npz", help="training data")
+    plant.add_argument("--override", action="append", metavar="KEY=VALUE", help="another train-config field")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from dt_circuits.audit import table
+    from dt_circuits.core.io import write_json_atomic, write_text_atomic
+    from dt_circuits.core.paths import REPO_ROOT
+
+    if args.readme:
+        path = REPO_ROOT / "README.md"
+        text = path.read_text()
+        new = table.generated_readme(text, table.load_game(REPO_ROOT / table.GAME_JSON))
+        if args.check:
+            print("README audit table is up to date" if new == text else f"{path} is out of date")
+            return 0 if new == text else 1
+        if new != text:
+            write_text_atomic(path, new)
+        print(f"wrote the audit table into {path}")
+        return 0
+    if args.from_json:
+        print(table.terminal(table.load_game(args.from_json)))
+        return 0
+    if args.plant:
+        from dt_circuits.audit.plant import arm_component, plant
+        from dt_circuits.claims.records.gate import parse_overrides
+
+        for arm in args.plant:
+            arm_component(arm)  # every arm checked before any training
+        overrides = parse_overrides(args.override)
+        for arm in args.plant:
+            for seed in args.seeds:
+                out = Path(args.models) / f"{arm}-s{seed}"
+                truth = plant(arm, seed, steps=args.steps, data_path=args.data, out_dir=out, progress=not args.quiet,
+                              overrides=overrides)  # fmt: skip
+                iia = " ".join(f"{c} {v['iia']:.2f}" for c, v in truth["components"].items())
+                print(f"{out}: IIA {iia}; P(fwd) ball {truth['p_forward_ball']:.3f}; {truth['train_wall_seconds']} s")
+        return 0
+
+    from dt_circuits.audit.results import play
+
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    game = play(args.models, log=log, only=args.only)
+    if args.json:
+        write_json_atomic(args.json, game)
+    print(table.terminal(game))
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
