@@ -137,8 +137,14 @@ def test_playing_steps_the_env_and_the_scrubber_goes_back(app) -> None:
         at.button(key="step_model").click().run()
     _no_failure(at)
     assert at.number_input(key="t").value == 3 + 3
+    # an intervention chosen in the sidebar (not the URL) applies to the state played, in the same run
+    at.radio(key="ablate").set_value("L0H1").run()
+    at.radio(key="recipe").set_value("zero").run()
+    assert from_query(at.query_params).ablate == "L0H1"
+    assert any(c.value.endswith("t = 6 (under zero on L0H1)") for c in at.caption)
+    assert all(m.delta is not None for m in at.metric)
     at.slider(key="hist").set_value(0).run()
-    assert dict(at.query_params) == first
+    assert dict(at.query_params) == first  # the first step's whole view, intervention included
 
 
 @pytest.mark.parametrize(

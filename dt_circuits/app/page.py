@@ -152,14 +152,18 @@ def _grid_page(loaded: compute.Loaded, view: View, config: AppConfig) -> None:
 def _play_controls(loaded: compute.Loaded, ended: bool) -> None:
     if ended:
         st.info(f"episode over: {session.outcome()}; reset to play again")
-    cols = st.columns(4)
-    for col, (name, action) in zip(cols, (("◀ left", 0), ("▶ right", 1), ("▲ forward", 2)), strict=False):
-        col.button(name, key=f"step_{action}", on_click=_step, args=(action,), disabled=ended)
-    cols[3].button("Model step", key="step_model", on_click=_step, args=(None,), disabled=ended, type="primary")
-    cols = st.columns([1, 1, 1])
-    cols[0].button("Roll out 10 steps", key="rollout", on_click=_rollout, args=(10,), disabled=ended)
-    cols[1].number_input("Seed", 0, 2**31 - 1, key="reset_seed", label_visibility="collapsed")
-    cols[2].button("Reset env (seed)", key="reset", on_click=_reset)
+    # three rows of at most three controls, so that no label is cut short in the narrow right-hand column
+    cols = st.columns(3)
+    for col, (name, action) in zip(cols, (("◀ left", 0), ("▶ right", 1), ("▲ forward", 2)), strict=True):
+        col.button(name, key=f"step_{action}", on_click=_step, args=(action,), disabled=ended, width="stretch")
+    cols = st.columns(2)
+    cols[0].button(
+        "Model step", key="step_model", on_click=_step, args=(None,), disabled=ended, type="primary", width="stretch"
+    )
+    cols[1].button("Roll out 10 steps", key="rollout", on_click=_rollout, args=(10,), disabled=ended, width="stretch")
+    cols = st.columns(2)
+    cols[0].number_input("Seed", 0, 2**31 - 1, key="reset_seed", label_visibility="collapsed")
+    cols[1].button("Reset env (seed)", key="reset", on_click=_reset, width="stretch")
 
 
 def _step(action: int | None) -> None:

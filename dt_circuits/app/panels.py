@@ -51,7 +51,10 @@ def _dla(loaded: compute.Loaded, view: View, inp: Inputs, hooks: list) -> None:
     table = pd.DataFrame({"clean": clean})
     if hooks:
         table["intervened"] = pd.Series(dict(compute.dla(loaded, inp, view.direction, hooks)))
-    st.dataframe(table, key="dla_table")
+    # shown to 4 decimals like the probabilities (an ablated head's own row is 0 up to float noise such as 4e-16);
+    # the table's values stay the library's full floats
+    fmt = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(table, key="dla_table", column_config=dict.fromkeys(table.columns, fmt))
     st.pyplot(
         attribution_bars(
             clean, compare=dict(table["intervened"].dropna()) if hooks else None, title=f"DLA ({view.direction})"
