@@ -172,6 +172,14 @@ class ClusterBootstrap:
         return min(1.0, 2 * max(shares))
 
 
+def _clusters(labels: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    labels = np.asarray(labels).ravel()
+    if labels.shape[0] != n:
+        raise ConfigError(f"{labels.shape[0]} cluster labels for {n} values")
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse, int(inverse.max()) + 1
+
+
 def cluster_bootstrap(
     values: np.ndarray, clusters: np.ndarray, *, n_resamples: int = 20_000, seed: int = 0
 ) -> ClusterBootstrap:
@@ -180,24 +188,47 @@ def cluster_bootstrap(
     Vectorised: cluster totals once, then each draw is a count vector over clusters (numpy ``default_rng``,
     deterministic given ``seed``).
     """
-    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    labels = np.asarray(clusters).ravel()
-    if v.shape[1] == 0:
-        raise ConfigError("cannot bootstrap an empty sample")
-    if labels.shape[0] != v.shape[1]:
-        raise ConfigError(f"{labels.shape[0]} cluster labels for {v.shape[1]} values")
+    return cluster_bootstraps([values], clusters, n_resamples=n_resamples, seed=seed)[0]
+
+
+def cluster_bootstraps(
+    values: list[np.ndarray], clusters: np.ndarray, *, n_resamples: int = 20_000, seed: int = 0
+) -> list[ClusterBootstrap]:
+    """:func:`cluster_bootstrap` of each of ``values`` (one check's recipes: the same rows, clusters and seed).
+
+    Each result equals its own :func:`cluster_bootstrap` bit for bit. The one-variant samples share the resample
+    counts, which are a function of the seed and the clusters alone (drawing them is most of a bootstrap's time);
+    a sample with several variants draws each resample's variant from the same stream, so it runs on its own.
+    """
     if n_resamples < 1:
         raise ConfigError(f"n_resamples must be positive, got {n_resamples}")
-    _, inverse = np.unique(labels, return_inverse=True)
-    n_clusters = int(inverse.max()) + 1
+    rows = [np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in values]
+    out: list[ClusterBootstrap | None] = [None] * len(rows)
+    if not rows:
+        return []
+    for v in rows:
+        if v.shape[1] == 0:
+            raise ConfigError("cannot bootstrap an empty sample")
+        if v.shape[1] != rows[0].shape[1]:
+            raise ConfigError(f"samples of {v.shape[1]} and {rows[0].shape[1]} values bootstrapped together")
+    inverse, n_clusters = _clusters(clusters, rows[0].shape[1])
     sizes = np.bincount(inverse, minlength=n_clusters).astype(np.float64)
-    totals = np.stack([np.bincount(inverse, weights=row, minlength=n_clusters) for row in v])  # (variants, C)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(n_resamples)
-    for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
-        variant = rng.integers(v.shape[0], size=stop - start)  # drawn after each chunk's counts (the stream's order)
-        draws[start:stop] = np.einsum("bc,bc->b", counts, totals[variant]) / (counts @ sizes)
-    return ClusterBootstrap(float(v[0].mean()), draws, n_clusters, int(v.shape[1]))
+    shared = [i for i, v in enumerate(rows) if v.shape[0] == 1]
+    groups = ([shared] if shared else []) + [[i] for i, v in enumerate(rows) if v.shape[0] > 1]
+    for group in groups:
+        totals = [np.stack([np.bincount(inverse, weights=r, minlength=n_clusters) for r in rows[i]]) for i in group]
+        n_variants = rows[group[0]].shape[0]  # 1 for a shared group
+        rng = np.random.default_rng(seed)
+        draws = [np.empty(n_resamples) for _ in group]
+        for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
+            # each resample's variant is drawn after its chunk's counts (the stream's order)
+            variant = rng.integers(n_variants, size=stop - start)
+            size = counts @ sizes
+            for d, t in zip(draws, totals, strict=True):
+                d[start:stop] = np.einsum("bc,bc->b", counts, t[variant]) / size
+        for i, d in zip(group, draws, strict=True):
+            out[i] = ClusterBootstrap(float(rows[i][0].mean()), d, n_clusters, int(rows[i].shape[1]))
+    return out  # type: ignore[return-value]
 
 
 def _cluster_counts(rng: np.random.Generator, n_clusters: int, n_resamples: int):
@@ -222,23 +253,44 @@ def cluster_ratio_bootstrap(
     two means over the same rows; resampling clusters keeps each row's numerator with its denominator. A draw whose
     denominator sums to 0 is NaN (the share does not exist there), as is the estimate when the whole sample's does.
     """
-    num = np.asarray(numerator, dtype=np.float64).ravel()
+    return cluster_ratio_bootstraps([numerator], denominator, clusters, n_resamples=n_resamples, seed=seed)[0]
+
+
+def cluster_ratio_bootstraps(
+    numerators: list[np.ndarray],
+    denominator: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    n_resamples: int = 20_000,
+    seed: int = 0,
+) -> list[ClusterBootstrap]:
+    """:func:`cluster_ratio_bootstrap` of each numerator over one denominator (one check's recipes), sharing the
+    resample counts; each result equals its own call bit for bit."""
     den = np.asarray(denominator, dtype=np.float64).ravel()
-    labels = np.asarray(clusters).ravel()
-    if num.shape != den.shape or labels.shape != num.shape:
-        raise ConfigError(f"{num.shape[0]} numerators, {den.shape[0]} denominators, {labels.shape[0]} cluster labels")
-    if num.shape[0] == 0:
+    nums = [np.asarray(n, dtype=np.float64).ravel() for n in numerators]
+    for num in nums:
+        if num.shape != den.shape:
+            raise ConfigError(f"{num.shape[0]} numerators, {den.shape[0]} denominators")
+    if n_resamples < 1:
+        raise ConfigError(f"n_resamples must be positive, got {n_resamples}")
+    if den.shape[0] == 0:
         raise ConfigError("cannot bootstrap an empty sample")
-    _, inverse = np.unique(labels, return_inverse=True)
-    n_clusters = int(inverse.max()) + 1
-    num_totals = np.bincount(inverse, weights=num, minlength=n_clusters)
+    labels = np.asarray(clusters).ravel()
+    if labels.shape != den.shape:
+        raise ConfigError(f"{den.shape[0]} numerators, {den.shape[0]} denominators, {labels.shape[0]} cluster labels")
+    inverse, n_clusters = _clusters(labels, den.shape[0])
+    num_totals = [np.bincount(inverse, weights=num, minlength=n_clusters) for num in nums]
     den_totals = np.bincount(inverse, weights=den, minlength=n_clusters)
     rng = np.random.default_rng(seed)
-    draws = np.empty(n_resamples)
+    draws = [np.empty(n_resamples) for _ in nums]
     for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
         with np.errstate(divide="ignore", invalid="ignore"):
             d = counts @ den_totals
-            draws[start:stop] = np.where(d != 0, (counts @ num_totals) / np.where(d != 0, d, 1.0), np.nan)
+            safe = np.where(d != 0, d, 1.0)
+            for out, totals in zip(draws, num_totals, strict=True):
+                out[start:stop] = np.where(d != 0, (counts @ totals) / safe, np.nan)
     total = float(den.sum())
-    effect = float(num.sum()) / total if total != 0 else float("nan")
-    return ClusterBootstrap(effect, draws, n_clusters, int(num.shape[0]))
+    return [
+        ClusterBootstrap(float(num.sum()) / total if total != 0 else float("nan"), out, n_clusters, int(num.shape[0]))
+        for num, out in zip(nums, draws, strict=True)
+    ]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dt_circuits.analysis.stats import cluster_bootstrap, cluster_ratio_bootstrap
+from dt_circuits.analysis.stats import cluster_bootstraps, cluster_ratio_bootstrap, cluster_ratio_bootstraps
 from dt_circuits.claims.evaluation import recipes as recipe_lib
 from dt_circuits.claims.evaluation import samples as sample_lib
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
@@ -40,24 +40,44 @@ def _interval(
 ) -> dict[str, Any]:
     """Effect, interval at the run's family-wise level, whether it clears the bound, and the bootstrap p-value:
     of the mean of ``values`` ((variants, n)), or of mean(values[0]) / mean(``denominator``) when given."""
+    return _intervals(check, {"": values}, clusters, comparisons, seed, denominator)[""]
+
+
+def _intervals(
+    check: Check,
+    by_recipe: dict[str, np.ndarray],
+    clusters: np.ndarray,
+    comparisons: Comparisons,
+    seed: int,
+    denominator: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`_interval` of each recipe's values, one bootstrap for all (the recipes share the rows, clusters and
+    seed, so they share the resample counts: the same numbers as one by one, drawn once)."""
     nan = float("nan")
-    if values.shape[-1] == 0:
-        return {"effect": nan, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0}
+    empty = {"effect": nan, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0}
+    names = [r for r, v in by_recipe.items() if v.shape[-1] > 0]
     if denominator is not None:
-        boot = cluster_ratio_bootstrap(values[0], denominator, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
-        if math.isnan(boot.effect) or np.isnan(boot.draws).any():
-            why = UNDEFINED + "the denominator is 0 " + ("here" if math.isnan(boot.effect) else "in some resamples")
-            return {"effect": boot.effect, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0, "reason": why}
+        boots = cluster_ratio_bootstraps(
+            [by_recipe[r][0] for r in names], denominator, clusters, n_resamples=N_BOOTSTRAP, seed=seed
+        ) if names else []  # fmt: skip
     else:
-        boot = cluster_bootstrap(values, clusters, n_resamples=N_BOOTSTRAP, seed=seed)
-    lo, hi = boot.interval(comparisons.confidence)
-    return {
-        "effect": boot.effect,
-        "ci_low": lo,
-        "ci_high": hi,
-        "holds": check.clears(lo, hi),
-        "p_value": boot.p_value(check.at_least, check.at_most),
-    }
+        boots = cluster_bootstraps([by_recipe[r] for r in names], clusters, n_resamples=N_BOOTSTRAP, seed=seed)
+    out: dict[str, dict[str, Any]] = {r: dict(empty) for r in by_recipe}
+    for r, boot in zip(names, boots, strict=True):
+        if denominator is not None and (math.isnan(boot.effect) or np.isnan(boot.draws).any()):
+            why = UNDEFINED + "the denominator is 0 " + ("here" if math.isnan(boot.effect) else "in some resamples")
+            out[r] = {"effect": boot.effect, "ci_low": nan, "ci_high": nan, "holds": False, "p_value": 1.0,
+                      "reason": why}  # fmt: skip
+            continue
+        lo, hi = boot.interval(comparisons.confidence)
+        out[r] = {
+            "effect": boot.effect,
+            "ci_low": lo,
+            "ci_high": hi,
+            "holds": check.clears(lo, hi),
+            "p_value": boot.p_value(check.at_least, check.at_most),
+        }
+    return out
 
 
 def evaluate_check(
@@ -108,7 +128,7 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
     for sample in measure.on.samples(subject):
         by_recipe = measure.values(subject, sample)
         den = ratio_of(subject, sample) if ratio_of is not None else None
-        per = {r: _interval(check, v, sample.clusters, comparisons, seed, den) for r, v in by_recipe.items()}
+        per = _intervals(check, by_recipe, sample.clusters, comparisons, seed, den)
         main = per[measure.primary]
         primary_values = by_recipe[measure.primary][0]
         if den is not None:  # each example's own share, where it has one

@@ -127,8 +127,15 @@ class TimeSlope(OwnSample):
             x = cols[:, 0]
             return float(np.polyfit(x, cols[:, 1], 1)[0] * 100) if np.ptp(x) > 0 else float("nan")
 
+        def slopes(resamples: np.ndarray) -> np.ndarray:  # (m, n, 2) -> (m,): the least-squares slope of each
+            x, yy = resamples[..., 0], resamples[..., 1]
+            dx = x - x.mean(axis=1, keepdims=True)
+            var = (dx * dx).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(var > 0, (dx * yy).sum(axis=1) / np.where(var > 0, var, 1.0) * 100, np.nan)
+
         cols = np.stack([t, y], axis=1)
-        est, draws = paired_bootstrap(slope, cols, zlib.crc32(f"time-slope/{self.direction}".encode()))
+        est, draws = paired_bootstrap(slope, cols, zlib.crc32(f"time-slope/{self.direction}".encode()), stats=slopes)
         return Measurement(
             y,
             "logit / 100 steps",

@@ -41,18 +41,29 @@ def _seed(text: str) -> int:
 
 
 def paired_bootstrap(
-    stat: Callable[[np.ndarray], float], columns: np.ndarray, seed: int, n_resamples: int = N_BOOTSTRAP
+    stat: Callable[[np.ndarray], float],
+    columns: np.ndarray,
+    seed: int,
+    n_resamples: int = N_BOOTSTRAP,
+    *,
+    stats: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, np.ndarray]:
     """(estimate, replicates) of ``stat`` over rows of ``columns`` (n, k), resampling rows with replacement.
 
     The check takes its interval from the replicates at the run's family-wise level; a replicate where ``stat``
-    is undefined (NaN) leaves the check without an interval (reason "undefined: ...").
+    is undefined (NaN) leaves the check without an interval (reason "undefined: ..."). ``stats``, when given,
+    computes the statistic of a stack of resamples ((m, n, k) -> (m,)) at once: the same resamples, drawn one
+    by one from the seed as without it, and ``stat`` of each.
     """
     rng = np.random.default_rng(seed)
     n = len(columns)
     est = float(stat(columns))
-    draws = np.array([stat(columns[rng.integers(n, size=n)]) for _ in range(n_resamples)], dtype=float)
-    return est, draws
+    if stats is None:
+        return est, np.array([stat(columns[rng.integers(n, size=n)]) for _ in range(n_resamples)], dtype=float)
+    rows = np.stack([rng.integers(n, size=n) for _ in range(n_resamples)])  # one call per resample: the same draws
+    chunk = max(1, 4_000_000 // max(1, columns[0].size * n))
+    draws = np.concatenate([stats(columns[rows[i : i + chunk]]) for i in range(0, n_resamples, chunk)])
+    return est, draws.astype(float)
 
 
 def ratio_of_means(cols: np.ndarray) -> float:
@@ -329,7 +340,13 @@ class InjectionFlip(OwnSample):
             below = np.flatnonzero(rows.mean(axis=0) < 0.5)
             return float(grid[below[0]]) if len(below) else censored
 
-        est, draws = paired_bootstrap(first_flip, p_fwd, _seed(f"injection/{label}/{self.on.family}"))
+        def first_flips(resamples: np.ndarray) -> np.ndarray:  # (m, states, coeffs) -> (m,): first_flip of each
+            below = resamples.mean(axis=1) < 0.5
+            return np.where(below.any(axis=1), grid[below.argmax(axis=1)], censored)
+
+        est, draws = paired_bootstrap(
+            first_flip, p_fwd, _seed(f"injection/{label}/{self.on.family}"), stats=first_flips
+        )
         per_state = np.array([first_flip(row[None]) for row in p_fwd])
         return Measurement(
             per_state,
