@@ -83,3 +83,30 @@ def test_mean_ablating_head_1_but_not_head_0_raises_p_forward_facing_an_obstacle
     specific = summarize(h1.per_example - h0.per_example)
     print(f"head 1 - head 0 (paired): {specific}")
     assert specific.ci_low > 0
+
+
+@pytest.mark.parametrize(("n", "n_clusters"), [(464, 116), (1024, 32), (2048, 2048), (17, 7)])
+def test_bootstraps_drawn_together_equal_each_drawn_alone(n, n_clusters):
+    """One check's recipes share rows, clusters and seed, so the suite draws their resample counts once: every
+    result must equal its own bootstrap bit for bit (several-variant samples and ratios included)."""
+    from dt_circuits.analysis.stats import (
+        cluster_bootstrap,
+        cluster_bootstraps,
+        cluster_ratio_bootstrap,
+        cluster_ratio_bootstraps,
+    )
+
+    rng = np.random.default_rng(n)
+    clusters = rng.integers(n_clusters, size=n)
+    values = [rng.normal(size=n), rng.normal(size=(3, n)), rng.normal(size=(1, n)), rng.normal(size=n) + 1]
+    for together, v in zip(cluster_bootstraps(values, clusters, n_resamples=3000, seed=7), values, strict=True):
+        alone = cluster_bootstrap(v, clusters, n_resamples=3000, seed=7)
+        assert np.array_equal(together.draws, alone.draws) and together.effect == alone.effect
+    den = rng.normal(size=n) + 2
+    numerators = [values[0], 0.3 * den]
+    ratios = cluster_ratio_bootstraps(numerators, den, clusters, n_resamples=3000, seed=8)
+    for together, num in zip(ratios, numerators, strict=True):
+        alone = cluster_ratio_bootstrap(num, den, clusters, n_resamples=3000, seed=8)
+        assert np.array_equal(together.draws, alone.draws, equal_nan=True) and together.effect == alone.effect
+    with pytest.raises(ConfigError, match="bootstrapped together"):
+        cluster_bootstraps([values[0], values[0][:-1]], clusters)
