@@ -183,3 +183,18 @@ def test_on_the_dti_reference_head_1_carries_the_ball(reference_model):
     assert effect.effect < 0.1 and cf["holds"] and 0.28 < cf["effect"] < 0.32
     assert 0.88 < cf["mediation"]["share"] < 0.98 and cf["mediation"]["ci_low"] > 0.8
     assert patch_run.verdict.holds and patch_run.verdict.recipe_dependent == PRIMARY_ONLY
+
+
+def test_a_subject_rebound_to_other_roles_measures_the_new_component():
+    """``with_roles`` shares the cache (rollouts, samples, means), never a role's ablation results: on the head-1
+    DT, the claim holds with the obstacle head at L0H1 and fails when the same subject rebinds it to L0H0 (the
+    auditing game found the rebound subject served L0H1's numbers)."""
+    subject = Subject.from_model(ball_avoider("head1"), name="head1", roles=ROLES)
+    claim = CLAIMS["obstacle-head-carries-ball"]
+    assert claim.evaluate(subject).holds
+    rebound = subject.with_roles({"obstacle_head": "L0H0", "goal_head": "L0H1"})
+    fresh = Subject.from_model(ball_avoider("head1"), name="head1", roles={**ROLES, "obstacle_head": "L0H0",
+                                                                          "goal_head": "L0H1"})  # fmt: skip
+    again, alone = claim.evaluate(rebound), claim.evaluate(fresh)
+    assert not again.holds and again.reason == "effect-too-small", again.summary()
+    assert [(c.name, c.effect) for c in again.checks] == [(c.name, c.effect) for c in alone.checks]

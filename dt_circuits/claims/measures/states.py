@@ -122,8 +122,10 @@ class Ablation(_OnStates):
 
     def recipe_values(self, subject: Subject, sample: sample_lib.Sample, recipe: str) -> np.ndarray:
         """(variants, n) changes under one recipe on a sample; cached per subject, so a control repeated across
-        claims, or a share and its ablation check, cost one pass."""
-        key = ("ablation", self.ablate, self.metric, recipe, self.on.rtg, id(sample))
+        claims, or a share and its ablation check, cost one pass. Keyed by the components the roles resolve to as
+        well as the role names (the resample seed's): subjects rebound with other roles share the cache."""
+        comps = tuple(self.components(subject))
+        key = ("ablation", self.ablate, comps, self.metric, recipe, self.on.rtg, id(sample))
         if key not in subject._cache:
             clean = clean_metric(subject, sample, self.metric)
             paired = sample_lib.without_front_object(subject, sample)
