@@ -131,6 +131,7 @@ NOT_HEAD_SPECIFIC = {
 }
 
 
+@pytest.mark.xdist_group("falsifiable-swapped-heads")  # its own worker: the module's two longest tests (conftest)
 @pytest.mark.parametrize("name, claim_id", _head_claims_expected_to_hold())
 def test_head_specific_claims_that_hold_fail_on_swapped_heads(name, claim_id):
     """Roles unchanged, heads swapped: a claim about *the obstacle head* must notice it now points at the other."""
@@ -172,6 +173,7 @@ def test_mlp_claims_fail_when_their_role_points_at_a_head(model, subject, claim_
         assert not verdict.holds, f"{claim_id} holds with {mlp_roles} bound to {head}: {verdict.summary()}"
 
 
+@pytest.mark.xdist_group("falsifiable-random-init")  # its own worker: the module's two longest tests (conftest)
 @pytest.mark.parametrize("claim_id", [c.id for c in DO_CLAIMS if "random-init" in c.falsified_by])
 def test_claims_fail_on_random_init(random_subject, claim_id):
     verdict = CLAIMS[claim_id].evaluate(random_subject)

@@ -243,6 +243,11 @@ def _table1_pvalues(label: str, model, n: int, seed: int) -> dict:
     return pvalues
 
 
+#: full size only (-m envpool_full): the lockstep tests above prove the backends step identically, step by step, on
+#: random and on raw-index's own actions (>= 100k steps; the env never sees which policy chose an action), and the
+#: DTI reference's Table 1 below keeps the statistical test in the default command; these two repeats of it took
+#: ~90 s of that command (Intel Xeon)
+@pytest.mark.envpool_full
 @pytest.mark.parametrize("name", ["raw-index", "one-hot"])
 def test_table1_of_our_checkpoints_matches_minigrid(name):
     """Table 1 (RTGs −1, 0, 0.9) of our checkpoints, 200 episodes per RTG on each backend, Fisher's exact test

@@ -22,6 +22,9 @@ from dt_circuits.core.paths import CHECKPOINTS_DIR
 RAW_INDEX = CHECKPOINTS_DIR / "raw-index"
 pytestmark = pytest.mark.gate
 
+# Each retrain is its own xdist group (conftest keeps a module on one worker otherwise): the five retrains are
+# independent, and on one worker they were the test command's longest chain (~7 of its minutes on an Intel Xeon).
+
 
 @pytest.fixture(scope="module")
 def raw_index():
@@ -30,6 +33,7 @@ def raw_index():
     return RAW_INDEX
 
 
+@pytest.mark.xdist_group("gate-readme")
 def test_the_readme_gate_passes_on_either_cpu_kind(raw_index, record_property, capsys):
     """`dt-circuits gate --checkpoint checkpoints/raw-index`, no change: on the kind (and kernel
     settings) that trained it, identical bytes and every verdict as recorded; on another, every number inside
@@ -72,6 +76,7 @@ def _gate(raw_index, tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess
 BREAK_CLAIMS = ["goal-avoidance-head-rtg0", "rtg-behaviours", "rtg-embedding-forward"]
 
 
+@pytest.mark.xdist_group("gate-short-training")
 def test_a_short_training_fails_the_gate_and_names_what_moved(raw_index, tmp_path):
     proc, moved = _gate(raw_index, tmp_path, "--override", "steps=300", "--only", *BREAK_CLAIMS)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -82,6 +87,7 @@ def test_a_short_training_fails_the_gate_and_names_what_moved(raw_index, tmp_pat
     assert "outside the recipe's band" in proc.stdout and "Traceback" not in proc.stderr
 
 
+@pytest.mark.xdist_group("gate-no-collisions")
 def test_training_data_without_collisions_fails_the_gate(raw_index, tmp_path):
     """A break of another kind: the data. With every episode that ended in a collision left out, the model never
     learns what RTG -1 asks for: its mean reward at RTG -1 is 0 where the recipe's seeds give -0.99 ± 0.004
@@ -149,6 +155,7 @@ CPU_MOVED = ["calibration-critical-points", "head-negative-controls", "injection
              "obstacle-head-qk-walls-goal"]  # fmt: skip
 
 
+@pytest.mark.xdist_group("gate-other-kernels")
 def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index, tmp_path, record_property):
     """`gate --seeds 1 --only ... --json OUT` with MKL's AVX2 path: a retrain whose bytes are none of the
     recorded population's (a new draw of the recipe on either CPU kind), judged as a population against the
@@ -206,6 +213,7 @@ def test_a_record_keeps_roles_and_the_population_only_while_its_recipe_stands(ra
         assert any(("kept" if kept else "dropped") + " the population expectations" in n for n in notes), notes
 
 
+@pytest.mark.xdist_group("gate-record-tiny")
 def test_gate_record_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     """`gate --record` with a changed recipe writes a coherent checkpoint: new weights, the calibration curve and
     Table 1 measured on them, every claim's expectation re-recorded from them, the role binding kept, findings
