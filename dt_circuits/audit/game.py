@@ -83,16 +83,6 @@ def blind_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
     return model, truth
 
 
-def _forget_role_results(subject: Any) -> None:
-    """Drop the cached ablation results before a role is rebound. ``Subject.with_roles`` shares the whole cache,
-    but ``Ablation.recipe_values`` keys its results by the *role name* (``("ablation", "obstacle_head", ...)``),
-    not the component: rebound, a role would be served the previous component's numbers (found by this game: every
-    binding "held" on arm A seed 0 until this purge; a fresh subject per binding gives the same verdicts as the
-    purge). Rollouts, samples and means depend on the model only and stay shared."""
-    for key in [k for k in subject._cache if isinstance(k, tuple) and k and k[0] == "ablation"]:
-        del subject._cache[key]
-
-
 def play_model(
     directory: str | Path, *, log: Callable[[str], None] | None = None, only: list[str] | None = None
 ) -> list[Row]:
@@ -113,7 +103,6 @@ def play_model(
     base = Subject.from_model(model, name=name, expectations={})
     rows = []
     for component, control in BINDINGS.items():
-        _forget_role_results(base)
         subject = base.with_roles({"obstacle_head": component, "goal_head": control})
         for run in run_suite(subject, claims):
             v = run.verdict
