@@ -180,16 +180,17 @@ def test_train_flags_come_from_train_config_and_round_trip():
 
     cfg = TrainConfig(
         obs_encoding="one_hot", steps=123, betas=(0.8, 0.95), eval_rtgs=(0.5, -1.0), lr=3e-4, fused_adamw=True,
-        frozen_head="L0H1", exclude_outcome="timeout",
+        frozen_head="L0H1", exclude_outcome="timeout", iit_component="mlp", iit_weight=0.5, iit_rtgs=(0.9,),
     )  # fmt: skip
     line = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], cfg)
     for f in fields(TrainConfig):
         assert flag_of(f.name) in line
     args = _train_parser().parse_args(shlex.split(line)[1:])
     assert config_from_args(args) == cfg
-    # the two deliberate breaks are spelled out only when used; an ordinary run's command is as before
+    # the two deliberate breaks and IIT's knobs are spelled out only when used; an ordinary run's command is as
+    # before
     plain = command_line(["dt-circuits", "train", "--data", "d.npz", "--out", "o"], TrainConfig())
-    assert "--frozen-head" not in plain and "--exclude-outcome" not in plain
+    assert "--frozen-head" not in plain and "--exclude-outcome" not in plain and "--iit" not in plain
     assert config_from_args(_train_parser().parse_args(shlex.split(plain)[1:])) == TrainConfig()
 
 
