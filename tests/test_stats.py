@@ -98,7 +98,13 @@ def test_bootstraps_drawn_together_equal_each_drawn_alone(n, n_clusters):
 
     rng = np.random.default_rng(n)
     clusters = rng.integers(n_clusters, size=n)
-    values = [rng.normal(size=n), rng.normal(size=(3, n)), rng.normal(size=(1, n)), rng.normal(size=n) + 1]
+    values = [
+        rng.normal(size=n),
+        rng.normal(size=(3, n)),
+        rng.normal(size=(1, n)),
+        rng.normal(size=(3, n)) - 1,
+        rng.normal(size=n) + 1,
+    ]
     for together, v in zip(cluster_bootstraps(values, clusters, n_resamples=3000, seed=7), values, strict=True):
         alone = cluster_bootstrap(v, clusters, n_resamples=3000, seed=7)
         assert np.array_equal(together.draws, alone.draws) and together.effect == alone.effect

@@ -196,9 +196,9 @@ def cluster_bootstraps(
 ) -> list[ClusterBootstrap]:
     """:func:`cluster_bootstrap` of each of ``values`` (one check's recipes: the same rows, clusters and seed).
 
-    Each result equals its own :func:`cluster_bootstrap` bit for bit. The one-variant samples share the resample
-    counts, which are a function of the seed and the clusters alone (drawing them is most of a bootstrap's time);
-    a sample with several variants draws each resample's variant from the same stream, so it runs on its own.
+    Each result equals its own :func:`cluster_bootstrap` bit for bit. Samples with as many variants share the
+    resample counts and variant draws, which are a function of the seed, the clusters and the number of variants
+    alone (drawing them is most of a bootstrap's time).
     """
     if n_resamples < 1:
         raise ConfigError(f"n_resamples must be positive, got {n_resamples}")
@@ -213,11 +213,12 @@ def cluster_bootstraps(
             raise ConfigError(f"samples of {v.shape[1]} and {rows[0].shape[1]} values bootstrapped together")
     inverse, n_clusters = _clusters(clusters, rows[0].shape[1])
     sizes = np.bincount(inverse, minlength=n_clusters).astype(np.float64)
-    shared = [i for i, v in enumerate(rows) if v.shape[0] == 1]
-    groups = ([shared] if shared else []) + [[i] for i, v in enumerate(rows) if v.shape[0] > 1]
-    for group in groups:
+    groups: dict[int, list[int]] = {}  # by the number of variants: the stream's draws depend on nothing else
+    for i, v in enumerate(rows):
+        groups.setdefault(v.shape[0], []).append(i)
+    for group in groups.values():
         totals = [np.stack([np.bincount(inverse, weights=r, minlength=n_clusters) for r in rows[i]]) for i in group]
-        n_variants = rows[group[0]].shape[0]  # 1 for a shared group
+        n_variants = rows[group[0]].shape[0]
         rng = np.random.default_rng(seed)
         draws = [np.empty(n_resamples) for _ in group]
         for start, stop, counts in _cluster_counts(rng, n_clusters, n_resamples):
