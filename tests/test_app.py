@@ -226,3 +226,39 @@ def test_memory_checkpoint_plays_with_the_librarys_window(tmp_path: Path) -> Non
     assert [m.value for m in at.metric] == [f"{p:.4f}" for p in probs]
     labels = _frame(at, "R0").columns
     assert list(labels[:3]) == ["R0", "s0", "a0"] and labels[-1] == f"s{model.cfg.n_timesteps - 1}"
+
+
+def test_stopping_the_command_stops_the_server(tmp_path: Path) -> None:
+    """``dt-circuits app`` becomes the Streamlit server, so the signal a user (or a service manager) sends the
+    command's process stops the page; no server is left behind on the port."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "dt_circuits.cli", "app", "--port", str(port), "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    health = f"http://localhost:{port}/_stcore/health"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(health, timeout=2).read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 60
+        while not up():
+            assert proc.poll() is None and time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)  # the command's own process, not its group
+        proc.wait(timeout=20)
+        assert not up(), "a server is still answering after the command was stopped"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

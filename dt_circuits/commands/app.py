@@ -12,7 +12,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"claims folder {args.claims_dir} does not exist")
     if not args.quiet:
         print(f"dt-circuits app: http://localhost:{args.port}  (Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.run(streamlit_command(args), check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+    # the process becomes the Streamlit server (no child left behind): a stop signal reaches the server itself
+    sys.stdout.flush()
+    cmd = streamlit_command(args)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
