@@ -13,6 +13,7 @@ from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.language.claim import Check, Claim
 from dt_circuits.claims.measures.behaviour import TimeSlope, WallFollowing
 from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.claims.measures.features import Probe, ProbeStates, Subspace
 from dt_circuits.claims.measures.memory import DecoyRestoration, FeatureIntervention, InstructionFeature
 from dt_circuits.claims.measures.paths import (
     AttentionKnockout,
@@ -52,8 +53,11 @@ __all__ = [
     "OnFamily",
     "PathShare",
     "PathUse",
+    "Probe",
+    "ProbeStates",
     "RTGValuePush",
     "Rollouts",
+    "Subspace",
     "TimeSlope",
     "TokenPath",
     "WallFollowing",

@@ -93,16 +93,28 @@ def interchange_logits(
         return model(*pairs.base.args)
 
 
-def iia(model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor) -> tuple[float, int]:
-    """(IIA over the pairs whose base and source actions differ, how many such pairs); NaN when there are none."""
+def interchange_correct(
+    model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per pair whose base and source actions differ: did the interchange give the source's action (bool), those
+    pairs' row indices in ``pairs``). The per-example values IIA is the mean of; empty arrays when no pair's
+    actions differ."""
     base_a, src_a = actions(model, pairs.base), actions(model, pairs.source)
     keep = torch.nonzero(base_a != src_a).ravel()
     if len(keep) == 0:
-        return float("nan"), 0
+        return np.zeros(0, bool), np.zeros(0, np.int64)
     sub = pairs.subset(keep.numpy())
     with torch.no_grad():
         got = interchange_logits(model, sub, site, basis).argmax(-1)
-    return float((got == src_a[keep]).float().mean()), int(len(keep))
+    return (got == src_a[keep]).numpy(), keep.numpy()
+
+
+def iia(model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor) -> tuple[float, int]:
+    """(IIA over the pairs whose base and source actions differ, how many such pairs); NaN when there are none."""
+    correct, _ = interchange_correct(model, pairs, site, basis)
+    if len(correct) == 0:
+        return float("nan"), 0
+    return float(correct.mean()), int(len(correct))
 
 
 @contextmanager
@@ -118,18 +130,23 @@ def _frozen(model: DecisionTransformer) -> Iterator[None]:
             p.requires_grad_(f)
 
 
-def das_basis(model: DecisionTransformer, pairs: Pairs, site: Site, k: int = 1, *, seed: int = 0) -> torch.Tensor:
-    """The d × k basis DAS learns on ``pairs``: the first k rows of a trained orthogonal rotation (seeded)."""
+def das_basis(
+    model: DecisionTransformer, pairs: Pairs, site: Site, k: int = 1, *, seed: int = 0, steps: int = STEPS
+) -> torch.Tensor:
+    """The d × k basis DAS learns on ``pairs``: the first k rows of an orthogonal rotation trained for ``steps``
+    full-batch Adam steps (seeded)."""
     src = activations(model, pairs.source, site)
     d = src.shape[1]
     if not 1 <= k <= d:
         raise ConfigError(f"k must be in 1..{d} at {site}, got {k}")
+    if steps < 1:
+        raise ConfigError(f"DAS needs at least one optimisation step, got {steps}")
     target = actions(model, pairs.source)
     torch.manual_seed(seed)
     rotation = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(d, d, bias=False))
     opt = torch.optim.Adam(rotation.parameters(), lr=LR)
     with _frozen(model), torch.enable_grad():
-        for _ in range(STEPS):
+        for _ in range(steps):
             opt.zero_grad()
             logits = interchange_logits(model, pairs, site, rotation.weight[:k].T, src)
             torch.nn.functional.cross_entropy(logits, target).backward()

@@ -11,7 +11,7 @@ import torch
 
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
-from dt_circuits.features.das import Pairs, best_neuron, das_basis, iia
+from dt_circuits.features.das import STEPS, Pairs, best_neuron, das_basis, iia
 from dt_circuits.features.probes import probe_direction
 from dt_circuits.features.sites import Site, activations
 
@@ -32,7 +32,11 @@ class Localisation:
         return asdict(self)
 
 
-def _probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.Tensor:
+#: the ways a subspace is found, each fitted on training pairs only
+METHODS = ("das", "probe", "neuron")
+
+
+def probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.Tensor:
     """The probe's unit direction as a d × 1 basis; an empty basis (d × 0) where the activations carry no
     direction at all (constant at this site), so the interchange does nothing and scores 0."""
     x = torch.cat([activations(model, train.base, site), activations(model, train.source, site)]).numpy()
@@ -43,12 +47,29 @@ def _probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.
         return torch.zeros(x.shape[1], 0)
 
 
+def fit_basis(
+    model: DecisionTransformer, train: Pairs, site: Site, method: str, *, k: int = 1, seed: int = 0, steps: int = STEPS
+) -> torch.Tensor:
+    """The subspace ``method`` finds on the training pairs: DAS's learned k-dim basis, the probe's direction
+    (k = 1) or the best single neuron (k = 1), as a d × k basis."""
+    if method == "das":
+        return das_basis(model, train, site, k, seed=seed, steps=steps)
+    if k != 1:
+        raise ConfigError(f"method {method!r} gives one direction (k = 1), got k = {k}")
+    if method == "probe":
+        return probe_basis(model, train, site)
+    if method == "neuron":
+        d = activations(model, train.base[:1], site).shape[1]
+        return torch.eye(d)[:, [best_neuron(model, train, site)]]
+    raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
 def localise(model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1, seed: int = 0) -> Localisation:
     """DAS, probe and neuron IIA of ``pairs``' variable at ``site`` on a held-out half of the poses (seeded)."""
     site.check(model)
     train, test = pairs.split(seed)
     das, n_test = iia(model, test, site, das_basis(model, train, site, k, seed=seed))
-    probe, _ = iia(model, test, site, _probe_basis(model, train, site))
+    probe, _ = iia(model, test, site, probe_basis(model, train, site))
     j = best_neuron(model, train, site)
     d = activations(model, test.base[:1], site).shape[1]
     neuron, _ = iia(model, test, site, torch.eye(d)[:, [j]])

@@ -44,14 +44,16 @@ def default_sites(model: DecisionTransformer) -> list[Site]:
     return sites
 
 
-def _input_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
+def input_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
+    """The ``input`` site: the encoded observation as the model reads it, with the RTG and timestep."""
     with torch.no_grad():
         obs = model.encode_obs(inputs.obs)
     extra = torch.stack([inputs.rtg.float(), inputs.timestep.float()], dim=1)
     return torch.cat([obs, extra], dim=1).numpy()
 
 
-def _front_cell_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
+def front_cell_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
+    """The ``input (front cell)`` site: the encoded columns the front cell moves, with every other cell empty."""
     fx, fy = FRONT_VIEW_CELL
     front = torch.zeros_like(inputs.obs)
     front[:, fx, fy] = inputs.obs[:, fx, fy]
@@ -78,7 +80,7 @@ def localisation_table(
         variable(name)  # unknown names fail before any work
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
-    xs = {INPUT: _input_features(model, data.inputs), INPUT_FRONT: _front_cell_features(model, data.inputs)}
+    xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
     xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
     probes = []
     for name in variables:

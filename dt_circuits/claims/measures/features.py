@@ -1,0 +1,207 @@
+"""Claims about features: a linear probe's held-out accuracy (:class:`Probe`) and a subspace's interchange
+intervention accuracy (:class:`Subspace`), as measures a ``Check`` takes like any other.
+
+Both are one-sample measures with per-example 0/1 values (a held-out state classified correctly; a held-out pair
+whose interchange gives the source's action), and both are clustered by **agent pose**: the probe's folds and
+DAS's train/test split never put one pose on both sides, and the interval resamples poses, never examples. A
+pose contributes several examples (up to four ball/no-ball pairs: two directions x two layouts; several states in
+the probe set) that are not independent, so the statistic is the pooled share over examples and its bootstrap
+replicates redraw whole poses (``Measurement.draws``); ``values`` are the per-pose shares, so the result counts
+poses as its clusters. Fewer than ``MIN_CLUSTERS`` poses, or no held-out pair whose two actions differ, is no
+number (undefined), never a pass.
+
+The states are generated through the real env (:mod:`dt_circuits.features.data`); on-policy states are not used:
+they carry no grid state, and the variables are functions of one. See docs/features.md.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dt_circuits.analysis.stats import cluster_bootstrap
+from dt_circuits.claims.evaluation.measurement import Measurement, OwnSample
+from dt_circuits.claims.evaluation.samples import MIN_CLUSTERS
+from dt_circuits.claims.evaluation.subject import Subject
+from dt_circuits.claims.measures.family import OnFamily
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.features.das import Pairs, interchange_correct
+from dt_circuits.features.data import ProbeSet, ball_pairs, probe_set
+from dt_circuits.features.localise import METHODS, fit_basis
+from dt_circuits.features.probes import control_labels, held_out_predictions
+from dt_circuits.features.sites import Site, activations, parse_site
+from dt_circuits.features.table import INPUT, INPUT_FRONT, front_cell_features, input_features
+from dt_circuits.features.variables import variable
+
+#: bootstrap replicates of a feature measure's pooled share (the suite's own count)
+N_BOOTSTRAP = 20_000
+#: DAS steps in a claim: the localisation table's 300 gave the same held-out IIA at L0H0 and L0H1 on raw-index,
+#: one-hot and the DTI reference as 50 and 100 did (seed 0), at a third of the cost
+CLAIM_DAS_STEPS = 100
+
+
+def _undefined(unit: str, describe: str, why: str) -> Measurement:
+    """No number: the check fails with reason "undefined: <why>" (never a pass)."""
+    return Measurement(
+        np.array([np.nan]), unit, describe, estimate=np.nan, draws=np.array([np.nan]), undefined=why,
+        sample="generated", cluster_unit="poses",
+    )  # fmt: skip
+
+
+def _pooled_by_pose(correct: np.ndarray, poses: np.ndarray, unit: str, describe: str, key: str) -> Measurement:
+    """The pooled share of ``correct`` with a bootstrap over poses: per-pose shares as ``values`` (so the result
+    counts poses), the pooled share as the estimate and its pose-resampled replicates as ``draws``."""
+    correct = np.asarray(correct, dtype=np.float64)
+    ids, inverse = np.unique(poses, return_inverse=True)
+    if len(ids) < MIN_CLUSTERS:
+        return _undefined(unit, describe, f"{len(ids)} poses with an example (< {MIN_CLUSTERS})")
+    per_pose = np.bincount(inverse, weights=correct) / np.bincount(inverse)
+    boot = cluster_bootstrap(correct, inverse, n_resamples=N_BOOTSTRAP, seed=zlib.crc32(key.encode()))
+    return Measurement(
+        per_pose, unit, describe, estimate=float(correct.mean()), draws=boot.draws, sample="generated",
+        cluster_unit="poses",
+    )  # fmt: skip
+
+
+def _site(subject: Subject, name: str) -> Site:
+    """A role (``obstacle_head``), a component (``L0H1``, ``mlp``) or a hook name, as a site on this subject."""
+    return parse_site(subject.model, subject.roles.get(name, name))
+
+
+@dataclass(frozen=True)
+class ProbeStates:
+    """The probe set: every valid pose with a ball, a wall, the goal or nothing in front (one layout each, from
+    the subject's generation seed) plus ``n_random`` uniformly random states, at RTGs -1 / 0 / 0.9 and timesteps
+    0..30 (:func:`dt_circuits.features.data.probe_set`)."""
+
+    n_random: int = 400
+
+    def states(self, subject: Subject) -> ProbeSet:
+        key = ("feature-probe-set", self.n_random, subject.generation_seed, subject.model.cfg.max_timestep)
+        if key not in subject._cache:
+            subject._cache[key] = probe_set(
+                seed=subject.derived_seed(0), n_random=self.n_random, max_timestep=subject.model.cfg.max_timestep
+            )
+        return subject._cache[key]
+
+
+ProbeReading = Literal["accuracy", "majority", "control", "selectivity"]
+READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity")
+
+
+@dataclass(frozen=True)
+class Probe(OwnSample):
+    """Held-out accuracy of a linear probe (scikit-learn logistic regression) reading ``variable`` at ``site``,
+    each state classified by the probe of the pose-grouped fold that held its pose out.
+
+    ``site``: a role, a component (``L0H1`` reads that head's ``hook_z``), a hook name (the state token), or
+    ``"input"`` / ``"input (front cell)"`` (the encoded observation before any weight: the raw-input baseline).
+    ``reading``: ``accuracy`` (the probe), ``majority`` (each fold's majority class: the baseline a probe must
+    beat), ``control`` (the probe on a control task: a seeded random value per front-row type, Hewitt & Liang) or
+    ``selectivity`` (accuracy - control, per state)."""
+
+    on: ProbeStates
+    site: str
+    variable: str
+    reading: ProbeReading = "accuracy"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        variable(self.variable)  # an unknown name fails when the claim is written
+        if self.reading not in ("accuracy", "majority", "control", "selectivity"):
+            raise ConfigError(
+                f"unknown probe reading {self.reading!r}; valid: accuracy, majority, control, selectivity"
+            )
+
+    def _features(self, subject: Subject, data: ProbeSet) -> np.ndarray:
+        if self.site == INPUT:
+            return input_features(subject.model, data.inputs)
+        if self.site == INPUT_FRONT:
+            return front_cell_features(subject.model, data.inputs)
+        return activations(subject.model, data.inputs, _site(subject, self.site)).numpy()
+
+    def measure(self, subject: Subject) -> Measurement:
+        data = self.on.states(subject)
+        where = self.site if self.site in (INPUT, INPUT_FRONT) else str(_site(subject, self.site))
+        key = ("feature-probe", where, self.variable, self.on, self.seed)
+        if key not in subject._cache:
+            x, y = self._features(subject, data), data.labels(self.variable)
+            pred, major = held_out_predictions(x, y, data.clusters)
+            control = control_labels(y, data.types, subject.derived_seed(self.seed))
+            control_pred, _ = held_out_predictions(x, control, data.clusters)
+            subject._cache[key] = (pred == y, major == y, control_pred == control)
+        right, majority, control_right = subject._cache[key]
+        values = {
+            "accuracy": right.astype(float),
+            "majority": majority.astype(float),
+            "control": control_right.astype(float),
+            "selectivity": right.astype(float) - control_right.astype(float),
+        }[self.reading]
+        label = self.site if self.site == where else f"{self.site} ({where})"
+        describe = (
+            f"probe {self.reading} for {self.variable} at {label}: {len(values)} held-out states in "
+            f"{len(np.unique(data.clusters))} poses (pose-grouped folds)"
+        )
+        return _pooled_by_pose(values, data.clusters, self.reading, describe, "/".join(map(str, key[:3])))
+
+
+@dataclass(frozen=True)
+class Subspace(OwnSample):
+    """Interchange intervention accuracy of a one-dimensional (``k``) subspace at ``site`` for ``variable``, on
+    held-out pairs: the subspace is found on the pairs of half the poses (DAS's learned rotation, a probe's
+    direction, or the best single neuron: ``method``) and tested on the other half's.
+
+    Pairs (``ball_in_front`` only, so far): every pose of the ``on`` family (``obstacle-in-front``) in two seeded
+    layouts, with the same state re-rendered without the ball in front, both directions, at ``on.rtg`` and a
+    seeded timestep 0..30 shared by the pair (:func:`dt_circuits.features.data.ball_pairs`). Per held-out pair
+    whose two actions differ: 1 if the base run with the site moved to the source's inside the subspace takes the
+    source's action. ``on``'s rollout settings are not used (the pairs need a grid state)."""
+
+    on: OnFamily
+    site: str
+    variable: str
+    method: str = "das"
+    k: int = 1
+    layouts: int = 2
+    steps: int = CLAIM_DAS_STEPS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        variable(self.variable)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+        if (self.variable, self.on.family) != ("ball_in_front", "obstacle-in-front"):
+            raise ConfigError(
+                "Subspace has pairs for ball_in_front on the obstacle-in-front family only, got "
+                f"{self.variable} on {self.on.family}"
+            )
+
+    def pairs(self, subject: Subject) -> Pairs:
+        key = ("feature-pairs", self.layouts, self.on.rtg, subject.generation_seed, subject.model.cfg.max_timestep)
+        if key not in subject._cache:
+            subject._cache[key] = ball_pairs(
+                seed=subject.derived_seed(0), layouts=self.layouts, rtg=self.on.rtg,
+                max_timestep=subject.model.cfg.max_timestep,
+            )  # fmt: skip
+        return subject._cache[key]
+
+    def measure(self, subject: Subject) -> Measurement:
+        site = _site(subject, self.site)
+        pairs = self.pairs(subject)
+        train, test = pairs.split(subject.derived_seed(self.seed))
+        key = ("feature-iia", str(site), self.method, self.k, self.steps, self.seed, self.layouts, self.on.rtg)
+        if key not in subject._cache:
+            basis = fit_basis(subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps)
+            subject._cache[key] = interchange_correct(subject.model, test, site, basis)
+        correct, rows = subject._cache[key]
+        label = self.site if self.site == str(site) else f"{self.site} ({site})"
+        describe = (
+            f"{self.method} IIA (k = {self.k}) for {self.variable} at {label}, RTG {self.on.rtg:g}: "
+            f"{len(correct)} held-out pairs whose actions differ, of {len(test)}"
+        )
+        if len(correct) == 0:
+            return _undefined("IIA", describe, "no held-out pair changes the model's action")
+        return _pooled_by_pose(correct, test.clusters[rows], "IIA", describe, "/".join(map(str, key[:3])))

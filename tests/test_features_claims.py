@@ -1,0 +1,113 @@
+"""The feature claim types (`Probe`, `Subspace`) as checks: known truth on the hand-set DTs (ball avoidance carried
+by exactly one named route, with decoys), intervals that resample poses, and no number rather than a pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dt_circuits.claim import Check, OnFamily, Probe, ProbeStates, Subject, Subspace, evaluate_check
+from dt_circuits.claims.evaluation.comparisons import default_comparisons
+from dt_circuits.claims.measures.features import _pooled_by_pose
+from dt_circuits.claims.suite.discovery import discover
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.handset import ball_avoider
+
+ON = OnFamily("obstacle-in-front", rtg=0.9)
+ROLES = {"obstacle_head": "L0H1", "goal_head": "L0H0"}
+SHIPPED = {c.id: c for c in discover()}["obstacle-head-carries-ball-feature"]
+
+
+def _result(check: Check, subject: Subject):
+    (result,) = evaluate_check("test", check, subject, default_comparisons())
+    return result
+
+
+@pytest.fixture(scope="module")
+def subjects() -> dict[str, Subject]:
+    torch.set_num_threads(1)
+    return {r: Subject.from_model(ball_avoider(r, decoys=True), name=r, roles=ROLES) for r in ("head1", "head0", "mlp")}
+
+
+@pytest.mark.parametrize("route", ["head1", "head0", "mlp"])
+def test_the_shipped_subspace_checks_hold_only_where_head1_carries_the_ball(route, subjects):
+    """Same behaviour on every route (P(forward) 0.009 into a ball), computed elsewhere: the claim that the
+    obstacle head (L0H1) carries ball-in-front holds on route head1 only; the goal-head control fails exactly
+    where the goal head (L0H0) carries it."""
+    effect, control = SHIPPED.checks[1], SHIPPED.checks[2]
+    assert effect.kind == "effect" and control.kind == "control" and SHIPPED.checks[0].kind == "baseline"
+    got, ctrl = _result(effect, subjects[route]), _result(control, subjects[route])
+    assert got.holds == (route == "head1"), got.numbers()
+    assert got.effect == (1.0 if route == "head1" else 0.0)
+    assert ctrl.holds == (route != "head0"), ctrl.numbers()
+    assert got.cluster_unit == "bootstrap replicates" and "held-out pairs" in got.describe
+
+
+@pytest.mark.parametrize("method", ["probe", "neuron"])
+def test_probe_and_neuron_subspaces_agree_with_das_on_the_known_routes(method, subjects):
+    check = Check("iia", Subspace(ON, "obstacle_head", "ball_in_front", method=method), at_least=0.9)
+    assert _result(check, subjects["head1"]).holds
+    assert not _result(check, subjects["mlp"]).holds
+
+
+def test_iia_counts_poses_not_pairs(subjects):
+    """A pose gives up to four pairs (two layouts, both directions): the result's clusters are the held-out poses,
+    and the interval is the pose bootstrap's."""
+    subject = subjects["head1"]
+    measure = Subspace(ON, "L0H1", "ball_in_front")
+    _, test = measure.pairs(subject).split(subject.derived_seed(0))
+    m = measure.measure(subject)
+    assert len(m.values) == len(np.unique(test.clusters)) < len(test)
+    assert m.cluster_unit == "poses" and m.draws is not None and m.estimate == 1.0
+
+
+def test_copies_of_a_pose_do_not_narrow_the_interval():
+    """Four copies of each pose's example are one cluster, not four independent examples: the interval is the
+    one of the poses alone."""
+    rng = np.random.default_rng(0)
+    correct = (rng.random(40) < 0.7).astype(float)
+    poses = np.arange(40)
+    once = _pooled_by_pose(correct, poses, "IIA", "once", "k")
+    four = _pooled_by_pose(np.repeat(correct, 4), np.repeat(poses, 4), "IIA", "four", "k")
+    assert once.estimate == four.estimate and len(four.values) == 40
+    np.testing.assert_allclose(np.quantile(four.draws, [0.025, 0.975]), np.quantile(once.draws, [0.025, 0.975]))
+
+
+def test_probe_reads_the_ball_at_the_carrying_head_and_only_the_majority_elsewhere(subjects):
+    states = ProbeStates()
+    at_head = Check("probe", Probe(states, "obstacle_head", "ball_in_front"), at_least=0.9)
+    majority = Probe(states, "obstacle_head", "ball_in_front", reading="majority")
+    in_input = Check("input", Probe(states, "input", "ball_in_front"), at_least=0.9)
+    carried = _result(at_head, subjects["head1"])
+    assert carried.holds and carried.effect == 1.0 and carried.cluster_unit == "bootstrap replicates"
+    elsewhere = _result(at_head, subjects["head0"])
+    base = _result(Check("majority", majority, at_most=0.9), subjects["head0"])
+    assert not elsewhere.holds and elsewhere.effect == pytest.approx(base.effect)  # a constant site: the majority
+    assert base.holds and 0.5 < base.effect < 0.9
+    for route in ("head1", "head0"):  # one-hot: the ball is one input bit, the raw-input baseline reads it
+        assert _result(in_input, subjects[route]).holds
+    assert len(Probe(states, "input", "ball_in_front").measure(subjects["head1"]).values) == 140  # poses
+
+
+def test_no_number_is_a_failure_never_a_pass(subjects):
+    """A model whose action never changes (W_U zeroed) has no pair that says anything: undefined, not 0 or 1."""
+    model = ball_avoider("head1", decoys=True)
+    with torch.no_grad():
+        model.W_U.zero_()
+    subject = Subject.from_model(model, name="W_U = 0", roles=ROLES)
+    result = _result(Check("iia", Subspace(ON, "L0H1", "ball_in_front"), at_least=0.9), subject)
+    assert not result.holds and result.reason == "undefined: no held-out pair changes the model's action"
+    few = _pooled_by_pose(np.ones(6), np.arange(6), "IIA", "few", "k")
+    assert few.undefined.startswith("6 poses") and np.isnan(few.estimate)
+
+
+def test_bad_feature_checks_are_one_line():
+    with pytest.raises(ConfigError, match="unknown method"):
+        Subspace(ON, "L0H1", "ball_in_front", method="sae")
+    with pytest.raises(ConfigError, match="unknown variable"):
+        Probe(ProbeStates(), "L0H1", "balls")
+    with pytest.raises(ConfigError, match="obstacle-in-front family only"):
+        Subspace(OnFamily("goal-in-front", rtg=0.9), "L0H1", "ball_in_front")
+    with pytest.raises(ConfigError, match="unknown probe reading"):
+        Probe(ProbeStates(), "L0H1", "ball_in_front", reading="f1")
