@@ -356,6 +356,15 @@ def _drive(server: Server, browser, claim_runner: subprocess.Popen, tmp_path: Pa
     _shot(browser, tmp_path, "4-claim-saved")
     assert 'id="browser-saved-claim"' in path.read_text().replace("'", '"')
 
+    # the keyboard plays too: → is the "right" button's step (a turn: same cell, direction + 1)
+    before = from_query(_query(browser))
+    browser.execute_script("document.activeElement && document.activeElement.blur();")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
+    _wait(browser, lambda d: _query(d).get("t") == str(before.timestep + 1), "the arrow key's step")
+    _idle(browser)
+    after = from_query(_query(browser))
+    assert after.agent == (*before.agent[:2], (before.agent[2] + 1) % 4), (before.agent, after.agent)
+
     out, err = claim_runner.communicate("go\n", timeout=3 * WAIT)  # the claim file now exists: run it
     summary = out.strip().splitlines()[-1]
     assert claim_runner.returncode in (0, 1), out[-3000:] + err[-2000:]

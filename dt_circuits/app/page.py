@@ -164,6 +164,38 @@ def _play_controls(loaded: compute.Loaded, ended: bool) -> None:
     cols = st.columns(2)
     cols[0].number_input("Seed", 0, 2**31 - 1, key="reset_seed", label_visibility="collapsed")
     cols[1].button("Reset env (seed)", key="reset", on_click=_reset, width="stretch")
+    st.caption("keys: ← left, → right, ↑ forward, m model step")
+    _arrow_keys()
+
+
+#: key -> the play button it presses (the buttons' keys above); nothing while the focus is in a text box
+ARROW_KEYS = {"ArrowLeft": "step_0", "ArrowRight": "step_1", "ArrowUp": "step_2", "m": "step_model"}
+_KEYS_SCRIPT = """<script>
+// one listener on the page, owned by the newest frame: a rerun can replace this frame, and a listener whose frame
+// is gone never fires, so each frame replaces the previous one's
+const doc = window.parent.document;
+const keys = __KEYS__;
+if (doc.dtCircuitsKeys) doc.removeEventListener("keydown", doc.dtCircuitsKeys);
+doc.dtCircuitsKeys = (e) => {
+  const t = e.target, tag = (t && t.tagName) || "";
+  const typing = tag === "INPUT" || tag === "TEXTAREA" || (t && t.isContentEditable);
+  if (e.altKey || e.ctrlKey || e.metaKey || typing) return;
+  const key = keys[e.key];
+  const button = key && doc.querySelector(".st-key-" + key + " button");
+  if (button && !button.disabled) { e.preventDefault(); button.click(); }
+};
+doc.addEventListener("keydown", doc.dtCircuitsKeys);
+</script>"""
+
+
+def _arrow_keys() -> None:
+    """The arrow keys play, as DTI's app does: a zero-height component listens on the page (same-origin frame) and
+    clicks the play button a key names, so a key press is exactly that button's step."""
+    import json
+
+    from streamlit.components.v1 import html
+
+    html(_KEYS_SCRIPT.replace("__KEYS__", json.dumps(ARROW_KEYS)), height=0)
 
 
 def _step(action: int | None) -> None:
