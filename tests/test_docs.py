@@ -34,8 +34,12 @@ def test_worked_example_is_a_runnable_claim(tmp_path):
     )
 
 
-def test_worked_example_runs_in_the_real_pytest_collection(tmp_path):
-    """The example, in a claims folder of its own, collected by the installed plugin and run on raw-index."""
+def test_worked_example_is_collected_by_the_real_pytest_plugin(tmp_path):
+    """The example, in a claims folder of its own, is collected by the installed plugin as one item per checkpoint.
+
+    Collection only: its evaluation is ``test_worked_example_is_a_runnable_claim`` above (in process), and the
+    plugin running a user's claim file on raw-index end to end is ``tests/test_wheel.py``'s init test (from an
+    installed wheel) and the app's saved-claim tests; running it here too cost ~30 s of the test command."""
     import subprocess
     import sys
 
@@ -45,14 +49,13 @@ def test_worked_example_runs_in_the_real_pytest_collection(tmp_path):
     claims.mkdir()
     _example(claims)
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--claims-dir", str(claims),
-         f"--checkpoint={CHECKPOINTS_DIR / 'raw-index'}", str(claims), "-rA"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "--claims-dir",
+         str(claims), f"--checkpoint={CHECKPOINTS_DIR / 'raw-index'}", str(claims)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     text = out.stdout + out.stderr
-    assert "obstacle-head-walks-into-balls[raw-index]" in text, text
-    # no recorded expectation: it must hold to pass; either way the verdict and its reason are reported
-    assert ("1 passed" in text) or ("ClaimMismatch" in text or "FAILS on" in text and "reason:" in text), text
+    assert out.returncode == 0, text
+    assert "obstacle-head-walks-into-balls[raw-index]" in text and "1 test collected" in text, text
 
 
 @pytest.mark.reference
