@@ -126,6 +126,7 @@ def test_view_round_trips_through_the_url(app) -> None:
     assert at.query_params == query  # the page writes back exactly the view it was opened with
     assert at.radio(key="ablate").value == "mlp" and at.radio(key="recipe").value == "resample"
     assert at.slider(key="rtg").value == -0.5 and at.number_input(key="t").value == 7
+    assert at.number_input(key="reset_seed").value == 4  # "Reset env" starts at the episode's own seed
     at.button(key="ball_front").click().run()  # an edit the page makes lands in the URL
     assert from_query(at.query_params).edits == ((0, 0, "goal"), (3, 5, "ball"))
 

@@ -162,6 +162,8 @@ def _play_controls(loaded: compute.Loaded, ended: bool) -> None:
     )
     cols[1].button("Roll out 10 steps", key="rollout", on_click=_rollout, args=(10,), disabled=ended, width="stretch")
     cols = st.columns(2)
+    if "reset_seed" not in st.session_state:  # the box starts at the episode's own seed (the URL's)
+        st.session_state["reset_seed"] = session.current().seed
     cols[0].number_input("Seed", 0, 2**31 - 1, key="reset_seed", label_visibility="collapsed")
     cols[1].button("Reset env (seed)", key="reset", on_click=_reset, width="stretch")
     st.caption("keys: ← left, → right, ↑ forward, m model step")
