@@ -44,20 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dt_circuits.audit import table
-    from dt_circuits.core.io import write_json_atomic, write_text_atomic
+    from dt_circuits.core.io import write_json_atomic
     from dt_circuits.core.paths import REPO_ROOT
 
     if args.readme:
+        from dt_circuits.core.readme_blocks import write_or_check
+
         path = REPO_ROOT / "README.md"
-        text = path.read_text()
-        new = table.generated_readme(text, table.load_game(REPO_ROOT / table.GAME_JSON))
-        if args.check:
-            print("README audit table is up to date" if new == text else f"{path} is out of date")
-            return 0 if new == text else 1
-        if new != text:
-            write_text_atomic(path, new)
-        print(f"wrote the audit table into {path}")
-        return 0
+        new = table.generated_readme(path.read_text(), table.load_game(REPO_ROOT / table.GAME_JSON))
+        return write_or_check(path, new, "audit", check=args.check)
     if args.from_json:
         print(table.terminal(table.load_game(args.from_json)))
         return 0

@@ -27,21 +27,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dt_circuits.core.errors import ConfigError
-    from dt_circuits.core.io import write_json_atomic, write_text_atomic
+    from dt_circuits.core.io import write_json_atomic
     from dt_circuits.core.paths import REPO_ROOT
     from dt_circuits.features.readme_table import FEATURES_DIR, generated_readme, terminal_table
 
     if args.readme:
+        from dt_circuits.core.readme_blocks import write_or_check
+
         path = REPO_ROOT / "README.md"
-        text = path.read_text()
-        new = generated_readme(text, REPO_ROOT / FEATURES_DIR)
-        if args.check:
-            print("README features table is up to date" if new == text else f"{path} is out of date")
-            return 0 if new == text else 1
-        if new != text:
-            write_text_atomic(path, new)
-        print(f"wrote the features table into {path}")
-        return 0
+        return write_or_check(
+            path, generated_readme(path.read_text(), REPO_ROOT / FEATURES_DIR), "features", check=args.check
+        )
     if not args.checkpoint:
         raise ConfigError("--checkpoint is required (or --readme)")
 
