@@ -116,3 +116,19 @@ def test_bootstraps_drawn_together_equal_each_drawn_alone(n, n_clusters):
         assert np.array_equal(together.draws, alone.draws, equal_nan=True) and together.effect == alone.effect
     with pytest.raises(ConfigError, match="bootstrapped together"):
         cluster_bootstraps([values[0], values[0][:-1]], clusters)
+
+
+@pytest.mark.parametrize("method", ["bonferroni", "holm"])
+def test_family_adjustment_is_statsmodels_multipletests(method):
+    """Bonferroni is computed without importing statsmodels (start-up); it must stay statsmodels' numbers, padded
+    to the family as any other method is."""
+    from statsmodels.stats.multitest import multipletests
+
+    from dt_circuits.claims.evaluation.comparisons import Comparisons
+
+    p = np.random.default_rng(0).uniform(0, 0.02, 40)
+    p[:3] = [0.0, 1e-9, 0.5]
+    family = Comparisons(150, method=method)
+    padded = np.concatenate([p, np.ones(110)])
+    assert np.array_equal(family.adjust(p), multipletests(padded, alpha=0.05, method=method)[1][:40])
+    assert family.adjust([]).shape == (0,)

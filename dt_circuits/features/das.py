@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import GroupShuffleSplit
 
 from dt_circuits.analysis.interventions import Inputs, hooked, run
 from dt_circuits.core.errors import ConfigError
@@ -67,6 +66,8 @@ class Pairs:
         """(train, test) with no cluster on both sides (scikit-learn's GroupShuffleSplit, seeded)."""
         if len(np.unique(self.clusters)) < 2:
             raise ConfigError("a held-out split of pairs needs at least two clusters")
+        from sklearn.model_selection import GroupShuffleSplit  # ~1 s to import: only where pairs are split
+
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         train, test = next(splitter.split(self.clusters, groups=self.clusters))
         return self.subset(np.sort(train)), self.subset(np.sort(test))

@@ -17,10 +17,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from dt_circuits.core.errors import ConfigError
@@ -57,6 +53,11 @@ def _check(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> None:
 
 
 def _classifier():
+    # scikit-learn is imported where a probe is fitted: ~1 s that every claims run paid at start-up otherwise
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
 
 
@@ -70,6 +71,8 @@ def held_out_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tu
     x, y, groups = np.asarray(x, np.float64), np.asarray(y), np.asarray(groups)
     _check(x, y, groups)
     pred, major = np.empty_like(y), np.empty_like(y)
+    from sklearn.model_selection import GroupKFold
+
     for train, test in GroupKFold(n_splits=min(FOLDS, len(np.unique(groups)))).split(x, y, groups):
         values, counts = np.unique(y[train], return_counts=True)
         major[test] = values[np.argmax(counts)]

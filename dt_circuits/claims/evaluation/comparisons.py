@@ -58,14 +58,19 @@ class Comparisons:
 
     def adjust(self, p_values: Sequence[float]) -> np.ndarray:
         """Adjusted p-values of the family's tests (statsmodels ``multipletests``), padded to the family size:
-        a run of fewer tests than the family (a selection) is adjusted as if the rest were there."""
-        from statsmodels.stats.multitest import multipletests
+        a run of fewer tests than the family (a selection) is adjusted as if the rest were there.
 
+        Bonferroni is statsmodels' own arithmetic (``p * m``, capped at 1; tested equal) without importing it:
+        statsmodels and scipy.stats cost ~1.5 s of every claims run's start-up, for one multiplication."""
         p = np.asarray(list(p_values), dtype=float)
         if len(p) == 0:
             return p
         if len(p) > self.family_size:
             raise ConfigError(f"{len(p)} p-values for a family of {self.family_size} tests")
+        if self.method == "bonferroni":
+            return np.minimum(p * float(self.family_size), 1.0)
+        from statsmodels.stats.multitest import multipletests
+
         padded = np.concatenate([p, np.ones(self.family_size - len(p))])
         return multipletests(padded, alpha=self.alpha, method=self.method)[1][: len(p)]
 
