@@ -287,3 +287,30 @@ def test_flakecheck_skips_claims_of_another_env_family():
     memory = Claim("m", "m", "m", (weights,), kind="embedding", env="memory")
     report = flakecheck(model, runs=2, claims=[_claim(weights), memory])
     assert [c.claim_id for c in report.claims] == [_claim(weights).id]
+
+
+def test_checks_sharing_a_search_strategy_find_what_each_finds_alone():
+    """The counterexample search draws a strategy's first pass once and scores it for every check with that
+    strategy; each check must report exactly what a search of its own reports (examples, state, value)."""
+    from dt_circuits.claims.evaluation import search
+    from dt_circuits.claims.evaluation.measurement import PerStateMeasure
+
+    subject = Subject.load(REPO_ROOT / "checkpoints" / "raw-index")
+    shared: dict[tuple, list] = {}
+    for claim in CLAIMS.values():
+        for check in claim.checks:
+            if claim.env == subject.env_family and isinstance(check.measure, PerStateMeasure):
+                shared.setdefault(search.strategy_key(check, subject), []).append((claim.id, check))
+    groups = sorted((g for g in shared.values() if len(g) > 1), key=len)[:2]  # two of the 12, the smallest
+    assert groups, "no two checks share a strategy: nothing to compare"
+
+    def alone(claim_id, check):
+        search._DRAWN.clear()
+        return search.find_counterexample(claim_id, check, subject).to_dict()
+
+    separately = [[alone(*task) for task in group] for group in groups]
+    search._DRAWN.clear()
+    for group, expected in zip(groups, separately, strict=True):
+        # the last check draws the first pass, the others reuse it
+        found = [search.find_counterexample(*task, subject).to_dict() for task in reversed(group)][::-1]
+        assert found == expected
