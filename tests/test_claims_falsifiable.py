@@ -67,9 +67,19 @@ def _release_the_swap_subjects():
 
 @functools.cache
 def _original_and_swapped(name: str) -> tuple[Subject, Subject]:
-    """(the checkpoint, its head-swapped copy) for the swap test, one pair per checkpoint for all its claims."""
+    """(the checkpoint, its head-swapped copy) for the swap test, one pair per checkpoint for all its claims.
+
+    The copy is given the checkpoint's own rollouts: it is the same agent (functionally identical), so its
+    on-policy states are the checkpoint's, and the control then differs from the original in the heads alone
+    (and the test command rolls out each checkpoint once, not twice)."""
+    from dt_circuits.claims.suite.discovery import rollout_requests
+
     model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
-    return Subject.from_model(model), Subject.from_model(swap_heads(model), name="swapped")
+    original, swapped = Subject.from_model(model), Subject.from_model(swap_heads(model), name="swapped")
+    tested = [CLAIMS[p.values[1]] for p in _head_claims_expected_to_hold() if p.values[0] == name]
+    original.prefetch_rollouts(rollout_requests(tested))
+    swapped._cache.update({k: v for k, v in original._cache.items() if k[0] == "rollouts"})
+    return original, swapped
 
 
 def test_swapped_copy_is_functionally_identical(model):
