@@ -101,3 +101,23 @@ def test_without_readable_sources_the_walk_is_not_cached(folder, monkeypatch):
 
     monkeypatch.setattr(inspect, "getsource", unreadable)
     assert subject._walk_key(0) is None
+
+
+def test_a_large_family_renders_once_and_loads_the_same_observations(folder, monkeypatch):
+    """A claim family's observations are rendered through Minigrid once per machine: the cached family is the
+    rendered one, state for state; a family with other states is another entry; small families are not kept."""
+    from dt_circuits.env import scenarios
+
+    fresh = scenarios.goal_in_front("top", n=300, seed=3)
+    assert len(list(folder.glob("rendered-states-*.npz"))) == 1
+    renders = []
+    original = scenarios.StateRenderer.render_many
+    monkeypatch.setattr(scenarios.StateRenderer, "render_many", lambda self, s: renders.append(1) or original(self, s))
+    again = scenarios.goal_in_front("top", n=300, seed=3)
+    assert not renders and again.states == fresh.states and np.array_equal(again.obs, fresh.obs)
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert np.array_equal(scenarios.goal_in_front("top", n=300, seed=3).obs, fresh.obs) and renders
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    scenarios.goal_in_front("top", n=300, seed=4)  # other layouts
+    scenarios.goal_in_front("top", n=10, seed=3)  # below CACHED_FAMILY_SIZE
+    assert len(list(folder.glob("rendered-states-*.npz"))) == 2
