@@ -339,7 +339,11 @@ def test_population_table_command_rewrites_only_the_marked_block(tmp_path, capsy
     (tmp_path / "bad.md").write_text("no markers\n")
     capsys.readouterr()
     assert main([*args, "--write", str(tmp_path / "bad.md")]) == 2
-    assert "no <!-- population-table:start -->" in capsys.readouterr().err
+    assert "exactly one population block (<!-- population-table:start -->" in capsys.readouterr().err
+    (tmp_path / "twice.md").write_text(text + text)  # two blocks: which one is the table? refused, nothing written
+    assert main([*args, "--write", str(tmp_path / "twice.md")]) == 2
+    assert "exactly one population block" in capsys.readouterr().err
+    assert (tmp_path / "twice.md").read_text() == text + text
 
 
 def test_bare_record_keeps_the_recorded_recipe_and_committed_clears_it(tiny_checkpoint, tmp_path, capsys):

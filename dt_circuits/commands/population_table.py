@@ -71,21 +71,12 @@ def cross_table(items: list[str]) -> str:
     return cross_kind_table(a, b, (ta, tb))
 
 
-def replace_block(text: str, start: str, end: str, body: str, path: object) -> str:
-    from dt_circuits.core.errors import ConfigError
-
-    if start not in text or end not in text:
-        raise ConfigError(f"{path} has no {start} ... {end} block")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dt_circuits.claims.records.population import population_table
     from dt_circuits.core.io import write_text_atomic
+    from dt_circuits.core.readme_blocks import replace_block
 
     table = population_table(load_columns(args.json))
     cross = cross_table(args.cross)
@@ -94,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     path = Path(args.write)
     text = path.read_text() if path.exists() else ""
-    text = replace_block(text, START, END, table, path)
-    text = replace_block(text, CROSS_START, CROSS_END, cross, path)
+    text = replace_block(text, table, START, END, "population")
+    text = replace_block(text, cross, CROSS_START, CROSS_END, "cross-kind")
     write_text_atomic(path, text)
     print(f"wrote the population tables into {path}")
     return 0

@@ -15,7 +15,7 @@ from dt_circuits.core.io import write_text_atomic
 def replace_block(text: str, block: str, begin: str, end: str, what: str) -> str:
     """``text`` with the lines between the one ``begin`` marker and the one ``end`` marker replaced by ``block``."""
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise ConfigError(f"the README needs exactly one {what} block (BEGIN ... END markers)")
+        raise ConfigError(f"the README needs exactly one {what} block ({begin} ... {end}, in that order)")
     head, rest = text.split(begin)
     _, tail = rest.split(end)
     return f"{head}{begin}\n{block}\n{end}{tail}"
