@@ -62,6 +62,23 @@ def cached_arrays(
     return arrays
 
 
+def source_key(*code: object, libraries: tuple[str, ...] = ("minigrid", "gymnasium", "numpy")) -> dict[str, Any] | None:
+    """The part of a cache key that names what computes the arrays: the sha256 of ``code``'s source (functions,
+    classes) and the installed versions of ``libraries``; None (no caching) when the source cannot be read (an
+    install without sources)."""
+    import inspect
+    from importlib.metadata import version
+
+    try:
+        text = "".join(inspect.getsource(obj) for obj in code)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return None
+    return {
+        "code": hashlib.sha256(text.encode()).hexdigest(),
+        "versions": {lib: version(lib) for lib in libraries},
+    }
+
+
 def _load(path: Path, text: str) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -1,7 +1,8 @@
 """Generated blocks of the README: a table between two marker comments, rewritten from JSON, never typed.
 
-The commands that own a block (``features --readme``, ``audit --readme``) share the marker check, the rewrite
-and the ``--check`` answer here, so every block behaves the same.
+Every block (``readme``'s verdicts, counterfactual and Table 1; ``features --readme``; ``audit --readme``;
+``population-table --write``) is rewritten by :func:`replace_block`, and the ``--readme [--check]`` commands answer
+through :func:`write_or_check`, so every block behaves the same.
 """
 
 from __future__ import annotations

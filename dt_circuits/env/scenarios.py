@@ -284,23 +284,15 @@ def _render_key(states: tuple[GridState, ...], spec: EnvSpec) -> dict | None:
     """Everything rendered observations depend on: the exact states, the env's spec, the code that renders them
     and the versions of the libraries that draw them; None (no caching) when a state or the code cannot be read."""
     import hashlib
-    import inspect
-    from importlib.metadata import version
+
+    from dt_circuits.core.cache import source_key
 
     keys = [state_key(s) for s in states]
-    if any(k is None for k in keys):
+    source = source_key(StateRenderer, EnvSpec)
+    if source is None or any(k is None for k in keys):
         return None
-    try:
-        code = inspect.getsource(StateRenderer) + inspect.getsource(EnvSpec)
-    except (OSError, TypeError):  # installed without sources
-        return None
-    return {
-        "states": hashlib.sha256(repr(keys).encode()).hexdigest(),
-        "n": len(states),
-        "spec": spec.to_dict(),
-        "code": hashlib.sha256(code.encode()).hexdigest(),
-        "versions": {lib: version(lib) for lib in ("minigrid", "gymnasium", "numpy")},
-    }
+    return {"states": hashlib.sha256(repr(keys).encode()).hexdigest(), "n": len(states), "spec": spec.to_dict(),
+            **source}  # fmt: skip
 
 
 def goal_in_front(

@@ -73,15 +73,14 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
     measure = check.measure
     if not isinstance(measure, PerStateMeasure):
         raise ConfigError(f"check {check.name!r}: {type(measure).__name__} cannot be searched state by state")
-    on = measure.on
-    lo, hi = rtg_search_range(on.rtg)
-    t_lo, t_hi = on.search_timesteps
-    t_max = min(t_hi, subject.model.cfg.max_timestep)
+    # the strategy is built from its key alone, so checks that share a key share a strategy (and their draws)
+    key = strategy_key(check, subject)
+    family, lo, hi, rtg, t_lo, t_max = key
     # the regime's end points and the claim's own RTG are tried explicitly (hypothesis reaches float bounds only
     # by chance), then any RTG in between
-    rtgs = st.one_of(st.sampled_from(sorted({lo, hi, float(on.rtg)})), st.floats(lo, hi, allow_nan=False))
-    strategy = st.tuples(family_states(on.family), rtgs, st.integers(t_lo, t_max))
-    drawn_key = (max_examples, *strategy_key(check, subject))
+    rtgs = st.one_of(st.sampled_from(sorted({lo, hi, rtg})), st.floats(lo, hi, allow_nan=False))
+    strategy = st.tuples(family_states(family), rtgs, st.integers(t_lo, t_max))
+    drawn_key = (max_examples, *key)
     counted = [0]
     #: values already known per (state, rtg, t): from one batched forward over every draw of the first pass
     scored: dict[tuple, float] = {}

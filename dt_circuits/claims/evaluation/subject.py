@@ -285,23 +285,18 @@ def mean_walk(seed: int) -> scenarios.WalkDataset:
 def _walk_key(seed: int) -> dict[str, Any] | None:
     """Everything the walk depends on: its arguments, the code that takes it (the walk and the env it makes),
     and the versions of the libraries that step and seed it; None (no caching) when the code cannot be read."""
-    import hashlib
-    import inspect
-    from importlib.metadata import version
-
+    from dt_circuits.core.cache import source_key
     from dt_circuits.env.spec import EnvSpec
 
-    try:
-        code = inspect.getsource(scenarios.random_walk) + inspect.getsource(EnvSpec)
-    except (OSError, TypeError):  # installed without sources: nothing to key the cache on
+    source = source_key(scenarios.random_walk, EnvSpec)
+    if source is None:  # installed without sources: nothing to key the cache on
         return None
     return {
         "n": MEAN_DATASET_SIZE,
         "seed": int(seed),
         "max_episode_steps": WALK_EPISODE_STEPS,
         "spec": EnvSpec().to_dict(),
-        "code": hashlib.sha256(code.encode()).hexdigest(),
-        "versions": {lib: version(lib) for lib in ("minigrid", "gymnasium", "numpy")},
+        **source,
     }
 
 

@@ -111,10 +111,8 @@ class Probe(OwnSample):
 
     def __post_init__(self) -> None:
         variable(self.variable)  # an unknown name fails when the claim is written
-        if self.reading not in ("accuracy", "majority", "control", "selectivity"):
-            raise ConfigError(
-                f"unknown probe reading {self.reading!r}; valid: accuracy, majority, control, selectivity"
-            )
+        if self.reading not in READINGS:
+            raise ConfigError(f"unknown probe reading {self.reading!r}; valid: {', '.join(READINGS)}")
 
     def _features(self, subject: Subject, data: ProbeSet) -> np.ndarray:
         if self.site == INPUT:
