@@ -90,6 +90,20 @@ def test_probe_reads_the_ball_at_the_carrying_head_and_only_the_majority_elsewhe
     assert len(Probe(states, "input", "ball_in_front").measure(subjects["head1"]).values) == 140  # poses
 
 
+def test_a_probe_claim_fails_on_shuffled_labels(subjects):
+    """The falsifiability control of a probe claim: the same bar on labels shuffled across states (seeded) fails,
+    and the shuffled probe falls to about the majority class, where the real labels give 1.0."""
+    states = ProbeStates()
+    bar = dict(at_least=0.9)
+    real = _result(Check("probe", Probe(states, "obstacle_head", "ball_in_front"), **bar), subjects["head1"])
+    shuffled = Probe(states, "obstacle_head", "ball_in_front", reading="shuffled")
+    control = _result(Check("shuffled", shuffled, **bar), subjects["head1"])
+    majority = _result(Check("majority", Probe(states, "obstacle_head", "ball_in_front", reading="majority"),
+                             **bar), subjects["head1"])  # fmt: skip
+    assert real.holds and real.effect == 1.0
+    assert not control.holds and control.effect <= majority.effect + 0.05, (control.effect, majority.effect)
+
+
 def test_no_number_is_a_failure_never_a_pass(subjects):
     """A model whose action never changes (W_U zeroed) has no pair that says anything: undefined, not 0 or 1."""
     model = ball_avoider("head1", decoys=True)

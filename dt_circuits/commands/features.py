@@ -3,6 +3,8 @@ input, and ball-in-front by interchange (IIA of DAS, a probe's direction, the be
 
 Examples:
   dt-circuits features --checkpoint checkpoints/raw-index --json docs/features/raw-index.json
+  dt-circuits features --checkpoint ../shared/reference/dti-memory-s7-fixed-start-gated-mlp.pt \
+      --json docs/features/dti-memory.json   # MemoryDT: the instruction, in view, the correct side (probes)
   dt-circuits features --readme          # rewrite the README's features table from docs/features/*.json
   dt-circuits features --readme --check  # exit 1 if it is out of date
 """
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.machine import cpu_model
     from dt_circuits.core.threads import configure_threads
     from dt_circuits.dt.checkpoint import load_checkpoint
-    from dt_circuits.features.table import localisation_table
+    from dt_circuits.features.table import localisation_table, memory_localisation_table
 
     configure_threads()
     model = load_checkpoint(args.checkpoint)
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": source.name.removesuffix(".pt"),
         "sha256": sha256_file(weights),
         "cpu": cpu_model(),
-        **localisation_table(model, seed=args.seed),
+        **(memory_localisation_table if model.cfg.n_timesteps > 1 else localisation_table)(model, seed=args.seed),
     }
     print(terminal_table(table))
     if args.json:

@@ -42,6 +42,14 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _caption(table: dict[str, Any]) -> str:
     s = table.get("seconds", {})
+    if table.get("env") == "memory":
+        return (
+            f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} windows (every step) of "
+            f"{table['n_episodes']} seeded exploratory episodes of ≤ {table['max_steps']} steps, the four layouts "
+            f"in turn, RTG {table['rtg']:g}; sites at the last state token ({table['token']}), clusters are "
+            f"episodes; no interchange rows yet; seed {table['seed']}; {s.get('probes', 0):.0f} s on "
+            f"{table.get('cpu', '?')}"
+        )
     return (
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "
         f"poses; IIA on held-out poses, {table['n_pairs']} ball-in-front pairs at RTG {table['pair_rtg']:g} "

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from dt_circuits.analysis.interventions import pos_axis
+from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL
 from dt_circuits.features.data import ball_pairs, probe_set
 from dt_circuits.features.localise import localise
 from dt_circuits.features.probes import probe
 from dt_circuits.features.sites import Site, activations, parse_site
-from dt_circuits.features.variables import variable
+from dt_circuits.features.variables import MEMORY_VARIABLES, variable
 
 INPUT = "input"
 #: the front cell alone, as the model encodes it (3 raw indices, or its one-hot bits): the hand-checked fact that a
@@ -32,16 +35,25 @@ PROBED = ("ball_in_front", "front_object", "ball_within_2", "goal_visible", "goa
 PAIR_RTG = 0.9
 
 
+def state_token(model: DecisionTransformer) -> int:
+    """The token the action is read at: the state token of a one-timestep model, the last one of a window."""
+    return 3 * model.cfg.n_timesteps - 2
+
+
 def default_sites(model: DecisionTransformer) -> list[Site]:
-    """Per layer, at the state token: the residual before the heads, each head's output (hook_z), the residual
-    after the heads, the MLP's neurons, the residual after the MLP."""
-    sites = []
+    """Per layer, at the (last) state token: the residual before the heads, each head's output (hook_z), the
+    residual after the heads, the MLP's neurons, the residual after the MLP."""
+    names = []
     for layer in range(model.cfg.n_layers):
-        sites.append(parse_site(model, f"blocks.{layer}.hook_resid_pre"))
-        sites += [parse_site(model, f"L{layer}H{h}") for h in range(model.cfg.n_heads)]
-        for name in ("hook_resid_mid", "mlp.hook_post", "hook_resid_post"):
-            sites.append(parse_site(model, f"blocks.{layer}.{name}"))
-    return sites
+        names.append(f"blocks.{layer}.hook_resid_pre")
+        names += [f"L{layer}H{h}" for h in range(model.cfg.n_heads)]
+        names += [f"blocks.{layer}.{name}" for name in ("hook_resid_mid", "mlp.hook_post", "hook_resid_post")]
+    return [at_state_token(model, parse_site(model, name)) for name in names]
+
+
+def at_state_token(model: DecisionTransformer, site: Site) -> Site:
+    """``site`` moved to the token the action is read at (a window model's last state token)."""
+    return replace(site, pos=state_token(model)) if pos_axis(site.hook) is not None else site
 
 
 def input_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
@@ -78,6 +90,8 @@ def localisation_table(
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
+    if model.cfg.n_timesteps > 1:
+        raise ConfigError("a window model (MemoryDT) has its own table: memory_localisation_table")
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
     xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
@@ -103,4 +117,68 @@ def localisation_table(
         "probes": probes,
         "iia": iia,
         "seconds": {"probes": round(t1 - t0, 1), "interchange": round(t2 - t1, 1)},
+    }
+
+
+#: a window model's input sites: the current frame as the model encodes it, and the whole window (every frame,
+#: RTG and timestep): the instruction is in the window's input only while its first frame is
+INPUT_FRAME, INPUT_WINDOW = "input (current frame)", "input (window)"
+#: the Memory variables probed
+MEMORY_PROBED = tuple(MEMORY_VARIABLES)
+
+
+def memory_input_features(model: DecisionTransformer, windows: Any) -> dict[str, np.ndarray]:
+    """The two input sites of a window model: the last frame encoded, and every frame encoded with RTG and time."""
+    b, t = windows.obs.shape[:2]
+    with torch.no_grad():
+        frames = model.encode_obs(windows.obs.reshape(b * t, *windows.obs.shape[2:])).view(b, t, -1)
+    extra = torch.cat([windows.rtg.float(), windows.timestep.float()], dim=1)
+    return {
+        INPUT_FRAME: frames[:, -1].numpy(),
+        INPUT_WINDOW: torch.cat([frames.reshape(b, -1), extra], dim=1).numpy(),
+    }
+
+
+def memory_localisation_table(
+    model: DecisionTransformer,
+    *,
+    seed: int = 0,
+    n_episodes: int = 48,
+    variables: Sequence[str] = MEMORY_PROBED,
+    sites: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Probe rows for Memory ``variables`` at ``sites`` (default: every default site, at the last state token)
+    and the two input sites, on :func:`memory_probe_set`'s windows; no interchange rows yet (the pairs would be
+    the same episode with the instruction swapped, not built)."""
+    from dt_circuits.features.memory_data import MAX_STEPS, RTG, memory_probe_set
+
+    t0 = time.perf_counter()
+    if model.cfg.n_timesteps == 1:
+        raise ConfigError("a one-timestep model is measured by localisation_table (Dynamic Obstacles)")
+    unknown = [v for v in variables if v not in MEMORY_VARIABLES]
+    if unknown:
+        raise ConfigError(f"unknown Memory variable {unknown[0]!r}; known: {', '.join(MEMORY_VARIABLES)}")
+    chosen = default_sites(model) if sites is None else [at_state_token(model, parse_site(model, s)) for s in sites]
+    data = memory_probe_set(model, seed=seed, n_episodes=n_episodes)
+    xs = memory_input_features(model, data.windows)
+    xs.update({str(s): activations(model, data.windows, s).numpy() for s in chosen})
+    probes = []
+    for name in variables:
+        y = data.labels(name)
+        for where, x in xs.items():
+            result = probe(x, y, data.clusters, data.types, seed=seed)
+            probes.append({"variable": name, "site": where, **result.to_json()})
+    return {
+        "env": "memory",
+        "seed": seed,
+        "n_states": len(data.steps),
+        "n_episodes": int(len(np.unique(data.clusters))),
+        "max_steps": MAX_STEPS,
+        "rtg": RTG,
+        "token": state_token(model),
+        "variables": {name: list(MEMORY_VARIABLES[name].values) for name in variables},
+        "sites": [*xs],
+        "probes": probes,
+        "iia": [],
+        "seconds": {"probes": round(time.perf_counter() - t0, 1), "interchange": 0.0},
     }

@@ -112,3 +112,62 @@ def labels(name: str, states: Sequence[GridState], rtgs: Sequence[float] | np.nd
     var = variable(name)
     rtgs = np.broadcast_to(np.asarray(rtgs, dtype=np.float64), (len(states),))
     return np.array([var(s, r) for s, r in zip(states, rtgs, strict=True)], dtype=np.int64)
+
+
+# -- MiniGrid Memory (MemoryDT) ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryStep:
+    """What the Memory env knows at one step: the layout, and whether the instruction object is in the frame the
+    agent sees now (Memory's walls occlude, so "in view" means drawn in the observation, not geometry)."""
+
+    instruction: str  # "key" | "ball": the object in the start room
+    top: str  # the object of the target at the top of the far room
+    instruction_seen: bool
+
+
+@dataclass(frozen=True)
+class MemoryVariable:
+    """A named discrete variable of a Memory step."""
+
+    name: str
+    values: tuple[str, ...]
+    fn: Callable[[MemoryStep], int]
+    description: str
+
+    def __call__(self, step: MemoryStep) -> int:
+        return self.fn(step)
+
+
+MEMORY_VARIABLES: dict[str, MemoryVariable] = {
+    v.name: v
+    for v in (
+        MemoryVariable(
+            "instruction",
+            ("key", "ball"),
+            lambda s: ("key", "ball").index(s.instruction),
+            "the instruction object (shown in the start room only)",
+        ),
+        MemoryVariable(
+            "instruction_in_view",
+            ("no", "yes"),
+            lambda s: int(s.instruction_seen),
+            "the instruction object drawn in the current frame",
+        ),
+        MemoryVariable(
+            "correct_side",
+            ("left", "right"),
+            lambda s: 0 if s.top == s.instruction else 1,
+            "where the matching target is: the top (a left turn from the corridor) or the bottom",
+        ),
+    )
+}
+
+
+def memory_labels(name: str, steps: Sequence[MemoryStep]) -> np.ndarray:
+    """The Memory variable's value index for each step, as an int64 array (ConfigError for an unknown name)."""
+    if name not in MEMORY_VARIABLES:
+        raise ConfigError(f"unknown Memory variable {name!r}; known: {', '.join(MEMORY_VARIABLES)}")
+    var = MEMORY_VARIABLES[name]
+    return np.array([var(s) for s in steps], dtype=np.int64)

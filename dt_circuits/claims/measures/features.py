@@ -88,8 +88,8 @@ class ProbeStates:
         return subject._cache[key]
 
 
-ProbeReading = Literal["accuracy", "majority", "control", "selectivity"]
-READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity")
+ProbeReading = Literal["accuracy", "majority", "control", "selectivity", "shuffled"]
+READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,10 @@ class Probe(OwnSample):
     ``site``: a role, a component (``L0H1`` reads that head's ``hook_z``), a hook name (the state token), or
     ``"input"`` / ``"input (front cell)"`` (the encoded observation before any weight: the raw-input baseline).
     ``reading``: ``accuracy`` (the probe), ``majority`` (each fold's majority class: the baseline a probe must
-    beat), ``control`` (the probe on a control task: a seeded random value per front-row type, Hewitt & Liang) or
-    ``selectivity`` (accuracy - control, per state)."""
+    beat), ``control`` (the probe on a control task: a seeded random value per front-row type, Hewitt & Liang),
+    ``selectivity`` (accuracy - control, per state) or ``shuffled`` (the probe trained and scored on the labels
+    shuffled across states, seeded: the falsifiability control of a probe claim, which must fall to the majority
+    class wherever the accuracy is the variable's and not the probe's capacity)."""
 
     on: ProbeStates
     site: str
@@ -121,6 +123,17 @@ class Probe(OwnSample):
             return front_cell_features(subject.model, data.inputs)
         return activations(subject.model, data.inputs, _site(subject, self.site)).numpy()
 
+    def _shuffled(self, subject: Subject, data: ProbeSet, key: tuple) -> np.ndarray:
+        """Per state, whether the probe trained on shuffled labels predicts its shuffled label (held out)."""
+        shuffled_key = ("feature-probe-shuffled", *key[1:])
+        if shuffled_key not in subject._cache:
+            y = data.labels(self.variable)
+            rng = np.random.default_rng(subject.derived_seed(self.seed + 1))
+            shuffled = y[rng.permutation(len(y))]
+            pred, _ = held_out_predictions(self._features(subject, data), shuffled, data.clusters)
+            subject._cache[shuffled_key] = pred == shuffled
+        return subject._cache[shuffled_key]
+
     def measure(self, subject: Subject) -> Measurement:
         data = self.on.states(subject)
         where = self.site if self.site in (INPUT, INPUT_FRONT) else str(_site(subject, self.site))
@@ -131,13 +144,16 @@ class Probe(OwnSample):
             control = control_labels(y, data.types, subject.derived_seed(self.seed))
             control_pred, _ = held_out_predictions(x, control, data.clusters)
             subject._cache[key] = (pred == y, major == y, control_pred == control)
-        right, majority, control_right = subject._cache[key]
-        values = {
-            "accuracy": right.astype(float),
-            "majority": majority.astype(float),
-            "control": control_right.astype(float),
-            "selectivity": right.astype(float) - control_right.astype(float),
-        }[self.reading]
+        if self.reading == "shuffled":
+            values = self._shuffled(subject, data, key).astype(float)
+        else:
+            right, majority, control_right = subject._cache[key]
+            values = {
+                "accuracy": right.astype(float),
+                "majority": majority.astype(float),
+                "control": control_right.astype(float),
+                "selectivity": right.astype(float) - control_right.astype(float),
+            }[self.reading]
         label = self.site if self.site == where else f"{self.site} ({where})"
         describe = (
             f"probe {self.reading} for {self.variable} at {label}: {len(values)} held-out states in "
