@@ -11,7 +11,7 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer, DTConfig
 from dt_circuits.env.memory import INSTRUCTION_VIEW_CELL, walked_forward
 from dt_circuits.env.spec import OBJECT
-from dt_circuits.features.memory_data import MAX_STEPS, memory_probe_set
+from dt_circuits.features.memory_data import MAX_STEPS, instruction_pairs, memory_probe_set
 from dt_circuits.features.readme_table import markdown, terminal_table
 from dt_circuits.features.table import (
     INPUT_FRAME,
@@ -119,3 +119,19 @@ def test_each_table_refuses_the_other_kind_of_model():
     with pytest.raises(ConfigError, match="unknown Memory variable 'ball_in_front'"):
         memory_localisation_table(window, variables=("ball_in_front",))
     assert {s.pos for s in default_sites(window)} == {25} and {s.pos for s in default_sites(one_step)} == {1}
+
+
+def test_instruction_pairs_differ_in_the_instruction_alone(probe_set):
+    """The same episode with the instruction swapped: the same actions and steps, frames that differ only where
+    the instruction is drawn (object channel: key <-> ball), both directions."""
+    pairs = instruction_pairs(_model(), seed=0, n_episodes=16)
+    n = len(probe_set.steps)
+    assert len(pairs) == 2 * n and (pairs.base_values != pairs.source_values).all()
+    base, source = pairs.base[slice(0, n)], pairs.source[slice(0, n)]
+    assert torch.equal(base.obs, probe_set.windows.obs) and torch.equal(base.actions, source.actions)
+    changed = (base.obs != source.obs).any(dim=-1)  # (n, T, 7, 7): cells that differ
+    assert changed.any()
+    objects = {int(v) for v in torch.cat([base.obs[..., 0][changed], source.obs[..., 0][changed]]).unique()}
+    assert objects == {OBJECT["key"], OBJECT["ball"]}
+    seen = np.array([s.instruction_seen for s in probe_set.steps])
+    assert (changed[:, -1].flatten(1).any(1).numpy() == seen).all()  # the current frame differs iff it shows it

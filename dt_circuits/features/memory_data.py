@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dt_circuits.core.errors import InvalidStateError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.dt.window import pad_window, stack_windows
-from dt_circuits.env.memory import FORWARD, LEFT, RIGHT, MemoryS7FixedStart
+from dt_circuits.env.memory import FORWARD, LEFT, RIGHT, MemoryS7FixedStart, complement
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT
+from dt_circuits.features.das import Pairs
 from dt_circuits.features.variables import MemoryStep, memory_labels
 
 #: steps per episode at most (the article's modal state is after 4; the corridor's end after ~5)
@@ -39,12 +41,16 @@ class Windows:
     def __len__(self) -> int:
         return int(self.obs.shape[0])
 
-    def __getitem__(self, idx: slice) -> Windows:
+    def __getitem__(self, idx: slice | torch.Tensor) -> Windows:
         return Windows(self.obs[idx], self.rtg[idx], self.timestep[idx], self.actions[idx])
 
     @property
     def args(self) -> tuple[torch.Tensor, ...]:
         return self.obs, self.rtg, self.timestep, self.actions
+
+    @staticmethod
+    def cat(parts: list[Windows]) -> Windows:
+        return Windows(*(torch.cat([getattr(p, f) for p in parts]) for f in ("obs", "rtg", "timestep", "actions")))
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,17 @@ def _seen(env: MemoryS7FixedStart, image: np.ndarray) -> bool:
     return where is not None and int(image[where[0], where[1], 0]) == OBJECT[env.instruction]
 
 
-def memory_probe_set(model: DecisionTransformer, *, seed: int = 0, n_episodes: int = 48) -> MemoryProbeSet:
-    """Every step of ``n_episodes`` seeded episodes (layouts in turn) as a window for ``model``'s context."""
+def _episodes(model: DecisionTransformer, seed: int, n_episodes: int, flip: bool) -> tuple[list, list, list, list]:
+    """(windows, steps, episode ids, front rows) of every step; ``flip`` swaps each episode's instruction and
+    keeps everything else: the env's seed, the top target and the action stream (the policy never looks)."""
     rng = np.random.default_rng([seed, 27, 7])
     windows, steps, clusters, fronts = [], [], [], []
     n_t, pad = model.cfg.n_timesteps, model.cfg.n_actions
     fx, fy = FRONT_VIEW_CELL
     for episode in range(n_episodes):
         instruction, top = LAYOUTS[episode % len(LAYOUTS)]
+        if flip:
+            instruction = complement(instruction)  # type: ignore[arg-type]
         env = MemoryS7FixedStart()
         obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"instruction": instruction, "top": top})
         frames, actions = [obs["image"]], []
@@ -92,11 +101,32 @@ def memory_probe_set(model: DecisionTransformer, *, seed: int = 0, n_episodes: i
                 break
             frames.append(obs["image"])
             actions.append(action)
-    obs_b, rtg_b, ts_b, act_b = stack_windows(windows)
-    batch = Windows(
-        torch.from_numpy(obs_b.astype(np.uint8)),
-        torch.from_numpy(rtg_b),
-        torch.from_numpy(ts_b),
-        torch.from_numpy(act_b),
+    return windows, steps, clusters, fronts
+
+
+def _batch(windows: list) -> Windows:
+    obs, rtg, ts, act = stack_windows(windows)
+    return Windows(
+        torch.from_numpy(obs.astype(np.uint8)), torch.from_numpy(rtg), torch.from_numpy(ts), torch.from_numpy(act)
     )
-    return MemoryProbeSet(tuple(steps), batch, np.array(clusters), np.stack(fronts))
+
+
+def memory_probe_set(model: DecisionTransformer, *, seed: int = 0, n_episodes: int = 48) -> MemoryProbeSet:
+    """Every step of ``n_episodes`` seeded episodes (layouts in turn) as a window for ``model``'s context."""
+    windows, steps, clusters, fronts = _episodes(model, seed, n_episodes, flip=False)
+    return MemoryProbeSet(tuple(steps), _batch(windows), np.array(clusters), np.stack(fronts))
+
+
+def instruction_pairs(model: DecisionTransformer, *, seed: int = 0, n_episodes: int = 48) -> Pairs:
+    """Every step of :func:`memory_probe_set`'s episodes paired with the same step of the same episode with the
+    instruction swapped (both directions); the value is the instruction (0 key, 1 ball); clusters are episodes."""
+    base, base_steps, clusters, _ = _episodes(model, seed, n_episodes, flip=False)
+    swapped, swapped_steps, _, _ = _episodes(model, seed, n_episodes, flip=True)
+    if len(base) != len(swapped):  # both targets end an episode, so the same actions give as many steps
+        raise InvalidStateError("an episode with the instruction swapped took another number of steps")
+    a, b = _batch(base), _batch(swapped)
+    values = np.array([("key", "ball").index(s.instruction) for s in base_steps])
+    flipped = np.array([("key", "ball").index(s.instruction) for s in swapped_steps])
+    cat = Windows.cat
+    ids = np.array(clusters)
+    return Pairs(cat([a, b]), cat([b, a]), np.concatenate([ids, ids]), np.r_[values, flipped], np.r_[flipped, values])
