@@ -75,6 +75,18 @@ def front_cell_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
     return x[:, np.flatnonzero(np.any(x != x_other, axis=0))]  # the columns the front cell moves
 
 
+def probe_rows(xs: dict[str, np.ndarray], data: Any, variables: Sequence[str], seed: int) -> list[dict[str, Any]]:
+    """One row per variable and site: the probe's held-out accuracy, majority, control and selectivity. ``data``
+    is a probe set (labels, clusters by pose or episode, control-task types)."""
+    rows = []
+    for name in variables:
+        y = data.labels(name)
+        for where, x in xs.items():
+            result = probe(x, y, data.clusters, data.types, seed=seed)
+            rows.append({"variable": name, "site": where, **result.to_json()})
+    return rows
+
+
 def localisation_table(
     model: DecisionTransformer,
     *,
@@ -96,12 +108,7 @@ def localisation_table(
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
     xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
     xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
-    probes = []
-    for name in variables:
-        y = data.labels(name)
-        for where, x in xs.items():
-            result = probe(x, y, data.clusters, data.types, seed=seed)
-            probes.append({"variable": name, "site": where, **result.to_json()})
+    probes = probe_rows(xs, data, variables, seed)
     t1 = time.perf_counter()
     pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
     iia = [{"variable": "ball_in_front", **localise(model, pairs, s, k=k, seed=seed).to_json()} for s in chosen]
@@ -162,12 +169,7 @@ def memory_localisation_table(
     data = memory_probe_set(model, seed=seed, n_episodes=n_episodes)
     xs = memory_input_features(model, data.windows)
     xs.update({str(s): activations(model, data.windows, s).numpy() for s in chosen})
-    probes = []
-    for name in variables:
-        y = data.labels(name)
-        for where, x in xs.items():
-            result = probe(x, y, data.clusters, data.types, seed=seed)
-            probes.append({"variable": name, "site": where, **result.to_json()})
+    probes = probe_rows(xs, data, variables, seed)
     return {
         "env": "memory",
         "seed": seed,
