@@ -173,3 +173,75 @@ def test_the_readme_block_is_generated_from_the_recorded_json():
     text = (REPO_ROOT / "README.md").read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert generated_readme(text, load_game(path)) == text
+
+
+# -- the path claim and its truth -------------------------------------------------------------------------------------
+
+
+def test_the_direct_path_truth_tells_a_head_that_writes_the_logits_from_one_that_feeds_the_mlp():
+    """Known truth for the path kind: on the hand-set "head1" DT the ball reaches the logits along L0H1's direct
+    path; on its twin "head1-mlp" (same behaviour) L0H1 carries the ball as a whole component but its direct path
+    does not (the MLP turns it into the avoidance)."""
+    from dt_circuits.dt.handset import ball_avoider
+
+    direct, chain = planted_truth(ball_avoider("head1")), planted_truth(ball_avoider("head1-mlp"))
+    assert direct["p_forward_ball"] == chain["p_forward_ball"] and direct["carriers"] == ["L0H1"]
+    assert {h: v["label"] for h, v in direct["direct_paths"].items()} == {"L0H0": "absent", "L0H1": "carries"}
+    assert chain["carriers"] == ["L0H1", "mlp"]
+    assert {h: v["label"] for h, v in chain["direct_paths"].items()} == {"L0H0": "absent", "L0H1": "absent"}
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """The two hand-set twins saved as planted models (truth recorded beside the weights, as the game reads it)."""
+    from dt_circuits.audit.plant import TRUTH_KEY
+    from dt_circuits.dt.checkpoint import save_checkpoint
+    from dt_circuits.dt.handset import ball_avoider
+    from dt_circuits.evaluation.calibration import update_manifest
+
+    root = tmp_path_factory.mktemp("twins")
+    out = {}
+    for name, route in (("A-s0", "head1"), ("A-s1", "head1-mlp")):
+        model = ball_avoider(route)
+        d = save_checkpoint(model, root / name, env=EnvSpec(), name=name, training={"recipe": "hand-set"})
+        seed = int(name[-1])
+        update_manifest(d, **{TRUTH_KEY: {**planted_truth(model), "arm": "A", "seed": seed, "planted": "L0H1",
+                                          "steps": 0}})  # fmt: skip
+        out[route] = d
+    return out
+
+
+def test_the_path_claim_is_played_on_heads_and_judged_by_the_direct_path(twins):
+    from dt_circuits.audit.game import play_model
+
+    path, whole = "obstacle-head-ball-direct-path", "obstacle-head-carries-ball"
+    rows = {(r.model, r.claim, r.component): r for d in twins.values() for r in play_model(d, only=[path, whole])}
+    assert {(c, k) for _, c, k in rows} == {(path, "L0H1"), (path, "L0H0"), (whole, "L0H1"), (whole, "L0H0"),
+                                            (whole, "mlp")}  # fmt: skip
+    on_direct, on_chain = rows[("A-s0", path, "L0H1")], rows[("A-s1", path, "L0H1")]
+    assert (on_direct.kind, on_direct.truth, on_direct.verdict) == ("path", "carries", "holds")
+    assert (on_chain.truth, on_chain.verdict) == ("absent", "fails")  # the twin: the head carries, not directly
+    assert rows[("A-s1", whole, "L0H1")].verdict == "holds"  # ... as the whole-component claim says
+    assert rows[("A-s0", path, "L0H0")].verdict == "fails"
+
+
+def test_record_truth_adds_what_is_new_and_refuses_a_truth_that_does_not_reproduce(twins, tmp_path):
+    import shutil
+
+    from dt_circuits.audit.plant import TRUTH_KEY, record_truth
+    from dt_circuits.core.errors import CheckpointError
+    from dt_circuits.dt.checkpoint import read_manifest
+    from dt_circuits.evaluation.calibration import update_manifest
+
+    d = tmp_path / "A-s0"
+    shutil.copytree(twins["head1"], d)
+    old = read_manifest(d)[TRUTH_KEY]
+    update_manifest(d, **{TRUTH_KEY: {k: v for k, v in old.items() if k != "direct_paths"} | {"in_env": {"x": 1}}})
+    truth = record_truth(d)
+    assert truth["direct_paths"] == old["direct_paths"] and truth["in_env"] == {"x": 1} and truth["arm"] == "A"
+    tampered = {**truth, "components": {**truth["components"], "mlp": {"iia": 0.5, "changed_pairs": 1,
+                                                                        "label": "partial"}}}  # fmt: skip
+    update_manifest(d, **{TRUTH_KEY: tampered})
+    with pytest.raises(CheckpointError, match="does not reproduce"):
+        record_truth(d)
+    assert read_manifest(d)[TRUTH_KEY] == tampered

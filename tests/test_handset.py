@@ -132,3 +132,14 @@ def test_unknown_route_or_encoding_is_one_config_error():
         ball_avoider("head2")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="obs_encoding"):
         ball_avoider("mlp", "rgb")  # type: ignore[arg-type]
+
+
+def test_the_chain_route_behaves_the_same_through_head1_then_the_mlp():
+    """ "head1-mlp": the same behaviour, the ball carried by L0H1 and by the MLP (each as a whole component), and
+    nothing on L0H0; L0H1's write does not reach the logits by itself (the path claim's twin, tests/test_audit.py)."""
+    model = ball_avoider("head1-mlp")
+    ball, clean = states(BALL), states(EMPTY)
+    assert p_forward(model, ball).max() <= 0.05 and p_forward(model, clean).min() >= 0.9
+    assert patched_from(model, ball, clean, "L0H1").min() >= 0.85
+    assert patched_from(model, ball, clean, "mlp").min() >= 0.85
+    assert patched_from(model, ball, clean, "L0H0").max() <= 0.05

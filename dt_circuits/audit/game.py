@@ -19,10 +19,12 @@ from typing import Any
 from dt_circuits.audit.plant import TRUTH_KEY
 from dt_circuits.core.errors import CheckpointError, ConfigError
 
-#: the claims the planted truth decides, and what kind of claim each is
+#: the claims the planted truth decides, and what kind of claim each is (the path claim is the game's own:
+#: audit/claims.py; it is asked of heads only, and judged by the truth of the head's direct path)
 CLAIMS: dict[str, str] = {
     "obstacle-avoidance-head": "ablation",
     "obstacle-head-carries-ball": "counterfactual",
+    "obstacle-head-ball-direct-path": "path",
 }
 #: obstacle_head -> the control role goal_head, for each component a claim is asked of
 BINDINGS: dict[str, str] = {"L0H1": "L0H0", "L0H0": "L0H1", "mlp": "L0H0"}
@@ -99,14 +101,22 @@ def play_model(
     unknown = set(only or ()) - set(CLAIMS)
     if unknown:
         raise ConfigError(f"the game has no claim {', '.join(sorted(unknown))}; its claims: {', '.join(CLAIMS)}")
-    claims = select_claims(list(only or CLAIMS))
+    from dt_circuits.audit.claims import PATH_CLAIM
+
+    wanted = list(only or CLAIMS)
+    shipped = [c for c in wanted if c != PATH_CLAIM.id]
+    claims = select_claims(shipped) if shipped else []
+    paths = [PATH_CLAIM] if PATH_CLAIM.id in wanted else []
+    if paths and "direct_paths" not in truth:
+        raise CheckpointError(f"{directory}: its {TRUTH_KEY} has no direct_paths (dt-circuits audit --record-truth)")
     base = Subject.from_model(model, name=name, expectations={})
     rows = []
     for component, control in BINDINGS.items():
         subject = base.with_roles({"obstacle_head": component, "goal_head": control})
-        for run in run_suite(subject, claims):
+        asked = claims + (paths if component != "mlp" else [])  # a path claim about a head's write
+        for run in run_suite(subject, asked):
             v = run.verdict
-            t = truth["components"][component]
+            t = (truth["direct_paths"] if CLAIMS[run.claim.id] == "path" else truth["components"])[component]
             rows.append(
                 Row(
                     model=name,

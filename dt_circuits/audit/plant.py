@@ -68,3 +68,28 @@ def plant(
     )
     update_manifest(out, **{TRUTH_KEY: truth})
     return truth
+
+
+#: what a model's training recorded beside its truth (kept when the truth is checked again)
+TRAINING_FIELDS = ("arm", "seed", "planted", "steps", "train_wall_seconds", "in_env", "iit_final")
+
+
+def record_truth(directory: str | Path) -> dict[str, Any]:
+    """Check a planted model's truth again with today's truth code (e.g. a truth added since it was trained, as
+    the direct paths were) and record it, keeping what its training recorded. A recorded component number that
+    the same weights no longer reproduce is a CheckpointError, and nothing is written."""
+    from dt_circuits.audit.truth import planted_truth
+    from dt_circuits.core.errors import CheckpointError
+    from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
+    from dt_circuits.evaluation.calibration import update_manifest
+
+    old = read_manifest(directory).get(TRUTH_KEY)
+    if not old:
+        raise CheckpointError(f"{directory} has no {TRUTH_KEY} in its manifest: not a planted model")
+    new = planted_truth(load_checkpoint(directory))
+    if new["components"] != old["components"]:
+        raise CheckpointError(f"{directory}: the recorded component truth does not reproduce ({old['components']} "
+                              f"recorded, {new['components']} now)")  # fmt: skip
+    truth = {**new, **{k: old[k] for k in TRAINING_FIELDS if k in old}}
+    update_manifest(directory, **{TRUTH_KEY: truth})
+    return truth

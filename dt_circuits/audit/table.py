@@ -39,15 +39,16 @@ def confusion_rows(game: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def truth_rows(game: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "planted", "steps", "IIA L0H0", "IIA L0H1", "IIA mlp", "carriers", "P(fwd) ball", "P(fwd) clear",
-              "goal rate RTG 0.9"]  # fmt: skip
+    header = ["model", "planted", "steps", "IIA L0H0", "IIA L0H1", "IIA mlp", "direct path L0H0 / L0H1", "carriers",
+              "P(fwd) ball", "P(fwd) clear", "goal rate RTG 0.9"]  # fmt: skip
     rows = []
     for m in game["models"]:
-        comp = m["components"]
+        comp, direct = m["components"], m.get("direct_paths") or {}
         goal = (m.get("in_env") or {}).get("0.9", {}).get("goal_rate")
         rows.append([
             m["model"], m["planted"] or "none", str(m["steps"]),
             *(f"{comp[c]['iia']:.2f}" for c in ("L0H0", "L0H1", "mlp")),
+            " / ".join(f"{direct[h]['iia']:.2f}" if h in direct else "—" for h in ("L0H0", "L0H1")),
             ", ".join(m["carriers"]) or "none", f"{m['p_forward_ball']:.3f}", f"{m['p_forward_clear']:.3f}",
             _p(goal),
         ])  # fmt: skip
@@ -63,7 +64,8 @@ def _caption(game: dict[str, Any]) -> str:
     return (
         f"{n} models ({per_arm} seeds), "
         f"{len(game['rows'])} verdicts; truth by whole-component interchange on held-out pairs (carries ≥ 0.9, "
-        f"absent ≤ 1/3, else not scored); {game.get('cpu', '?')}"
+        f"absent ≤ 1/3, else not scored), the path claim's by the same interchange along the head's direct path; "
+        f"{game.get('cpu', '?')}"
     )
 
 

@@ -7,6 +7,11 @@ layouts of seeds 0 and 1 (``features.data.ball_pairs``), which IIT never trains 
 A component with no effect scores 0. The bars are fixed before any model was trained: a component *carries* the
 variable at IIA >= 0.9 (the issue's bar), is *absent* at IIA <= 1/3 (a uniformly random action out of three would
 match the source that often), and is *partial* in between (such a model-component is not scored).
+
+The truth of a **path** (for the game's path claim): a head's *direct* path, its state-token write swapped from
+the source only where the unembedding reads it (the base logits plus the change in the head's ``hook_result``
+times ``W_U``; the MLP still sees the base), scored by the same IIA and the same bars. Exact in a one-layer model
+without LayerNorm, where the logits are linear in each head's write along that path.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any
 
 import torch
 
-from dt_circuits.dt.model import DecisionTransformer
-from dt_circuits.features.das import iia
+from dt_circuits.core.errors import ConfigError
+from dt_circuits.dt.model import STATE_POS, DecisionTransformer
+from dt_circuits.features.das import Pairs, actions, iia
 from dt_circuits.features.data import ball_pairs
 from dt_circuits.features.sites import Site, activations
 
@@ -42,6 +48,28 @@ def truth_label(value: float) -> str:
     return "absent" if value <= ABSENT_AT_MOST else "partial"
 
 
+#: the heads whose direct path the path claim is scored against
+PATH_HEADS = {"L0H0": 0, "L0H1": 1}
+
+
+def direct_path_iia(model: DecisionTransformer, pairs: Pairs, head: int) -> tuple[float, int]:
+    """(IIA of ``head``'s direct path on ``pairs``, the pairs whose actions differ); NaN when none differ."""
+    if model.cfg.n_layers != 1 or model.cfg.normalization != "none":
+        raise ConfigError("a direct-path truth needs a one-layer model without LayerNorm (logits linear in a write)")
+    hook = "blocks.0.attn.hook_result"
+    with torch.no_grad():
+        base_logits, base = model.run_with_cache(*pairs.base.args, names_filter=[hook])
+        _, source = model.run_with_cache(*pairs.source.args, names_filter=[hook])
+        change = source[hook][:, STATE_POS, head] - base[hook][:, STATE_POS, head]
+        patched = (base_logits + change @ model.W_U).argmax(-1)
+    base_a, source_a = actions(model, pairs.base), actions(model, pairs.source)
+    differ = base_a != source_a
+    n = int(differ.sum())
+    if n == 0:
+        return float("nan"), 0
+    return float((patched[differ] == source_a[differ]).float().mean()), n
+
+
 def planted_truth(model: DecisionTransformer, *, seed: int = 0, layouts: int = 2) -> dict[str, Any]:
     """IIA per component on held-out ball-in-front pairs, each component's label, and the behaviour the
     claims' baselines need (P(forward) with the ball in front and without it, at RTG 0.9)."""
@@ -57,6 +85,11 @@ def planted_truth(model: DecisionTransformer, *, seed: int = 0, layouts: int = 2
         value, n = iia(model, pairs, site, torch.eye(d))
         components[name] = {"iia": round(value, 4), "changed_pairs": n, "label": truth_label(value)}
     out["components"] = components
+    direct = {}
+    for name, head in PATH_HEADS.items():
+        value, n = direct_path_iia(model, pairs, head)
+        direct[name] = {"iia": round(value, 4), "changed_pairs": n, "label": truth_label(value)}
+    out["direct_paths"] = direct
     with torch.no_grad():
         p = torch.softmax(model(*pairs.base.args), -1)[:, FORWARD]
     with_ball = torch.as_tensor(pairs.base_values == 1)

@@ -36,6 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     plant.add_argument("--steps", type=int, default=1500, help="optimizer steps per model (default 1500)")
     plant.add_argument("--data", default="fixtures/trajectories-scripted.npz", help="training data")
     plant.add_argument("--override", action="append", metavar="KEY=VALUE", help="another train-config field")
+    p.add_argument(
+        "--record-truth",
+        action="store_true",
+        help="check every planted model's truth in --models again and record it (kept: what training recorded)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -70,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
                               overrides=overrides)  # fmt: skip
                 iia = " ".join(f"{c} {v['iia']:.2f}" for c, v in truth["components"].items())
                 print(f"{out}: IIA {iia}; P(fwd) ball {truth['p_forward_ball']:.3f}; {truth['train_wall_seconds']} s")
+        return 0
+
+    if args.record_truth:
+        from dt_circuits.audit.plant import record_truth
+        from dt_circuits.audit.results import planted_dirs
+
+        for directory in planted_dirs(args.models):
+            truth = record_truth(directory)
+            paths = " ".join(f"{c} {v['iia']:.2f}" for c, v in truth["direct_paths"].items())
+            print(f"{directory}: direct-path IIA {paths}")
         return 0
 
     from dt_circuits.audit.results import play

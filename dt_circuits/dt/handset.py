@@ -8,7 +8,10 @@ hand, and the fact "a ball is in the front cell" reaches the logits through exac
 - ``"head0"`` / ``"head1"``: attention head L0H0 / L0H1 (it attends from the state token to itself and its OV
   copies the ball feature into a "don't go forward" direction);
 - ``"mlp"``: the MLP (one ReLU neuron reads the ball feature and writes "don't go forward");
-- ``"direct"``: the state embedding writes "don't go forward" itself, straight into the unembedding.
+- ``"direct"``: the state embedding writes "don't go forward" itself, straight into the unembedding;
+- ``"head1-mlp"`` (a chain, for path claims): head L0H1 copies the ball feature into a direction the unembedding
+  does not read, and the MLP turns it into "don't go forward". L0H1 carries the ball as a whole component, but
+  not along its direct path to the logits: the twin of ``"head1"`` for a claim about that path.
 
 Every route gives the same behaviour: forward logit ``4`` without a ball in front and ``-4`` with one (left and
 right logits 0), so P(forward) is 0.965 and 0.009 for any RTG, any timestep and any other view content. Components
@@ -30,8 +33,11 @@ from dt_circuits.dt.config import STATE_POS, DTConfig, ObsEncoding
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Action
 
-Route = Literal["head0", "head1", "mlp", "direct"]
+Route = Literal["head0", "head1", "mlp", "direct", "head1-mlp"]
+#: the single-component routes (exactly one component carries the ball)
 ROUTES: tuple[str, ...] = ("head0", "head1", "mlp", "direct")
+#: routes through two components in a row
+CHAIN_ROUTES: tuple[str, ...] = ("head1-mlp",)
 
 #: Residual-stream directions (basis dimensions of d_model); everything else stays zero.
 BALL = 0  # "a ball is in the front cell" (0 or 1), written by the state embedding for the routed variants
@@ -40,6 +46,7 @@ ONE = 2  # constant 1 at the state token (W_pos), 0 at the RTG token: what atten
 GO = 3  # "go forward", written by the decoys with a constant
 RTG = 4  # the RTG, carried on the RTG token and read by nothing
 TIME = 5  # timestep / max_timestep, carried on both tokens and read by nothing
+MID = 6  # the chain route's "ball" as head 1 writes it for the MLP: not read by the unembedding
 
 #: Shape: 1 layer, 2 heads, no LayerNorm (the post's architecture), small widths.
 HANDSET_SHAPE = dict(n_layers=1, n_heads=2, d_model=16, d_head=4, d_mlp=4, n_ctx=2, max_timestep=1000)
@@ -67,8 +74,8 @@ def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: boo
     ``decoys=True`` makes every component off the route write a constant push toward forward (see the module doc),
     so zero-ablation and the counterfactual patch disagree about it; behaviour and route are unchanged.
     """
-    if route not in ROUTES:
-        raise ConfigError(f"unknown route {route!r}; expected one of {', '.join(ROUTES)}")
+    if route not in ROUTES + CHAIN_ROUTES:
+        raise ConfigError(f"unknown route {route!r}; expected one of {', '.join(ROUTES + CHAIN_ROUTES)}")
     model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding=encoding))  # validates the encoding
     cfg = model.cfg
     attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
@@ -89,20 +96,24 @@ def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: boo
             if route == f"head{head}":
                 attn.W_V[head, BALL, 0] = 1.0
                 attn.W_O[head, 0, AVOID] = 1.0
+        if route == "head1-mlp":  # head 1 writes the ball into MID, which only the MLP reads
+            attn.W_V[1, BALL, 0] = 1.0
+            attn.W_O[1, 0, MID] = 1.0
         # -- MLP: neuron 0 is relu(BALL) -> AVOID on the "mlp" route (BALL is 0 or 1, so relu is the identity)
-        if route == "mlp":
-            mlp.W_in[BALL, 0] = 1.0
+        if route in ("mlp", "head1-mlp"):
+            mlp.W_in[BALL if route == "mlp" else MID, 0] = 1.0
             mlp.W_out[0, AVOID] = 1.0
         # -- decoys: each component off the route writes a constant DECOY_LOGIT into GO (heads: V reads ONE, which
         # is 1 at the state token they attend to; MLP: neuron 1 reads ONE)
         n_decoys = 0
         if decoys:
+            route_heads = {1} if route == "head1-mlp" else {h for h in range(cfg.n_heads) if route == f"head{h}"}
             for head in range(cfg.n_heads):
-                if route != f"head{head}":
+                if head not in route_heads:
                     attn.W_V[head, ONE, 1] = 1.0
                     attn.W_O[head, 1, GO] = DECOY_LOGIT
                     n_decoys += 1
-            if route != "mlp":
+            if route not in ("mlp", "head1-mlp"):
                 mlp.W_in[ONE, 1] = 1.0
                 mlp.W_out[1, GO] = DECOY_LOGIT
                 n_decoys += 1
