@@ -245,3 +245,24 @@ def test_record_truth_adds_what_is_new_and_refuses_a_truth_that_does_not_reprodu
     with pytest.raises(CheckpointError, match="does not reproduce"):
         record_truth(d)
     assert read_manifest(d)[TRUTH_KEY] == tampered
+
+
+def test_planting_through_the_executor_gives_the_bytes_of_planting_alone(data, tmp_path):
+    """Deliverable 2's runs on the executor: two planted models trained side by side in spawned workers are the
+    bytes (and the truth) of the same models trained one after the other in this process."""
+    from dt_circuits.audit.plant import PlantTask, plant_task
+    from dt_circuits.core.executor import ExecutorSpec, run_tasks
+    from dt_circuits.core.io import sha256_file
+
+    data_file = data.save(tmp_path / "tiny.npz")
+    knobs = {k: v for k, v in TINY.items() if k != "steps"} | {"iit_layouts": 2, "iit_batch": 8, "iit_rtgs": [0.9]}
+    runs = {}
+    for workers in (1, 2):
+        tasks = [PlantTask(arm, 0, 20, str(data_file), str(tmp_path / f"w{workers}" / f"{arm}-s0"), knobs)
+                 for arm in ("A", "D")]  # fmt: skip
+        truths = run_tasks(plant_task, tasks, ExecutorSpec(workers=workers))
+        digests = [sha256_file(f"{t.out_dir}/model.safetensors") for t in tasks]
+        kept = [{k: v for k, v in t.items() if k != "train_wall_seconds"} for t in truths]
+        runs[workers] = (digests, json.dumps(kept, sort_keys=True))  # text: a NaN IIA (no pair moves) equals itself
+    assert runs[1] == runs[2]
+    assert len(set(runs[1][0])) == 2  # an IIT arm and the plain recipe: two different models

@@ -8,6 +8,7 @@ recipe; only ``iit_component`` differs, so D is byte-for-byte ``dt-circuits trai
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,21 @@ def record_truth(directory: str | Path) -> dict[str, Any]:
     truth = {**new, **{k: old[k] for k in TRAINING_FIELDS if k in old}}
     update_manifest(directory, **{TRUTH_KEY: truth})
     return truth
+
+
+@dataclass(frozen=True)
+class PlantTask:
+    """One model to plant, picklable for the executor (local processes or Ray)."""
+
+    arm: str
+    seed: int
+    steps: int
+    data_path: str
+    out_dir: str
+    overrides: dict[str, Any] | None = None
+
+
+def plant_task(task: PlantTask) -> dict[str, Any]:
+    """:func:`plant` for one task (module level, so the executor can send it to another process)."""
+    return plant(task.arm, task.seed, steps=task.steps, data_path=task.data_path, out_dir=task.out_dir,
+                 overrides=task.overrides)  # fmt: skip

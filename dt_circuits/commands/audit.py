@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     plant.add_argument("--steps", type=int, default=1500, help="optimizer steps per model (default 1500)")
     plant.add_argument("--data", default="fixtures/trajectories-scripted.npz", help="training data")
     plant.add_argument("--override", action="append", metavar="KEY=VALUE", help="another train-config field")
+    plant.add_argument("--executor", choices=("local", "ray"), default="local", help="where models train (local)")
+    plant.add_argument("--workers", type=int, help="local executor: models trained at once (default: every core)")
+    plant.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument(
         "--record-truth",
         action="store_true",
@@ -62,19 +65,23 @@ def run(args: argparse.Namespace) -> int:
         print(table.terminal(table.load_game(args.from_json)))
         return 0
     if args.plant:
-        from dt_circuits.audit.plant import arm_component, plant
+        from dt_circuits.audit.plant import PlantTask, arm_component, plant_task
         from dt_circuits.claims.records.gate import parse_overrides
+        from dt_circuits.core.executor import ExecutorSpec, run_tasks
 
         for arm in args.plant:
             arm_component(arm)  # every arm checked before any training
+        spec = ExecutorSpec(kind=args.executor, workers=args.workers, address=args.address)
         overrides = parse_overrides(args.override)
-        for arm in args.plant:
-            for seed in args.seeds:
-                out = Path(args.models) / f"{arm}-s{seed}"
-                truth = plant(arm, seed, steps=args.steps, data_path=args.data, out_dir=out, progress=not args.quiet,
-                              overrides=overrides)  # fmt: skip
-                iia = " ".join(f"{c} {v['iia']:.2f}" for c, v in truth["components"].items())
-                print(f"{out}: IIA {iia}; P(fwd) ball {truth['p_forward_ball']:.3f}; {truth['train_wall_seconds']} s")
+        tasks = [PlantTask(arm, seed, args.steps, args.data, str(Path(args.models) / f"{arm}-s{seed}"), overrides)
+                 for arm in args.plant for seed in args.seeds]  # fmt: skip
+
+        def done(i: int, truth: dict, seconds: float) -> None:
+            iia = " ".join(f"{c} {v['iia']:.2f}" for c, v in truth["components"].items())
+            print(f"{tasks[i].out_dir}: IIA {iia}; P(fwd) ball {truth['p_forward_ball']:.3f}; "
+                  f"{truth['train_wall_seconds']} s", flush=True)  # fmt: skip
+
+        run_tasks(plant_task, tasks, spec, on_done=done)  # one process per model: bytes as trained alone
         return 0
 
     if args.record_truth:
