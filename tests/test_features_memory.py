@@ -74,8 +74,8 @@ def test_windows_are_padded_as_dti_pads_them(probe_set):
 @pytest.fixture(scope="module")
 def tables():
     kw = dict(n_episodes=16, sites=("blocks.0.hook_resid_pre", "L0H0"), variables=("instruction_in_view",))
-    seeing = memory_localisation_table(_model(), **kw)
-    blind = memory_localisation_table(_model(frames=False), **kw)
+    seeing = memory_localisation_table(_model(), **kw, iia_sites=("L0H0",))
+    blind = memory_localisation_table(_model(frames=False), **kw, iia_sites=())
     return seeing, blind
 
 
@@ -104,7 +104,8 @@ def test_known_truth_what_the_frame_shows_is_read_where_the_model_puts_the_frame
 def test_the_memory_table_has_its_own_caption_and_rows(tables):
     table = {"checkpoint": "tiny-memory", "sha256": "0" * 64, "cpu": "test", **tables[0]}
     assert table["sites"] == [INPUT_FRAME, INPUT_WINDOW, "blocks.0.hook_resid_pre", "L0H0"]
-    assert table["token"] == 25 and table["env"] == "memory" and table["iia"] == []
+    assert table["token"] == 25 and table["env"] == "memory" and [r["site"] for r in table["iia"]] == ["L0H0"]
+    assert table["n_pairs"] == 2 * table["n_states"] and table["iia"][0]["variable"] == "instruction"
     text = terminal_table(table)
     assert "windows (every step)" in text and "last state token (25)" in text and "instruction_in_view" in text
     assert "| `input (window)` |" in markdown([table])

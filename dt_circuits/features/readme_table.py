@@ -47,8 +47,11 @@ def _caption(table: dict[str, Any]) -> str:
             f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} windows (every step) of "
             f"{table['n_episodes']} seeded exploratory episodes of ≤ {table['max_steps']} steps, the four layouts "
             f"in turn, RTG {table['rtg']:g}; sites at the last state token ({table['token']}), clusters are "
-            f"episodes; no interchange rows yet; seed {table['seed']}; {s.get('probes', 0):.0f} s on "
-            f"{table.get('cpu', '?')}"
+            f"episodes; IIA of the instruction on held-out episodes, {table.get('n_pairs', 0)} pairs of a step and "
+            f"the same step with the instruction swapped (n = "
+            f"{table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes), at "
+            f"{len(table['iia'])} sites; seed {table['seed']}; "
+            f"{s.get('probes', 0) + s.get('interchange', 0):.0f} s on {table.get('cpu', '?')}"
         )
     return (
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "

@@ -132,6 +132,9 @@ def localisation_table(
 INPUT_FRAME, INPUT_WINDOW = "input (current frame)", "input (window)"
 #: the Memory variables probed
 MEMORY_PROBED = tuple(MEMORY_VARIABLES)
+#: where the instruction is localised by interchange on MemoryDT: the head and the residual its probes point at
+#: (a site costs 200-260 s with 300 DAS steps on these windows: every site would be ~1 h, so two)
+MEMORY_IIA_SITES = ("L0H1", "blocks.0.hook_resid_mid")
 
 
 def memory_input_features(model: DecisionTransformer, windows: Any) -> dict[str, np.ndarray]:
@@ -153,11 +156,14 @@ def memory_localisation_table(
     n_episodes: int = 48,
     variables: Sequence[str] = MEMORY_PROBED,
     sites: Sequence[str] | None = None,
+    iia_sites: Sequence[str] = MEMORY_IIA_SITES,
+    k: int = 1,
 ) -> dict[str, Any]:
     """Probe rows for Memory ``variables`` at ``sites`` (default: every default site, at the last state token)
-    and the two input sites, on :func:`memory_probe_set`'s windows; no interchange rows yet (the pairs would be
-    the same episode with the instruction swapped, not built)."""
-    from dt_circuits.features.memory_data import MAX_STEPS, RTG, memory_probe_set
+    and the two input sites, on :func:`memory_probe_set`'s windows; and the instruction localised by interchange
+    (DAS, the probe's direction, the best neuron) at ``iia_sites``, on pairs of the same step of the same episode
+    with the instruction swapped, held out by episode."""
+    from dt_circuits.features.memory_data import MAX_STEPS, RTG, instruction_pairs, memory_probe_set
 
     t0 = time.perf_counter()
     if model.cfg.n_timesteps == 1:
@@ -170,6 +176,10 @@ def memory_localisation_table(
     xs = memory_input_features(model, data.windows)
     xs.update({str(s): activations(model, data.windows, s).numpy() for s in chosen})
     probes = probe_rows(xs, data, variables, seed)
+    t1 = time.perf_counter()
+    pairs = instruction_pairs(model, seed=seed, n_episodes=n_episodes)
+    localised = [at_state_token(model, parse_site(model, s)) for s in iia_sites]
+    iia = [{"variable": "instruction", **localise(model, pairs, s, k=k, seed=seed).to_json()} for s in localised]
     return {
         "env": "memory",
         "seed": seed,
@@ -181,6 +191,7 @@ def memory_localisation_table(
         "variables": {name: list(MEMORY_VARIABLES[name].values) for name in variables},
         "sites": [*xs],
         "probes": probes,
-        "iia": [],
-        "seconds": {"probes": round(time.perf_counter() - t0, 1), "interchange": 0.0},
+        "n_pairs": len(pairs),
+        "iia": iia,
+        "seconds": {"probes": round(t1 - t0, 1), "interchange": round(time.perf_counter() - t1, 1)},
     }
