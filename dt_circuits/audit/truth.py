@@ -22,7 +22,7 @@ import torch
 
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import STATE_POS, DecisionTransformer
-from dt_circuits.features.das import Pairs, actions, iia
+from dt_circuits.features.das import Pairs, iia
 from dt_circuits.features.data import ball_pairs
 from dt_circuits.features.sites import Site, activations
 
@@ -59,10 +59,10 @@ def direct_path_iia(model: DecisionTransformer, pairs: Pairs, head: int) -> tupl
     hook = "blocks.0.attn.hook_result"
     with torch.no_grad():
         base_logits, base = model.run_with_cache(*pairs.base.args, names_filter=[hook])
-        _, source = model.run_with_cache(*pairs.source.args, names_filter=[hook])
+        source_logits, source = model.run_with_cache(*pairs.source.args, names_filter=[hook])
         change = source[hook][:, STATE_POS, head] - base[hook][:, STATE_POS, head]
         patched = (base_logits + change @ model.W_U).argmax(-1)
-    base_a, source_a = actions(model, pairs.base), actions(model, pairs.source)
+    base_a, source_a = base_logits.argmax(-1), source_logits.argmax(-1)  # each run's own greedy action
     differ = base_a != source_a
     n = int(differ.sum())
     if n == 0:

@@ -125,8 +125,7 @@ def instruction_pairs(model: DecisionTransformer, *, seed: int = 0, n_episodes: 
     if len(base) != len(swapped):  # both targets end an episode, so the same actions give as many steps
         raise InvalidStateError("an episode with the instruction swapped took another number of steps")
     a, b = _batch(base), _batch(swapped)
-    values = np.array([("key", "ball").index(s.instruction) for s in base_steps])
-    flipped = np.array([("key", "ball").index(s.instruction) for s in swapped_steps])
+    values, flipped = memory_labels("instruction", base_steps), memory_labels("instruction", swapped_steps)
     cat = Windows.cat
     ids = np.array(clusters)
     return Pairs(cat([a, b]), cat([b, a]), np.concatenate([ids, ids]), np.r_[values, flipped], np.r_[flipped, values])

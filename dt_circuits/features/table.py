@@ -23,7 +23,7 @@ from dt_circuits.features.data import ball_pairs, probe_set
 from dt_circuits.features.localise import localise
 from dt_circuits.features.probes import probe
 from dt_circuits.features.sites import Site, activations, parse_site
-from dt_circuits.features.variables import MEMORY_VARIABLES, variable
+from dt_circuits.features.variables import MEMORY_VARIABLES, memory_variable, variable
 
 INPUT = "input"
 #: the front cell alone, as the model encodes it (3 raw indices, or its one-hot bits): the hand-checked fact that a
@@ -168,9 +168,8 @@ def memory_localisation_table(
     t0 = time.perf_counter()
     if model.cfg.n_timesteps == 1:
         raise ConfigError("a one-timestep model is measured by localisation_table (Dynamic Obstacles)")
-    unknown = [v for v in variables if v not in MEMORY_VARIABLES]
-    if unknown:
-        raise ConfigError(f"unknown Memory variable {unknown[0]!r}; known: {', '.join(MEMORY_VARIABLES)}")
+    for name in variables:
+        memory_variable(name)  # unknown names fail before any work
     chosen = default_sites(model) if sites is None else [at_state_token(model, parse_site(model, s)) for s in sites]
     data = memory_probe_set(model, seed=seed, n_episodes=n_episodes)
     xs = memory_input_features(model, data.windows)
@@ -188,7 +187,7 @@ def memory_localisation_table(
         "max_steps": MAX_STEPS,
         "rtg": RTG,
         "token": state_token(model),
-        "variables": {name: list(MEMORY_VARIABLES[name].values) for name in variables},
+        "variables": {name: list(memory_variable(name).values) for name in variables},
         "sites": [*xs],
         "probes": probes,
         "n_pairs": len(pairs),

@@ -165,9 +165,14 @@ MEMORY_VARIABLES: dict[str, MemoryVariable] = {
 }
 
 
-def memory_labels(name: str, steps: Sequence[MemoryStep]) -> np.ndarray:
-    """The Memory variable's value index for each step, as an int64 array (ConfigError for an unknown name)."""
+def memory_variable(name: str) -> MemoryVariable:
+    """The registered Memory variable ``name`` (ConfigError naming the known ones otherwise)."""
     if name not in MEMORY_VARIABLES:
         raise ConfigError(f"unknown Memory variable {name!r}; known: {', '.join(MEMORY_VARIABLES)}")
-    var = MEMORY_VARIABLES[name]
+    return MEMORY_VARIABLES[name]
+
+
+def memory_labels(name: str, steps: Sequence[MemoryStep]) -> np.ndarray:
+    """The Memory variable's value index for each step, as an int64 array (ConfigError for an unknown name)."""
+    var = memory_variable(name)
     return np.array([var(s) for s in steps], dtype=np.int64)

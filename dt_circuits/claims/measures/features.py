@@ -138,15 +138,15 @@ class Probe(OwnSample):
         data = self.on.states(subject)
         where = self.site if self.site in (INPUT, INPUT_FRONT) else str(_site(subject, self.site))
         key = ("feature-probe", where, self.variable, self.on, self.seed)
-        if key not in subject._cache:
-            x, y = self._features(subject, data), data.labels(self.variable)
-            pred, major = held_out_predictions(x, y, data.clusters)
-            control = control_labels(y, data.types, subject.derived_seed(self.seed))
-            control_pred, _ = held_out_predictions(x, control, data.clusters)
-            subject._cache[key] = (pred == y, major == y, control_pred == control)
-        if self.reading == "shuffled":
+        if self.reading == "shuffled":  # its own fit: the real probe and the control task are not needed
             values = self._shuffled(subject, data, key).astype(float)
         else:
+            if key not in subject._cache:
+                x, y = self._features(subject, data), data.labels(self.variable)
+                pred, major = held_out_predictions(x, y, data.clusters)
+                control = control_labels(y, data.types, subject.derived_seed(self.seed))
+                control_pred, _ = held_out_predictions(x, control, data.clusters)
+                subject._cache[key] = (pred == y, major == y, control_pred == control)
             right, majority, control_right = subject._cache[key]
             values = {
                 "accuracy": right.astype(float),
