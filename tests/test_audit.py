@@ -175,6 +175,29 @@ def test_the_readme_block_is_generated_from_the_recorded_json():
     assert generated_readme(text, load_game(path)) == text
 
 
+def test_each_arm_is_recorded_as_a_population_that_the_population_table_reads():
+    """Deliverable 2: docs/populations/audit-<arm>.json are what `dt-circuits audit --populations` makes of the
+    recorded game and the models' manifests (weights hash, IIT recipe, planted truth per seed), in the schema
+    `dt-circuits population-table` reads; k/K counts the verdicts, the truth rides along."""
+    from dt_circuits.audit.population import arm_populations, population_path
+    from dt_circuits.commands.population_table import load_columns
+
+    game = load_game(REPO_ROOT / GAME_JSON)
+    populations = arm_populations(game, REPO_ROOT / "checkpoints" / "audit")
+    assert set(populations) == {"A", "B", "C", "D"} and all(p["K"] >= 5 for p in populations.values())
+    for arm, population in populations.items():
+        recorded = json.loads((REPO_ROOT / population_path(arm)).read_text())
+        assert recorded == json.loads(json.dumps(population)), arm
+        for claim in recorded["claims"]:
+            assert claim["k"] == claim["verdicts"].count("holds") and claim["K"] == len(recorded["per_seed"])
+        for seed in recorded["per_seed"]:
+            assert len(seed["weights_sha256"]) == 64 and seed["planted_truth"]["arm"] == arm
+    assert populations["A"]["overrides"]["iit_component"] == "L0H1"
+    assert populations["D"]["overrides"]["iit_component"] in ("", None)
+    columns = load_columns([f"arm {a}={population_path(a)}" for a in populations])
+    assert len(columns) == 4
+
+
 # -- the path claim and its truth -------------------------------------------------------------------------------------
 
 
@@ -193,7 +216,7 @@ def test_the_direct_path_truth_tells_a_head_that_writes_the_logits_from_one_that
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory):
-    """The two hand-set twins saved as planted models (truth recorded beside the weights, as the game reads it)."""
+    """The hand-set head-1 DT saved as a planted model (truth recorded beside the weights, as the game reads it)."""
     from dt_circuits.audit.plant import TRUTH_KEY
     from dt_circuits.dt.checkpoint import save_checkpoint
     from dt_circuits.dt.handset import ball_avoider
@@ -201,7 +224,7 @@ def twins(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("twins")
     out = {}
-    for name, route in (("A-s0", "head1"), ("A-s1", "head1-mlp")):
+    for name, route in (("A-s0", "head1"),):
         model = ball_avoider(route)
         d = save_checkpoint(model, root / name, env=EnvSpec(), name=name, training={"recipe": "hand-set"})
         seed = int(name[-1])
@@ -209,20 +232,6 @@ def twins(tmp_path_factory):
                                           "steps": 0}})  # fmt: skip
         out[route] = d
     return out
-
-
-def test_the_path_claim_is_played_on_heads_and_judged_by_the_direct_path(twins):
-    from dt_circuits.audit.game import play_model
-
-    path, whole = "obstacle-head-ball-direct-path", "obstacle-head-carries-ball"
-    rows = {(r.model, r.claim, r.component): r for d in twins.values() for r in play_model(d, only=[path, whole])}
-    assert {(c, k) for _, c, k in rows} == {(path, "L0H1"), (path, "L0H0"), (whole, "L0H1"), (whole, "L0H0"),
-                                            (whole, "mlp")}  # fmt: skip
-    on_direct, on_chain = rows[("A-s0", path, "L0H1")], rows[("A-s1", path, "L0H1")]
-    assert (on_direct.kind, on_direct.truth, on_direct.verdict) == ("path", "carries", "holds")
-    assert (on_chain.truth, on_chain.verdict) == ("absent", "fails")  # the twin: the head carries, not directly
-    assert rows[("A-s1", whole, "L0H1")].verdict == "holds"  # ... as the whole-component claim says
-    assert rows[("A-s0", path, "L0H0")].verdict == "fails"
 
 
 def test_record_truth_adds_what_is_new_and_refuses_a_truth_that_does_not_reproduce(twins, tmp_path):
@@ -266,3 +275,60 @@ def test_planting_through_the_executor_gives_the_bytes_of_planting_alone(data, t
         runs[workers] = (digests, json.dumps(kept, sort_keys=True))  # text: a NaN IIA (no pair moves) equals itself
     assert runs[1] == runs[2]
     assert len(set(runs[1][0])) == 2  # an IIT arm and the plain recipe: two different models
+
+
+#: hand-set models saved as planted models: (name, route, polarity); one carrier per claim kind and the twins
+#: that compute the same behaviour elsewhere (tests/test_handset.py pins each route with raw hooks)
+HANDSET_GAME = (
+    ("A-s0", "head1", "ball"),  # head 1 carries, along its direct path
+    ("A-s1", "head1", "clear"),  # head 1 carries "clear": its zeroed output reads as "ball"
+    ("A-s2", "head1-mlp", "ball"),  # head 1 carries as a component, not along its direct path
+    ("B-s0", "mlp", "ball"),  # the MLP carries
+    ("C-s0", "head0", "ball"),  # head 0 carries
+    ("D-s0", "direct", "ball"),  # nothing but the embedding
+)
+
+
+def test_every_game_claim_kind_is_right_on_hand_built_truths(tmp_path):
+    """Deliverable 5: the game played blind on hand-set models whose circuits are known by construction, one per
+    route, each kind of claim (head ablation, MLP ablation, counterfactual patch, direct path) with twins that give
+    the same behaviour elsewhere. Every scored verdict must agree with the independently computed truth; the
+    "clear" twin's zero recipe is uninformative (never a miss), and no recipe certifies an absent component."""
+    from dt_circuits.audit.game import play_model
+    from dt_circuits.audit.plant import TRUTH_KEY
+    from dt_circuits.dt.checkpoint import save_checkpoint
+    from dt_circuits.dt.handset import ball_avoider
+    from dt_circuits.evaluation.calibration import update_manifest
+
+    rows = []
+    for name, route, polarity in HANDSET_GAME:
+        model = ball_avoider(route, polarity=polarity)  # type: ignore[arg-type]
+        d = save_checkpoint(model, tmp_path / name, env=EnvSpec(), name=name, training={"recipe": "hand-set"})
+        truth = planted_truth(model)
+        meta = {"arm": name[0], "seed": int(name[-1]), "planted": route, "steps": 0}
+        update_manifest(d, **{TRUTH_KEY: {**truth, **meta}})
+        rows += play_model(d)
+    assert {r.kind for r in rows} == {"ablation", "counterfactual", "path"}
+    assert {(r.kind, r.component) for r in rows if r.truth == "carries"} >= {
+        ("ablation", "L0H1"),
+        ("ablation", "L0H0"),
+        ("ablation", "mlp"),
+        ("path", "L0H1"),
+        ("path", "L0H0"),
+    }
+    wrong = [
+        (r.model, r.claim, r.component, r.truth, r.verdict, r.reason)
+        for r in rows
+        if r.truth in ("carries", "absent") and r.verdict != ("holds" if r.truth == "carries" else "fails")
+    ]
+    assert not wrong, wrong  # fmt: skip
+    by = {(r.model, r.claim, r.component): r for r in rows}
+    path, whole = "obstacle-head-ball-direct-path", "obstacle-head-carries-ball"
+    assert (by[("A-s0", path, "L0H1")].truth, by[("A-s0", path, "L0H1")].verdict) == ("carries", "holds")
+    # the chain twin: head 1 carries the ball as a whole component, but not along its direct path
+    assert (by[("A-s2", path, "L0H1")].truth, by[("A-s2", path, "L0H1")].verdict) == ("absent", "fails")
+    assert by[("A-s2", whole, "L0H1")].verdict == "holds" and ("B-s0", path, "mlp") not in by
+    cells = {(c.claim, c.target, c.recipe): c for c in confusion(rows)}
+    assert all(c.fp == 0 for c in cells.values())
+    clear = [r for r in rows if r.model == "A-s1" and r.component == "L0H1" and r.kind != "path"]
+    assert clear and all(r.by_recipe["zero"] == "uninformative" for r in clear), [r.by_recipe for r in clear]

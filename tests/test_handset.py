@@ -143,3 +143,27 @@ def test_the_chain_route_behaves_the_same_through_head1_then_the_mlp():
     assert patched_from(model, ball, clean, "L0H1").min() >= 0.85
     assert patched_from(model, ball, clean, "mlp").min() >= 0.85
     assert patched_from(model, ball, clean, "L0H0").max() <= 0.05
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_clear_polarity_twin_has_the_same_behaviour_and_carrier_but_zero_reads_as_ball(encoding):
+    """``polarity="clear"``: head 1 writes "the front is clear" instead of "a ball". Same logits on every state,
+    the same carrier (patching L0H1 from the ball-removed state restores forward, nothing else does), but zeroing
+    L0H1 on a state with nothing in front makes the agent refuse forward as if a ball were there."""
+    plain, clear = ball_avoider("head1", encoding), ball_avoider("head1", encoding, polarity="clear")
+    ball, empty = states(BALL), states(EMPTY)
+    with torch.no_grad():
+        for inputs in (ball, empty):
+            torch.testing.assert_close(clear(*inputs), plain(*inputs), rtol=0, atol=1e-5)
+    assert patched_from(clear, ball, empty, "L0H1").min() >= 0.85
+    assert patched_from(clear, ball, empty, "L0H0").max() <= 0.05
+    name, index = COMPONENTS["L0H1"]
+
+    def zero(act: torch.Tensor, hook) -> torch.Tensor:
+        act[index] = 0.0
+        return act
+
+    assert p_forward(clear, empty, [(name, zero)]).max() <= 0.05  # reads as "ball"
+    assert p_forward(plain, empty, [(name, zero)]).min() >= 0.9  # reads as "no ball"
+    with pytest.raises(ConfigError, match="polarity"):
+        ball_avoider("mlp", polarity="clear")

@@ -1,6 +1,7 @@
 """Scoring verdicts against the truth: sensitivity (holds where the component carries the variable) and
 specificity (fails where it is absent), each with its exact Clopper–Pearson 95 % interval; and, for the misses,
-which kind of failing check cost the sensitivity."""
+which kind of failing check cost the sensitivity. A verdict of "uninformative" under a recipe (its replacement
+reads as the object) is neither a hit nor a miss: counted apart."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class Cell:
     fp: int
     excluded: int  # partial truths: not scored
     miss_reasons: dict[str, int]
+    #: scored rows whose verdict under this recipe is "uninformative" (its replacement reads as the object):
+    #: counted apart, neither a hit nor a miss
+    uninformative: int = 0
 
     @property
     def sensitivity(self) -> float | None:
@@ -91,8 +95,9 @@ def confusion(rows: Iterable[Row]) -> list[Cell]:
         tn = sum(r.truth == "absent" and v == "fails" for r, v in items)
         fp = sum(r.truth == "absent" and v == "holds" for r, v in items)
         excluded = sum(r.truth not in ("carries", "absent") for r, _ in items)
+        uninformative = sum(r.truth in ("carries", "absent") and v == "uninformative" for r, v in items)
         misses = Counter(
             miss_reason(r) for r, v in items if r.truth == "carries" and v == "fails" and recipe == "primary"
         )
-        cells.append(Cell(claim, target, recipe, tp, fn, tn, fp, excluded, dict(sorted(misses.items()))))
+        cells.append(Cell(claim, target, recipe, tp, fn, tn, fp, excluded, dict(sorted(misses.items())), uninformative))
     return cells

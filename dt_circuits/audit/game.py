@@ -61,12 +61,18 @@ class Row:
 
 
 def recipe_verdicts(checks: list[Any]) -> dict[str, str]:
-    """The claim's verdict under each recipe any check reports: a check with that recipe judged by it."""
+    """The claim's verdict under each recipe any check reports: a check with that recipe judged by it.
+    ``uninformative`` when the only checks that fail under it fail because its replacement reads as the object
+    (:func:`dt_circuits.claims.evaluation.recipes.uninformative`): the recipe could not have shown the claim."""
     names = sorted({name for c in checks for name in (c.recipes or {})})
     out = {}
     for name in names:
-        holds = all((c.recipes[name]["holds"] if name in (c.recipes or {}) else c.holds) for c in checks)
-        out[name] = "holds" if holds else "fails"
+        judged = [c.recipes[name] if name in (c.recipes or {}) else {"holds": c.holds} for c in checks]
+        failing = [r for r in judged if not r["holds"]]
+        if not failing:
+            out[name] = "holds"
+        else:
+            out[name] = "uninformative" if all(r.get("uninformative") for r in failing) else "fails"
     return out
 
 
@@ -127,7 +133,7 @@ def play_model(
                     component=component,
                     truth=t["label"],
                     iia=t["iia"],
-                    verdict=v.verdict,
+                    verdict="uninformative" if v.reason == "uninformative-recipe" else v.verdict,
                     reason=v.reason,
                     failing=tuple(v.failing_checks),
                     insufficient=tuple(c.name for c in v.failing if c.insufficient),

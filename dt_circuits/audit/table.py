@@ -24,8 +24,8 @@ def _rate(x: float | None, ci: list[float], k: int, n: int) -> str:
 
 
 def confusion_rows(game: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["claim", "bound to", "recipe", "sensitivity [95 % CP]", "specificity [95 % CP]", "not scored",
-              "misses by failing check"]  # fmt: skip
+    header = ["claim", "bound to", "recipe", "sensitivity [95 % CP]", "specificity [95 % CP]", "uninformative",
+              "not scored", "misses by failing check"]  # fmt: skip
     rows = []
     for c in game["cells"]:
         misses = ", ".join(f"{k} {v}" for k, v in c["miss_reasons"].items()) or "—"
@@ -33,7 +33,7 @@ def confusion_rows(game: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             c["claim"], c["target"], c["recipe"],
             _rate(c["sensitivity"], c["sensitivity_ci"], c["tp"], c["tp"] + c["fn"]),
             _rate(c["specificity"], c["specificity_ci"], c["tn"], c["tn"] + c["fp"]),
-            str(c["excluded"]), misses if c["recipe"] == "primary" else "",
+            str(c.get("uninformative", 0)), str(c["excluded"]), misses if c["recipe"] == "primary" else "",
         ])  # fmt: skip
     return header, rows
 
@@ -84,8 +84,15 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown(game: dict[str, Any]) -> str:
+    from dt_circuits.audit.population import arm_populations, populations_markdown
+
     confusion, truth = _md(*confusion_rows(game)), _md(*truth_rows(game))
-    return f"**{_caption(game)}**\n\n{confusion}\n\nThe models and their truth:\n\n{truth}"
+    arms = populations_markdown(arm_populations(game))
+    return (
+        f"**{_caption(game)}**\n\n{confusion}\n\nEach arm as a population (k/K seeds a claim holds on, "
+        f"Clopper–Pearson 95 %; `docs/populations/audit-<arm>.json`), beside the truth it should track:\n\n{arms}"
+        f"\n\nThe models and their truth:\n\n{truth}"
+    )
 
 
 def load_game(path: str | Path) -> dict[str, Any]:

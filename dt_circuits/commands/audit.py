@@ -11,6 +11,7 @@ Examples:
   dt-circuits audit --plant A B C D --seeds 0 1 2 3 4 --steps 1500        # into checkpoints/audit/<arm>-s<seed>
   dt-circuits audit --json docs/audit/game.json                           # play on checkpoints/audit
   dt-circuits audit --readme                                              # README block from docs/audit/game.json
+  dt-circuits audit --populations                                         # docs/populations/audit-<arm>.json
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--readme", action="store_true", help="regenerate the README's audit block from docs/audit/game.json"
     )
     p.add_argument("--check", action="store_true", help="with --readme: exit 1 if the README is out of date")
+    p.add_argument(
+        "--populations",
+        action="store_true",
+        help="write each arm of docs/audit/game.json as a population (docs/populations/audit-<arm>.json; "
+        "weights hashes and recipes from --models)",
+    )
     plant = p.add_argument_group("planting (--plant)")
     plant.add_argument("--plant", nargs="+", metavar="ARM", help="train these arms (A B C D) into --models")
     plant.add_argument("--seeds", nargs="+", type=int, default=[0], help="train seeds (default 0)")
@@ -61,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
         path = REPO_ROOT / "README.md"
         new = table.generated_readme(path.read_text(), table.load_game(REPO_ROOT / table.GAME_JSON))
         return write_or_check(path, new, "audit", check=args.check)
+    if args.populations:
+        from dt_circuits.audit.population import arm_populations, population_path, populations_markdown
+
+        populations = arm_populations(table.load_game(REPO_ROOT / table.GAME_JSON), args.models)
+        for arm, population in populations.items():
+            write_json_atomic(REPO_ROOT / population_path(arm), population)
+        print(populations_markdown(populations))
+        print("wrote " + ", ".join(population_path(arm) for arm in populations))
+        return 0
     if args.from_json:
         print(table.terminal(table.load_game(args.from_json)))
         return 0

@@ -13,6 +13,12 @@ hand, and the fact "a ball is in the front cell" reaches the logits through exac
   does not read, and the MLP turns it into "don't go forward". L0H1 carries the ball as a whole component, but
   not along its direct path to the logits: the twin of ``"head1"`` for a claim about that path.
 
+``polarity="clear"`` (head routes only) inverts what the route head writes: "the front is clear" (1 − ball)
+as a push toward forward, with the bias carrying the rest, instead of "a ball" as a push away. The same behaviour
+and the same carrier, but a head whose output is *zero when a ball is in front*: zero-ablating it reads as "ball",
+so the zero recipe cannot show that it carries the ball (the auditing game's finding; issue 28), while the mean
+and counterfactual recipes can.
+
 Every route gives the same behaviour: forward logit ``4`` without a ball in front and ``-4`` with one (left and
 right logits 0), so P(forward) is 0.965 and 0.009 for any RTG, any timestep and any other view content. Components
 off the route output exactly zero, or, with ``decoys=True``, a constant (ball-independent) push toward forward
@@ -61,7 +67,13 @@ DECOY_LOGIT = 3.0
 SELF_ATTENTION = 8.0
 
 
-def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: bool = False) -> DecisionTransformer:
+Polarity = Literal["ball", "clear"]
+POLARITIES: tuple[str, ...] = ("ball", "clear")
+
+
+def ball_avoider(
+    route: Route, encoding: ObsEncoding = "one_hot", *, decoys: bool = False, polarity: Polarity = "ball"
+) -> DecisionTransformer:
     """A DT that refuses to walk into a ball, with "ball in front" carried only by ``route`` (see the module doc).
 
     One-hot encoding reads the front cell's "object is ball" bit, exact for any front content. Raw-index encoding
@@ -73,9 +85,12 @@ def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: boo
 
     ``decoys=True`` makes every component off the route write a constant push toward forward (see the module doc),
     so zero-ablation and the counterfactual patch disagree about it; behaviour and route are unchanged.
+    ``polarity="clear"`` (head routes) makes the route head write "the front is clear" instead of "a ball".
     """
     if route not in ROUTES + CHAIN_ROUTES:
         raise ConfigError(f"unknown route {route!r}; expected one of {', '.join(ROUTES + CHAIN_ROUTES)}")
+    if polarity not in POLARITIES or (polarity == "clear" and route not in ("head0", "head1")):
+        raise ConfigError(f"polarity {polarity!r} needs a head route (head0, head1) and is one of ball, clear")
     model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding=encoding))  # validates the encoding
     cfg = model.cfg
     attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
@@ -93,9 +108,13 @@ def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: boo
         attn.W_Q[:, ONE, 0] = SELF_ATTENTION
         attn.W_K[:, ONE, 0] = SELF_ATTENTION
         for head in range(cfg.n_heads):
-            if route == f"head{head}":
+            if route == f"head{head}" and polarity == "ball":
                 attn.W_V[head, BALL, 0] = 1.0
                 attn.W_O[head, 0, AVOID] = 1.0
+            elif route == f"head{head}":  # "clear" = ONE - BALL, written as minus AVOID (toward forward)
+                attn.W_V[head, ONE, 0] = 1.0
+                attn.W_V[head, BALL, 0] = -1.0
+                attn.W_O[head, 0, AVOID] = -1.0
         if route == "head1-mlp":  # head 1 writes the ball into MID, which only the MLP reads
             attn.W_V[1, BALL, 0] = 1.0
             attn.W_O[1, 0, MID] = 1.0
@@ -120,7 +139,7 @@ def ball_avoider(route: Route, encoding: ObsEncoding = "one_hot", *, decoys: boo
         # -- unembedding: forward = GO_LOGIT - AVOID_LOGIT * ball; left and right stay 0
         model.W_U[AVOID, fwd] = -AVOID_LOGIT
         model.W_U[GO, fwd] = 1.0
-        model.b_U[fwd] = GO_LOGIT - DECOY_LOGIT * n_decoys
+        model.b_U[fwd] = GO_LOGIT - DECOY_LOGIT * n_decoys - (AVOID_LOGIT if polarity == "clear" else 0.0)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

@@ -149,11 +149,17 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
             if r == "mean-rtg-mix":
                 recipes[r]["mixture"] = list(recipe_lib.RTG_MIX)
         object_effect = getattr(measure, "object_effect", None)
-        if "counterfactual" in recipes and object_effect is not None and len(sample):
-            share = _mediation(
-                by_recipe["counterfactual"][0], object_effect(subject, sample), sample, comparisons, seed
-            )
+        effects = object_effect(subject, sample) if object_effect is not None and len(sample) else None
+        if "counterfactual" in recipes and effects is not None:
+            share = _mediation(by_recipe["counterfactual"][0], effects, sample, comparisons, seed)
             recipes["counterfactual"]["mediation"] = share
+        reading = getattr(measure, "replacement_reading", None)
+        if effects is not None and reading is not None:  # does each recipe's replacement read as the object?
+            mean_effect = -float(np.mean(effects))  # the object's effect: with it minus without it
+            for r in recipes:
+                at = reading(subject, sample, r)
+                recipes[r]["reads_as_object"] = _num(at)
+                recipes[r]["uninformative"] = recipe_lib.uninformative(check, recipes[r]["holds"], at, mean_effect)
         results.append(
             CheckResult(
                 check.name if sample.kind == "generated" else f"{check.name} [on-policy]",

@@ -17,6 +17,12 @@ Every ablation check is measured under every recipe; the claim names its primary
   ablation to a typical value asks; it exists only on families that put an object in front. Patched at every
   position: positions before the state token cannot see the edit, so this is the patch at the state token.
 
+A recipe can be *uninformative* on an object family: where its replacement value, put into the states with the
+object removed, already moves the behaviour as the object does (``READS_AS_OBJECT``), ablating to it cannot take
+the object's information away. A check that should undo the object's effect and fails under such a recipe is
+reported as uninformative under it (the auditing game found the zero recipe reading as "ball" on 6 of 12 planted
+heads, each a miss).
+
 The two dataset-mean recipes also carry the mean's own noise: besides the mean of the whole walk they give
 ``MEAN_VARIANTS`` means of walks resampled by episode, so the cluster bootstrap draws from them as well.
 """
@@ -50,6 +56,10 @@ RTG_MIX = (-1.0, 0.0, 0.9)
 MEAN_VARIANTS = 8
 #: walk states kept as resample donors
 RESAMPLE_DONORS = 4096
+#: a replacement that reproduces at least this share of the object's effect on the object-removed states reads
+#: more as the object than as its absence (the midpoint): a check that fails under it is *uninformative* there,
+#: not evidence against the claim (``Ablation.replacement_reading``; issue 28, docs/audit.md)
+READS_AS_OBJECT = 0.5
 
 DESCRIBE = {
     "zero": "zero ablation",
@@ -59,6 +69,22 @@ DESCRIBE = {
     "dti-dhead-mean": "DTI app recipe: mean over d_head (MLP: over neurons) in the same pass",
     "counterfactual": "activation patching from the same state with the object in front removed",
 }
+
+
+def uninformative(check: Any, holds: bool, reading: float | None, object_effect: float | None) -> bool:
+    """Whether a check's failure under a recipe says nothing about the claim: the check is not a control; it asks
+    the ablation to undo the object's effect (its one-sided bound points from the object's level toward the
+    object-removed level, and the object moves the metric at least as far as the bound asks); and the recipe's
+    replacement reads as the object (``reading >= READS_AS_OBJECT``). ``object_effect``: mean metric with the
+    object minus without it."""
+    if holds or check.control or reading is None or not object_effect:
+        return False
+    if (check.at_least is None) == (check.at_most is None):  # two-sided or unbounded: no direction to undo
+        return False
+    bound = check.at_least if check.at_least is not None else check.at_most
+    undo = -1.0 if object_effect > 0 else 1.0  # removing the object moves the metric this way
+    wants = 1.0 if check.at_least is not None else -1.0
+    return wants == undo and abs(object_effect) >= abs(bound) and reading >= READS_AS_OBJECT
 
 
 def check_recipe(name: str) -> str:

@@ -16,7 +16,10 @@ import numpy as np
 from dt_circuits.env.scenarios import GridState
 
 CheckKind = Literal["baseline", "effect", "control"]
-REASONS = ("holds", "baseline-absent", "path-unused", "undefined", "effect-too-small", "control-failed", "other")
+REASONS = (
+    "holds", "baseline-absent", "path-unused", "undefined", "uninformative-recipe", "effect-too-small",
+    "control-failed", "other",
+)  # fmt: skip
 #: ``recipe_dependent`` values: holds under the primary recipe only; fails under it but holds under another
 PRIMARY_ONLY = "primary-only"
 FAILS_UNDER_PRIMARY = "fails-under-primary"
@@ -48,6 +51,14 @@ def mediation_text(recipe: dict[str, Any]) -> str:
         return f"share undefined ({m.get('undefined', 'no number')}; the object's effect is {effect})"
     pct = [percent(x) for x in (m["share"], m["ci_low"], m["ci_high"])]
     return f"carries {pct[0]} [{pct[1]}, {pct[2]}] of the object's effect ({effect})"
+
+
+def reading_text(recipe: dict[str, Any]) -> str:
+    """Why a recipe's failure says nothing, in words ("uninformative: its replacement reads as the object, 0.88 of
+    its effect"), or "" when it is informative (or has no reading)."""
+    if not recipe.get("uninformative"):
+        return ""
+    return f"uninformative: its replacement reads as the object ({recipe['reads_as_object']:.2f} of its effect)"
 
 
 #: how a check's reason starts when its number does not exist on the model (a ratio whose denominator is 0)
@@ -108,6 +119,11 @@ class CheckResult:
         return f"{fmt(self.effect)} [interval undefined ({self.undefined})]"
 
     @property
+    def uninformative(self) -> bool:
+        """Failed under its primary recipe only because that recipe's replacement reads as the object."""
+        return bool(not self.holds and (self.recipes.get(self.primary_recipe or "") or {}).get("uninformative"))
+
+    @property
     def recipe_dependent(self) -> str:
         """How the result depends on the recipe, either way: ``PRIMARY_ONLY`` (the primary recipe clears the bound,
         another does not), ``FAILS_UNDER_PRIMARY`` (the primary does not, another does), "" (every recipe agrees,
@@ -158,8 +174,10 @@ class Verdict:
     @property
     def reason(self) -> str:
         """Why the claim fails, in order: no behaviour (a baseline check), a reading on a path the head does not
-        use (``path-unused``), a number that does not exist here (``undefined``: a ratio over 0), too small an
-        effect, a failed control;
+        use (``path-unused``), a number that does not exist here (``undefined``: a ratio over 0), effects that
+        fail only because the primary recipe's replacement reads as the object (``uninformative-recipe``: that
+        recipe could not have shown the claim; see ``recipes.uninformative``), too small an effect, a failed
+        control;
         ``other`` when only under-sampled on-policy checks fail, or for a behavioural claim's own checks."""
         if self.holds:
             return "holds"
@@ -171,6 +189,8 @@ class Verdict:
             return "path-unused"
         if any(c.undefined for c in real):
             return "undefined"
+        if real and all(c.kind == "effect" and c.uninformative for c in real):
+            return "uninformative-recipe"
         if "effect" in kinds and self.kind != "behaviour":
             return "effect-too-small"
         if "control" in kinds:

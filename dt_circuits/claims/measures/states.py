@@ -132,6 +132,36 @@ class Ablation(_OnStates):
             subject._cache[key] = (sample, self._delta(subject, sample.inputs, clean, recipe, paired))
         return subject._cache[key][1]
 
+    def replacement_reading(self, subject: Subject, sample: sample_lib.Sample, recipe: str) -> float | None:
+        """Where the recipe's replacement value sits between "no object" (0) and "the object" (1), read by the
+        behaviour: on the sample's object-removed states, the change in the metric when the components carry the
+        recipe's value, as a share of the object's own effect (mean(metric(removed, ablated) − metric(removed)) /
+        mean(metric(with object) − metric(removed)); variant 0, the point estimate).
+
+        Near 1, the replacement already reads as the object (a zeroed head that the rest of the model reads as
+        "ball"): ablating to it cannot take the object's information away, so a failure under it says nothing
+        about whether the components carry the object (:data:`~dt_circuits.claims.evaluation.recipes.READS_AS_OBJECT`).
+        None on families with no object in front, or when the object does not move the metric."""
+        paired = sample_lib.without_front_object(subject, sample)
+        if paired is None:
+            return None
+        key = ("replacement-reading", self.ablate, tuple(self.components(subject)), self.metric, recipe,
+               self.on.rtg, id(sample))  # fmt: skip
+        if key not in subject._cache:
+            removed = paired_metric(subject, sample, paired, self.metric)
+            object_effect = float(np.mean(clean_metric(subject, sample, self.metric) - removed))
+            reading = None
+            if abs(object_effect) > 1e-9:
+                comps = self.components(subject)
+                seed = zlib.crc32(f"{self.ablate}/{recipe}".encode())
+                hooks, _ = recipe_lib.recipe_hooks(
+                    subject, comps, recipe, self.on.rtg, len(paired), seed, point=True, paired=paired
+                )
+                ablated = metric_values(subject, paired, self.metric, hooks)
+                reading = float(np.mean(ablated - removed)) / object_effect
+            subject._cache[key] = (sample, reading)
+        return subject._cache[key][1]
+
     def recipes(self, sample: sample_lib.Sample) -> tuple[str, ...]:
         """The recipes this check is measured under on ``sample``: every recipe, the paired ones only where the
         family puts an object in front to remove."""

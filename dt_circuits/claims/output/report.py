@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dt_circuits.analysis.figures import save_png
-from dt_circuits.claims.evaluation.results import mediation_text, recipe_dependence_text
+from dt_circuits.claims.evaluation.results import mediation_text, reading_text, recipe_dependence_text
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.io import write_json_atomic, write_text_atomic
@@ -103,7 +103,7 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
                 f"<td>[{_f(v['ci_low'])}, {_f(v['ci_high'])}]</td>"
                 f"<td class='{'holds' if v['holds'] else 'fails'}'>"
                 f"{'clears' if v['holds'] else 'does not clear'}</td>"
-                f"<td colspan='3'>{e('; '.join(filter(None, [v.get('describe', ''), mediation_text(v)])))}</td></tr>"
+                f"<td colspan='3'>{e(_recipe_notes(v))}</td></tr>"
                 for name, v in c.recipes.items()
             )
             for c in r.verdict.checks
@@ -138,3 +138,8 @@ def write_report(directory: Path, subject: Subject, runs: list[ClaimRun], data: 
     )
     write_json_atomic(directory / "results.json", data)
     return write_text_atomic(directory / "index.html", page)
+
+
+def _recipe_notes(recipe: dict) -> str:
+    """What the report says beside a recipe's numbers: what it replaces with, its share, whether it can tell."""
+    return "; ".join(filter(None, [recipe.get("describe", ""), mediation_text(recipe), reading_text(recipe)]))

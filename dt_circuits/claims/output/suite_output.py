@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dt_circuits.claims.evaluation.comparisons import default_comparisons
-from dt_circuits.claims.evaluation.results import _fmt, mediation_text
+from dt_circuits.claims.evaluation.results import _fmt, mediation_text, reading_text
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.suite.run import ClaimRun
 from dt_circuits.core.tables import aligned_lines
@@ -94,12 +94,12 @@ def recipe_lines(runs: list[ClaimRun]) -> list[str]:
                 for name, v in c.recipes.items()
                 if name != c.primary_recipe and (name == "counterfactual" or v["holds"] != primary.get("holds"))
             ]
-            note = "; ".join(filter(None, ["primary", mediation_text(primary)]))
+            note = "; ".join(filter(None, ["primary", mediation_text(primary), reading_text(primary)]))
             parts = [f"{c.primary_recipe} {_fmt(c.effect)} {'✓' if c.holds else '✗'} ({note})"]
             for name in shown:
                 v = c.recipes[name]
                 part = f"{name} {_fmt(v['effect'])} {'✓' if v['holds'] else '✗'}"
-                share = mediation_text(v)
+                share = "; ".join(filter(None, [mediation_text(v), reading_text(v)]))
                 parts.append(f"{part} ({share})" if share else part)
             lines.append(f"recipes  {r.claim.id}  {c.name} ({c.bound}): " + " · ".join(parts))
     return lines

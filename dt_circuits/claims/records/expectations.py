@@ -62,9 +62,13 @@ def expectation_entry(run: ClaimRun) -> dict[str, Any]:
 
 
 def _recipe_record(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A recipe's effect and whether it clears the bound; for the counterfactual recipe also the share of the
-    object's effect the component carries, with its interval, and the object's own effect."""
+    """A recipe's effect and whether it clears the bound; on object families where its replacement reads between
+    no object and the object, and whether that leaves it uninformative; for the counterfactual recipe also the
+    share of the object's effect the component carries, with its interval, and the object's own effect."""
     out = {"effect": _r(recipe["effect"]), "holds": recipe["holds"]}
+    if "reads_as_object" in recipe:  # where the replacement sits between no object (0) and the object (1)
+        out["reads_as_object"] = _r(recipe["reads_as_object"])
+        out["uninformative"] = recipe["uninformative"]
     m = recipe.get("mediation")
     if m:
         out["mediation"] = {
