@@ -64,16 +64,20 @@ def test_iit_config_is_checked_and_recorded():
     assert "--iit-component" in config_flags(cfg)
 
 
-@pytest.mark.parametrize("component", ["L0H1", "mlp"])
+@pytest.mark.parametrize("component", ["L0H1", "mlp", "L0H1-direct"])
 def test_iit_plants_ball_in_front_where_asked(data, component):
-    """A tiny model, 150 steps: the planted component's held-out IIA is far above the others'."""
+    """A tiny model, 150 steps: the planted component's held-out IIA is far above the others' (a direct path:
+    the head's direct-path IIA, and the whole MLP and the other head stay out)."""
     torch.manual_seed(0)
     cfg = TrainConfig(**{**TINY, "steps": 150, "lr": 3e-3, "warmup_steps": 20, "iit_component": component,
                          "iit_layouts": 2, "iit_rtgs": (0.9,), "iit_batch": 32, "eval_every": 0})  # fmt: skip
     model = train(cfg, data, progress=False).model
     truth = planted_truth(model)
     iia = {c: v["iia"] for c, v in truth["components"].items()}
-    others = [v for c, v in iia.items() if c != component]
+    head = component.removesuffix("-direct")
+    if component != head:
+        iia[component] = truth["direct_paths"][head]["iia"]
+    others = [v for c, v in iia.items() if c not in (component, head)]
     assert iia[component] >= 0.8 and max(others) <= 0.2, iia
 
 

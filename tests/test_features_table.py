@@ -42,10 +42,16 @@ def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
     assert rtg_head["accuracy"] < rtg_head["majority"] + 0.1
     iia = {r["site"]: r for r in table["iia"]}
     assert iia["L0H1"]["das"] == 1.0 and iia["L0H0"]["das"] == 0.0
+    # the SAE of each site: on L0H1 a latent fires exactly for the ball (chosen on one half of the poses, F1 on
+    # the other) and its decoder direction localises it as well as DAS; head 0 (a constant decoy) has none
+    saes = {r["site"]: r for r in table["sae"]}
+    assert saes["L0H1"]["f1"]["ball_in_front=yes"]["f1"] == 1.0 and iia["L0H1"]["sae"] == 1.0
+    assert saes["L0H0"]["f1"]["ball_in_front=yes"]["f1"] < 0.5 and iia["L0H0"]["sae"] == 0.0
+    assert saes["L0H1"]["fvu"] < 0.01 and abs(saes["L0H1"]["delta_loss"]) < 0.01
 
 
 def test_text_forms_and_the_readme_block(table, tmp_path):
-    assert "L0H1" in terminal_table(table) and "1.00 / 1.00 / 1.00" in terminal_table(table)
+    assert "L0H1" in terminal_table(table) and "1.00 / 1.00 / 1.00 / 1.00" in terminal_table(table)
     (tmp_path / "a.json").write_text(json.dumps(table))
     text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
     new = generated_readme(text, tmp_path)

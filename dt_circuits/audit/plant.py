@@ -1,8 +1,10 @@
 """Train one planted model (an arm and a seed) and record its independently checked truth in its manifest.
 
 Arms (issue 28): A plants "ball in front" in head 1 (L0H1), B in the MLP, C in head 0 (L0H0), D plants nothing
-(today's recipe: the truth is whatever the check measures). Every arm trains on the same data with the same
-recipe; only ``iit_component`` differs, so D is byte-for-byte ``dt-circuits train`` at the same steps and seed.
+(today's recipe: the truth is whatever the check measures), E in head 1's direct path to the logits (the path
+claim's truth: arm A left it partial in 14 of 15 seeds, so the path claim's sensitivity rested on one model).
+Every arm trains on the same data with the same recipe; only ``iit_component`` differs, so D is byte-for-byte
+``dt-circuits train`` at the same steps and seed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from dt_circuits.core.errors import ConfigError
 
-ARMS: dict[str, str] = {"A": "L0H1", "B": "mlp", "C": "L0H0", "D": ""}
+ARMS: dict[str, str] = {"A": "L0H1", "B": "mlp", "C": "L0H0", "D": "", "E": "L0H1-direct"}
 #: the manifest key of the truth (never shown to the claims: the game strips it, see audit.game)
 TRUTH_KEY = "planted_truth"
 

@@ -1,8 +1,9 @@
 """The auditing game (issue 28): train DTs with a planted circuit, then score the claims' verdicts against it.
 
 Planting: each arm trains on the same data and recipe plus an interchange-intervention loss (training/iit.py)
-that puts "ball in front" in one component — A: L0H1, B: the MLP, C: L0H0, D: nothing (today's recipe) — and
-records the truth, checked independently by interchange on held-out pairs, in the manifest (planted_truth).
+that puts "ball in front" in one component — A: L0H1, B: the MLP, C: L0H0, D: nothing (today's recipe), E: L0H1's
+direct path to the logits — and records the truth, checked independently by interchange on held-out pairs, in the
+manifest (planted_truth).
 Playing: the claims run blind (the suite never sees the truth) with the obstacle head bound to every component
 in turn; the command prints each model's truth and the confusion table (sensitivity, specificity, Clopper–Pearson
 95 % intervals, per claim, component kind and recipe; what cost the misses), and writes it as JSON.
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "weights hashes and recipes from --models)",
     )
     plant = p.add_argument_group("planting (--plant)")
-    plant.add_argument("--plant", nargs="+", metavar="ARM", help="train these arms (A B C D) into --models")
+    plant.add_argument("--plant", nargs="+", metavar="ARM", help="train these arms (A B C D E) into --models")
     plant.add_argument("--seeds", nargs="+", type=int, default=[0], help="train seeds (default 0)")
     plant.add_argument("--steps", type=int, default=1500, help="optimizer steps per model (default 1500)")
     plant.add_argument("--data", default="fixtures/trajectories-scripted.npz", help="training data")

@@ -1,6 +1,7 @@
-"""One variable at one site, localised three ways by the same interchange on held-out pairs (MIB's comparison):
-DAS's learned k-dim subspace, a linear probe's direction, and the best single neuron (chosen on the training
-pairs). All three are fitted on the training pairs only; IIA is read on pairs of other poses."""
+"""One variable at one site, localised by the same interchange on held-out pairs (MIB's comparison): DAS's
+learned k-dim subspace, a linear probe's direction, the best single neuron, and (given an SAE of the site) the
+SAE latent whose firing predicts the variable best, by its decoder direction. All are chosen on the training
+pairs only; IIA is read on pairs of other poses."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.features.das import STEPS, Pairs, best_neuron, das_basis, iia
 from dt_circuits.features.probes import probe_direction
+from dt_circuits.features.sae import TopKSAE, sae_basis
 from dt_circuits.features.sites import Site, activations
 
 
@@ -27,6 +29,9 @@ class Localisation:
     neuron: float
     neuron_index: int
     n_test_pairs: int
+    #: the SAE latent's decoder direction (chosen by F1 on the training pairs), where an SAE was given
+    sae: float | None = None
+    sae_latent: int | None = None
 
     def to_json(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -64,8 +69,11 @@ def fit_basis(
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
-def localise(model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1, seed: int = 0) -> Localisation:
-    """DAS, probe and neuron IIA of ``pairs``' variable at ``site`` on a held-out half of the poses (seeded)."""
+def localise(
+    model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1, seed: int = 0, sae: TopKSAE | None = None
+) -> Localisation:
+    """DAS, probe and neuron IIA of ``pairs``' variable at ``site`` on a held-out half of the poses (seeded); and
+    the ``sae``'s latent for it (its decoder direction) when an SAE of this site is given."""
     site.check(model)
     train, test = pairs.split(seed)
     das, n_test = iia(model, test, site, das_basis(model, train, site, k, seed=seed))
@@ -73,4 +81,8 @@ def localise(model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1
     j = best_neuron(model, train, site)
     d = activations(model, test.base[:1], site).shape[1]
     neuron, _ = iia(model, test, site, torch.eye(d)[:, [j]])
-    return Localisation(str(site), k, das, probe, neuron, j, n_test)
+    sae_iia, latent = None, None
+    if sae is not None:
+        basis, latent = sae_basis(sae, activations(model, train.base, site), train.base_values)
+        sae_iia, _ = iia(model, test, site, basis)
+    return Localisation(str(site), k, das, probe, neuron, j, n_test, sae_iia, latent)

@@ -27,7 +27,11 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     variables = list(table["variables"])
     probes = {(p["variable"], p["site"]): p for p in table["probes"]}
     iia = {r["site"]: r for r in table["iia"]}
-    header = ["site", *variables, "IIA DAS / probe / neuron"]
+    saes = {r["site"]: r for r in table.get("sae") or []}
+    with_sae = any(r.get("sae") is not None for r in table["iia"])
+    header = ["site", *variables, "IIA DAS / probe / neuron" + (" / SAE" if with_sae else "")]
+    if saes:
+        header.append("SAE FVU / L0 / dead / ΔCE; ball latent F1")
     rows = []
     for site in table["sites"]:
         cells = [site]
@@ -35,7 +39,16 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             p = probes[(v, site)]
             cells.append(f"{_f(p['accuracy'])} ({_f(p['majority'])}, {_f(p['selectivity'], True)})")
         r = iia.get(site)
-        cells.append(f"{_f(r['das'])} / {_f(r['probe'])} / {_f(r['neuron'])}" if r else "—")
+        methods = ("das", "probe", "neuron", "sae") if with_sae else ("das", "probe", "neuron")
+        cells.append(" / ".join(_f(r.get(m)) for m in methods) if r else "—")
+        if saes:
+            a = saes.get(site)
+            ball = (a or {}).get("f1", {}).get("ball_in_front=yes", {})
+            cells.append(
+                f"{_f(a['fvu'])} / {a['l0']:.0f} / {_f(a['dead_fraction'])} / {_f(a['delta_loss'], True)}; "
+                f"{_f(ball.get('f1'))}"
+                if a else "—"
+            )  # fmt: skip
         rows.append(cells)
     return header, rows
 
@@ -57,7 +70,9 @@ def _caption(table: dict[str, Any]) -> str:
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "
         f"poses; IIA on held-out poses, {table['n_pairs']} ball-in-front pairs at RTG {table['pair_rtg']:g} "
         f"(n = {table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes); "
-        f"seed {table['seed']}; {s.get('probes', 0) + s.get('interchange', 0):.0f} s on {table.get('cpu', '?')}"
+        f"seed {table['seed']}; {s.get('probes', 0) + s.get('sae', 0) + s.get('interchange', 0):.0f} s"
+        + (f" ({s['sae']:.0f} s for the SAEs)" if s.get("sae") else "")
+        + f" on {table.get('cpu', '?')}"
     )
 
 

@@ -96,9 +96,10 @@ def localisation_table(
     k: int = 1,
     variables: Sequence[str] = PROBED,
     sites: Sequence[str] | None = None,
+    with_sae: bool = True,
 ) -> dict[str, Any]:
-    """Probe rows for ``variables`` and interchange rows (ball in front) at ``sites`` (default: every default site)
-    and the input, seeded; with timings."""
+    """Probe rows for ``variables``, an SAE per site (``with_sae``) and interchange rows (ball in front; DAS, probe,
+    neuron and the SAE's latent) at ``sites`` (default: every default site) and the input, seeded; with timings."""
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
@@ -110,8 +111,13 @@ def localisation_table(
     xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
     probes = probe_rows(xs, data, variables, seed)
     t1 = time.perf_counter()
+    saes, sae_rows = site_saes(model, data, chosen, variables, seed) if with_sae else ({}, [])
+    t_sae = time.perf_counter()
     pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
-    iia = [{"variable": "ball_in_front", **localise(model, pairs, s, k=k, seed=seed).to_json()} for s in chosen]
+    iia = [
+        {"variable": "ball_in_front", **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()}
+        for s in chosen
+    ]
     t2 = time.perf_counter()
     return {
         "seed": seed,
@@ -122,9 +128,37 @@ def localisation_table(
         "variables": {name: list(variable(name).values) for name in variables},
         "sites": [INPUT, INPUT_FRONT] + [str(s) for s in chosen],
         "probes": probes,
+        "sae": sae_rows,
         "iia": iia,
-        "seconds": {"probes": round(t1 - t0, 1), "interchange": round(t2 - t1, 1)},
+        "seconds": {"probes": round(t1 - t0, 1), "sae": round(t_sae - t1, 1), "interchange": round(t2 - t_sae, 1)},
     }
+
+
+def site_saes(
+    model: DecisionTransformer, data: Any, sites: Sequence[Site], variables: Sequence[str], seed: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An SAE per site, trained on a seeded random walk's states plus half of the probe set's poses; its quality
+    and latent labels read on the other half (``features.sae``). Returns (SAE by site name, JSON rows)."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from dt_circuits.features.sae import sae_row, site_sae, walk_inputs
+
+    split = GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=seed)
+    train, test = (np.sort(ix) for ix in next(split.split(data.clusters, groups=data.clusters)))
+    names = {v: np.array(variable(v).values)[data.labels(v)] for v in variables}
+    train_values = {v: x[train] for v, x in names.items()}
+    test_values = {v: x[test] for v, x in names.items()}
+    walk = walk_inputs(model, seed=seed)
+    test_inputs = data.inputs[torch.as_tensor(test)]
+    saes, rows = {}, []
+    for site in sites:
+        probe_acts = activations(model, data.inputs, site)
+        train_acts = torch.cat([activations(model, walk, site), probe_acts[train]])
+        sae, seconds = site_sae(model, site, train_acts, seed=seed)
+        saes[str(site)] = sae
+        rows.append(sae_row(model, site, sae, seconds, test_inputs, probe_acts[train], probe_acts[test],
+                            train_values, test_values))  # fmt: skip
+    return saes, rows
 
 
 #: a window model's input sites: the current frame as the model encodes it, and the whole window (every frame,

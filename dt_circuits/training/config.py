@@ -76,8 +76,9 @@ class TrainConfig:
     iit_component: str = _knob(
         "",
         "plant 'ball in front' in this component by interchange intervention training (training/iit.py): L0H0, "
-        "L0H1 or mlp (empty: none, today's recipe)",
-        choices=("", "L0H0", "L0H1", "mlp"),
+        "L0H1 or mlp, or a head's direct path to the logits, L0H0-direct or L0H1-direct (empty: none, today's "
+        "recipe)",
+        choices=("", "L0H0", "L0H1", "mlp", "L0H0-direct", "L0H1-direct"),
     )
     iit_weight: float = _knob(1.0, "weight of the IIT term (the planted component patched: the source's label)")
     siit_weight: float = _knob(1.0, "weight of SIIT's term (any other component patched: the base's own label)")
@@ -112,8 +113,11 @@ class TrainConfig:
                     f"{self.n_heads}-head model"
                 )
         if self.iit_component:
-            if self.iit_component not in ("L0H0", "L0H1", "mlp"):
-                raise ConfigError(f"iit_component must be L0H0, L0H1, mlp or empty, got {self.iit_component!r}")
+            if self.iit_component not in ("L0H0", "L0H1", "mlp", "L0H0-direct", "L0H1-direct"):
+                raise ConfigError(
+                    f"iit_component must be L0H0, L0H1, mlp, L0H0-direct, L0H1-direct or empty, "
+                    f"got {self.iit_component!r}"
+                )
             if self.iit_batch < 1 or self.iit_layouts < 1 or not self.iit_rtgs:
                 raise ConfigError("iit_batch and iit_layouts must be >= 1 and iit_rtgs non-empty")
             if self.iit_weight < 0 or self.siit_weight < 0:

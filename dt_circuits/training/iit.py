@@ -15,8 +15,12 @@ batch of pairs run in both directions (base = one side, source = the other):
   component may carry the ball.
 
 Components are ``L0H0`` / ``L0H1`` (``hook_z`` of that head) and ``mlp`` (``mlp.hook_post``): the same hooks the
-claims ablate. Pair layouts use seeds from :data:`LAYOUT_SEED0` on, disjoint from the seeds (0, 1, ...) the
-truth check and the claims draw their ball-in-front states from.
+claims ablate. A head's **direct path** can be planted too (``L0H0-direct`` / ``L0H1-direct``, for the game's path
+claim): the IIT term then swaps the head's state-token write only where the unembedding reads it (base logits
+plus the change in its ``hook_result`` times ``W_U``, the MLP still seeing the base: the intervention the path
+truth scores, ``audit.truth.direct_path_iia``), and SIIT keeps the whole MLP and the other head from carrying it.
+Pair layouts use seeds from :data:`LAYOUT_SEED0` on, disjoint from the seeds (0, 1, ...) the truth check and the
+claims draw their ball-in-front states from.
 """
 
 from __future__ import annotations
@@ -47,8 +51,24 @@ LAYOUT_SEED0 = 1000
 TIMESTEPS = (0, 30)
 
 
+#: the direct paths a variable can be planted in (a head's write read by the unembedding alone)
+DIRECT_PATHS: dict[str, int] = {"L0H0-direct": 0, "L0H1-direct": 1}
+#: everything ``iit_component`` may name
+PLANTABLE: tuple[str, ...] = (*COMPONENTS, *DIRECT_PATHS)
+RESULT_HOOK = "blocks.0.attn.hook_result"
+
+
 def _head(name: str) -> int | None:
     return int(name[-1]) if name.startswith("L0H") else None
+
+
+def direct_path_logits(
+    model: DecisionTransformer, base_logits: torch.Tensor, result: torch.Tensor, swap: torch.Tensor, head: int
+) -> torch.Tensor:
+    """The base logits with ``head``'s state-token write swapped from the source rows (``swap``) only along its
+    direct path: + (result_source - result_base) @ W_U (exact in a one-layer model without LayerNorm)."""
+    change = result[swap][:, STATE_POS, head] - result[:, STATE_POS, head]
+    return base_logits + change @ model.W_U
 
 
 @dataclass(frozen=True)
@@ -157,8 +177,8 @@ class IITLoss:
     siit_weight: float
 
     def __post_init__(self) -> None:
-        if self.component not in COMPONENTS:
-            raise ConfigError(f"iit_component must be one of {', '.join(COMPONENTS)}, got {self.component!r}")
+        if self.component not in PLANTABLE:
+            raise ConfigError(f"iit_component must be one of {', '.join(PLANTABLE)}, got {self.component!r}")
         if self.batch < 1:
             raise ConfigError(f"iit_batch must be >= 1, got {self.batch}")
 
@@ -171,16 +191,26 @@ class IITLoss:
         labels = torch.cat([bk.label_ball[idx], bk.label_clear[idx]])
         swap = torch.cat([torch.arange(self.batch, 2 * self.batch), torch.arange(self.batch)])
         store: dict[str, torch.Tensor] = {}
-        hooks = sorted(set(COMPONENTS.values()))
+        direct = DIRECT_PATHS.get(self.component)
+        hooks = sorted(set(COMPONENTS.values())) + ([RESULT_HOOK] if direct is not None else [])
         with model.hooks(fwd_hooks=[(h, _capture(store)) for h in hooks]):
-            model(obs, rtg, ts)
+            base_logits = model(obs, rtg, ts)
         parts: dict[str, float] = {}
         total = torch.zeros(())
+        # SIIT keeps every whole component but the planted one (for a direct path: but its head) from the ball
+        kept = [n for n in COMPONENTS if n != self.component and not (direct is not None and _head(n) == direct)]
+        if direct is not None:
+            logits = direct_path_logits(model, base_logits, store[RESULT_HOOK], swap, direct)
+            loss = F.cross_entropy(logits, labels[swap])
+            total = total + self.iit_weight * loss
+            parts["iit"] = float(loss.detach())
         for name, hook in COMPONENTS.items():
-            logits = interchange_logits(model, name, (obs, rtg, ts), store[hook][swap])
             planted = name == self.component
+            if not planted and name not in kept:
+                continue
+            logits = interchange_logits(model, name, (obs, rtg, ts), store[hook][swap])
             loss = F.cross_entropy(logits, labels[swap] if planted else labels)
-            total = total + (self.iit_weight * loss if planted else self.siit_weight * loss / (len(COMPONENTS) - 1))
+            total = total + (self.iit_weight * loss if planted else self.siit_weight * loss / len(kept))
             parts["iit" if planted else f"siit_{name}"] = float(loss.detach())
         return total, parts
 
