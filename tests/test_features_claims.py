@@ -44,7 +44,7 @@ def test_the_shipped_subspace_checks_hold_only_where_head1_carries_the_ball(rout
     assert got.cluster_unit == "bootstrap replicates" and "held-out pairs" in got.describe
 
 
-@pytest.mark.parametrize("method", ["probe", "neuron"])
+@pytest.mark.parametrize("method", ["probe", "neuron", "sae"])
 def test_probe_and_neuron_subspaces_agree_with_das_on_the_known_routes(method, subjects):
     check = Check("iia", Subspace(ON, "obstacle_head", "ball_in_front", method=method), at_least=0.9)
     assert _result(check, subjects["head1"]).holds
@@ -118,7 +118,7 @@ def test_no_number_is_a_failure_never_a_pass(subjects):
 
 def test_bad_feature_checks_are_one_line():
     with pytest.raises(ConfigError, match="unknown method"):
-        Subspace(ON, "L0H1", "ball_in_front", method="sae")
+        Subspace(ON, "L0H1", "ball_in_front", method="pca")
     with pytest.raises(ConfigError, match="unknown variable"):
         Probe(ProbeStates(), "L0H1", "balls")
     with pytest.raises(ConfigError, match="obstacle-in-front family only"):

@@ -38,7 +38,7 @@ class Localisation:
 
 
 #: the ways a subspace is found, each fitted on training pairs only
-METHODS = ("das", "probe", "neuron")
+METHODS = ("das", "probe", "neuron", "sae")
 
 
 def probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.Tensor:
@@ -56,7 +56,9 @@ def fit_basis(
     model: DecisionTransformer, train: Pairs, site: Site, method: str, *, k: int = 1, seed: int = 0, steps: int = STEPS
 ) -> torch.Tensor:
     """The subspace ``method`` finds on the training pairs: DAS's learned k-dim basis, the probe's direction
-    (k = 1) or the best single neuron (k = 1), as a d × k basis."""
+    (k = 1), the best single neuron (k = 1) or an SAE latent's decoder direction (k = 1; the SAE trained on a
+    seeded random walk plus the training pairs, the latent chosen by F1 on the training pairs' base side), as a
+    d × k basis."""
     if method == "das":
         return das_basis(model, train, site, k, seed=seed, steps=steps)
     if k != 1:
@@ -66,6 +68,14 @@ def fit_basis(
     if method == "neuron":
         d = activations(model, train.base[:1], site).shape[1]
         return torch.eye(d)[:, [best_neuron(model, train, site)]]
+    if method == "sae":  # the table's SAE, trained on a random walk plus the training pairs' states
+        from dt_circuits.features.sae import site_sae, walk_inputs
+
+        base = activations(model, train.base, site)
+        acts = torch.cat([activations(model, walk_inputs(model, seed=seed), site), base,
+                          activations(model, train.source, site)])  # fmt: skip
+        sae, _ = site_sae(model, site, acts, seed=seed)
+        return sae_basis(sae, base, train.base_values)[0]
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 

@@ -166,7 +166,8 @@ class Probe(OwnSample):
 class Subspace(OwnSample):
     """Interchange intervention accuracy of a one-dimensional (``k``) subspace at ``site`` for ``variable``, on
     held-out pairs: the subspace is found on the pairs of half the poses (DAS's learned rotation, a probe's
-    direction, or the best single neuron: ``method``) and tested on the other half's.
+    direction, the best single neuron, or an SAE latent's decoder direction: ``method``) and tested on the other
+    half's.
 
     Pairs (``ball_in_front`` only, so far): every pose of the ``on`` family (``obstacle-in-front``) in two seeded
     layouts, with the same state re-rendered without the ball in front, both directions, at ``on.rtg`` and a
