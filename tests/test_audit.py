@@ -188,7 +188,7 @@ def test_each_arm_is_recorded_as_a_population_that_the_population_table_reads():
 
     game = load_game(REPO_ROOT / GAME_JSON)
     populations = arm_populations(game, REPO_ROOT / "checkpoints" / "audit")
-    assert set(populations) == {"A", "B", "C", "D"} and all(p["K"] >= 5 for p in populations.values())
+    assert set(populations) == {"A", "B", "C", "D", "E"} and all(p["K"] >= 5 for p in populations.values())
     for arm, population in populations.items():
         recorded = json.loads((REPO_ROOT / population_path(arm)).read_text())
         assert recorded == json.loads(json.dumps(population)), arm
@@ -197,9 +197,10 @@ def test_each_arm_is_recorded_as_a_population_that_the_population_table_reads():
         for seed in recorded["per_seed"]:
             assert len(seed["weights_sha256"]) == 64 and seed["planted_truth"]["arm"] == arm
     assert populations["A"]["overrides"]["iit_component"] == "L0H1"
+    assert populations["E"]["overrides"]["iit_component"] == "L0H1-direct"
     assert populations["D"]["overrides"]["iit_component"] in ("", None)
     columns = load_columns([f"arm {a}={population_path(a)}" for a in populations])
-    assert len(columns) == 4
+    assert len(columns) == 5
 
 
 # -- the path claim and its truth -------------------------------------------------------------------------------------
