@@ -111,3 +111,19 @@ def test_the_game_counts_uninformative_verdicts_apart():
     rows = [row("carries", "holds", "uninformative"), row("carries", "holds", "holds"), row("absent", "fails", "fails")]
     zero = next(c for c in confusion(rows) if c.recipe == "zero")
     assert (zero.tp, zero.fn, zero.tn, zero.fp, zero.uninformative) == (1, 0, 1, 0, 1)
+
+
+def test_a_failed_control_outranks_an_uninformative_effect():
+    from dt_circuits.claims.evaluation.results import CheckResult, Verdict
+
+    def check(kind: str, holds: bool, uninformative: bool = False) -> CheckResult:
+        recipes = {"mean": {"holds": holds, "uninformative": uninformative}}
+        return CheckResult(kind, holds, 0.0, 0.0, 0.0, 10, 0.0, "≥ 0.25", "Δ", "", kind == "control", kind=kind,
+                           primary_recipe="mean", recipes=recipes)  # fmt: skip
+
+    only = Verdict("c", "s", False, [check("effect", False, True)], kind="head")
+    assert only.reason == "uninformative-recipe"
+    both = Verdict("c", "s", False, [check("effect", False, True), check("control", False)], kind="head")
+    assert both.reason == "control-failed"
+    real = Verdict("c", "s", False, [check("effect", False, True), check("effect", False)], kind="head")
+    assert real.reason == "effect-too-small"

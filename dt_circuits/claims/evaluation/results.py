@@ -189,10 +189,12 @@ class Verdict:
             return "path-unused"
         if any(c.undefined for c in real):
             return "undefined"
-        if real and all(c.kind == "effect" and c.uninformative for c in real):
-            return "uninformative-recipe"
-        if "effect" in kinds and self.kind != "behaviour":
-            return "effect-too-small"
+        effects = [c for c in real if c.kind == "effect"]
+        if effects and self.kind != "behaviour":
+            if not all(c.uninformative for c in effects):
+                return "effect-too-small"
+            if "control" not in kinds:  # a failed control is a real failure, whatever the effects say
+                return "uninformative-recipe"
         if "control" in kinds:
             return "control-failed"
         return "other"
