@@ -286,7 +286,6 @@ def test_planting_through_the_executor_gives_the_bytes_of_planting_alone(data, t
 #: that compute the same behaviour elsewhere (tests/test_handset.py pins each route with raw hooks)
 HANDSET_GAME = (
     ("A-s0", "head1", "ball"),  # head 1 carries, along its direct path
-    ("A-s1", "head1", "clear"),  # head 1 carries "clear": its zeroed output reads as "ball"
     ("A-s2", "head1-mlp", "ball"),  # head 1 carries as a component, not along its direct path
     ("B-s0", "mlp", "ball"),  # the MLP carries
     ("C-s0", "head0", "ball"),  # head 0 carries
@@ -297,8 +296,9 @@ HANDSET_GAME = (
 def test_every_game_claim_kind_is_right_on_hand_built_truths(tmp_path):
     """Deliverable 5: the game played blind on hand-set models whose circuits are known by construction, one per
     route, each kind of claim (head ablation, MLP ablation, counterfactual patch, direct path) with twins that give
-    the same behaviour elsewhere. Every scored verdict must agree with the independently computed truth; the
-    "clear" twin's zero recipe is uninformative (never a miss), and no recipe certifies an absent component."""
+    the same behaviour elsewhere. Every scored verdict must agree with the independently computed truth, and no
+    recipe certifies an absent component. (The "clear" twin, whose zero recipe is uninformative, is played claim
+    by claim in tests/test_recipe_reading.py.)"""
     from dt_circuits.audit.game import play_model
     from dt_circuits.audit.plant import TRUTH_KEY
     from dt_circuits.dt.checkpoint import save_checkpoint
@@ -335,5 +335,3 @@ def test_every_game_claim_kind_is_right_on_hand_built_truths(tmp_path):
     assert by[("A-s2", whole, "L0H1")].verdict == "holds" and ("B-s0", path, "mlp") not in by
     cells = {(c.claim, c.target, c.recipe): c for c in confusion(rows)}
     assert all(c.fp == 0 for c in cells.values())
-    clear = [r for r in rows if r.model == "A-s1" and r.component == "L0H1" and r.kind != "path"]
-    assert clear and all(r.by_recipe["zero"] == "uninformative" for r in clear), [r.by_recipe for r in clear]
