@@ -127,10 +127,11 @@ def test_every_random_draw_follows_the_generation_seed(measure):
 # -- the claims suite on the reference, twice --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference_suite(reference_path, tmp_path_factory):
     """The whole suite (with the counterexample search) on the reference, twice at once: here, and in a fresh
-    CLI process with its own hash seed, caches, imported modules and hypothesis state."""
+    CLI process with its own hash seed, caches, imported modules and hypothesis state. Session-scoped: as a module
+    fixture it was paid twice (~2 min each) in a CI run whose xdist worker left the module between its two tests."""
     out = tmp_path_factory.mktemp("again") / "again.json"
     argv = [
         sys.executable,
