@@ -51,6 +51,20 @@ def test_probe_and_neuron_subspaces_agree_with_das_on_the_known_routes(method, s
     assert not _result(check, subjects["mlp"]).holds
 
 
+@pytest.mark.parametrize("method", ["das", "probe"])
+def test_ablating_the_subspace_makes_the_agent_walk_into_the_ball_only_where_it_carries_the_ball(method, subjects):
+    """The behaviour change reading: set the obstacle head's subspace to its ball-removed mean on held-out states
+    with the ball. Where head 1 carries the ball by construction P(forward) rises to the no-ball level (+0.96);
+    on the twins whose ball is elsewhere it does not move (the same bar as the obstacle ablation claims, 0.25)."""
+    check = Check(
+        "ablate", Subspace(ON, "obstacle_head", "ball_in_front", method=method, reading="ablation"), at_least=0.25
+    )
+    got = {route: _result(check, subjects[route]) for route in ("head1", "mlp")}
+    assert got["head1"].holds and got["head1"].effect > 0.9, got["head1"].numbers()
+    assert not got["mlp"].holds and abs(got["mlp"].effect) < 0.01, got["mlp"].numbers()
+    assert "ball-removed mean" in got["head1"].describe and got["head1"].cluster_unit == "bootstrap replicates"
+
+
 def test_iia_counts_poses_not_pairs(subjects):
     """A pose gives up to four pairs (two layouts, both directions): the result's clusters are the held-out poses,
     and the interval is the pose bootstrap's."""
@@ -119,6 +133,8 @@ def test_no_number_is_a_failure_never_a_pass(subjects):
 def test_bad_feature_checks_are_one_line():
     with pytest.raises(ConfigError, match="unknown method"):
         Subspace(ON, "L0H1", "ball_in_front", method="pca")
+    with pytest.raises(ConfigError, match="unknown subspace reading"):
+        Subspace(ON, "L0H1", "ball_in_front", reading="steer")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown variable"):
         Probe(ProbeStates(), "L0H1", "balls")
     with pytest.raises(ConfigError, match="obstacle-in-front family only"):

@@ -94,6 +94,22 @@ def interchange_logits(
         return model(*pairs.base.args)
 
 
+def subspace_set_logits(
+    model: DecisionTransformer, inputs: Inputs, site: Site, basis: torch.Tensor, value: torch.Tensor
+) -> torch.Tensor:
+    """Logits of ``inputs`` with the site's coordinates in span(``basis``) (d × k, orthonormal) set to ``value``
+    (k,), the rest of the activation kept: ``h ← h + (value − h Q) Qᵀ``. Ablating a subspace to a reference
+    value (e.g. its mean where the variable is absent) or steering along it, without autograd."""
+
+    def set_coords(h: torch.Tensor) -> torch.Tensor:
+        flat = h.reshape(h.shape[0], -1)
+        q = basis.to(flat.dtype)
+        return (flat + (value.to(flat.dtype) - flat @ q) @ q.T).reshape(h.shape)
+
+    with torch.no_grad(), hooked(model, [write_hook(site, set_coords)]):
+        return model(*inputs.args)
+
+
 def interchange_correct(
     model: DecisionTransformer, pairs: Pairs, site: Site, basis: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:

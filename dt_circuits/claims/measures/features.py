@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class ProbeStates:
         return subject._cache[key]
 
 
+SubspaceReading = Literal["iia", "ablation"]
+SUBSPACE_READINGS: tuple[str, ...] = ("iia", "ablation")
 ProbeReading = Literal["accuracy", "majority", "control", "selectivity", "shuffled"]
 READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity", "shuffled")
 
@@ -183,11 +185,17 @@ class Subspace(OwnSample):
     layouts: int = 2
     steps: int = CLAIM_DAS_STEPS
     seed: int = 0
+    #: ``iia``: interchange accuracy; ``ablation``: the behaviour change when the subspace is set to its mean
+    #: where the variable is absent (the training pairs' ball-removed side), on the held-out states with the ball:
+    #: ΔP(forward) per state, pooled by pose (does taking the feature away make the agent walk into the ball?)
+    reading: SubspaceReading = "iia"
 
     def __post_init__(self) -> None:
         variable(self.variable)
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.reading not in SUBSPACE_READINGS:
+            raise ConfigError(f"unknown subspace reading {self.reading!r}; valid: {', '.join(SUBSPACE_READINGS)}")
         if (self.variable, self.on.family) != ("ball_in_front", "obstacle-in-front"):
             raise ConfigError(
                 "Subspace has pairs for ball_in_front on the obstacle-in-front family only, got "
@@ -207,12 +215,18 @@ class Subspace(OwnSample):
         site = _site(subject, self.site)
         pairs = self.pairs(subject)
         train, test = pairs.split(subject.derived_seed(self.seed))
-        key = ("feature-iia", str(site), self.method, self.k, self.steps, self.seed, self.layouts, self.on.rtg)
-        if key not in subject._cache:
+        fit = ("feature-basis", str(site), self.method, self.k, self.steps, self.seed, self.layouts, self.on.rtg)
+        if fit not in subject._cache:
             basis = fit_basis(subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps)
+            subject._cache[fit] = basis
+        basis = subject._cache[fit]
+        label = self.site if self.site == str(site) else f"{self.site} ({site})"
+        if self.reading == "ablation":
+            return self._ablation(subject, site, train, test, basis, label, fit)
+        key = ("feature-iia", *fit[1:])
+        if key not in subject._cache:
             subject._cache[key] = interchange_correct(subject.model, test, site, basis)
         correct, rows = subject._cache[key]
-        label = self.site if self.site == str(site) else f"{self.site} ({site})"
         describe = (
             f"{self.method} IIA (k = {self.k}) for {self.variable} at {label}, RTG {self.on.rtg:g}: "
             f"{len(correct)} held-out pairs whose actions differ, of {len(test)}"
@@ -220,3 +234,29 @@ class Subspace(OwnSample):
         if len(correct) == 0:
             return _undefined("IIA", describe, "no held-out pair changes the model's action")
         return _pooled_by_pose(correct, test.clusters[rows], "IIA", describe, "/".join(map(str, key[:3])))
+
+    def _ablation(
+        self, subject: Subject, site: Site, train: Pairs, test: Pairs, basis: Any, label: str, fit: tuple
+    ) -> Measurement:
+        """ΔP(forward) on the held-out states with the ball when the subspace is set to its mean over the training
+        pairs' ball-removed states; per state, pooled by pose."""
+        import torch
+
+        from dt_circuits.analysis.interventions import run
+        from dt_circuits.env.spec import Action
+        from dt_circuits.features.das import subspace_set_logits
+
+        clear = np.concatenate([train.base_values, train.source_values]) == 0
+        acts = torch.cat([activations(subject.model, train.base, site), activations(subject.model, train.source, site)])
+        value = (acts[torch.as_tensor(clear)] @ basis).mean(0)
+        rows = np.flatnonzero(test.base_values == 1)
+        balls = test.base[torch.as_tensor(rows)]
+        fwd = int(Action.FORWARD)
+        before = torch.softmax(run(subject.model, balls), -1)[:, fwd]
+        after = torch.softmax(subspace_set_logits(subject.model, balls, site, basis, value), -1)[:, fwd]
+        describe = (
+            f"ΔP(forward) setting the {self.method} subspace (k = {self.k}) for {self.variable} at {label} to its "
+            f"ball-removed mean, RTG {self.on.rtg:g}: {len(rows)} held-out states with the ball"
+        )
+        values = (after - before).double().numpy()
+        return _pooled_by_pose(values, test.clusters[rows], "ΔP(forward)", describe, "/".join(map(str, fit[:3])))
