@@ -65,6 +65,24 @@ def test_ablating_the_subspace_makes_the_agent_walk_into_the_ball_only_where_it_
     assert "ball-removed mean" in got["head1"].describe and got["head1"].cluster_unit == "bootstrap replicates"
 
 
+SAE_CLAIM = {c.id: c for c in discover()}["obstacle-head-ball-sae-latent"]
+
+
+@pytest.mark.parametrize("route", ["head1", "mlp"])
+def test_the_sae_claim_holds_where_head1_carries_the_ball_and_fails_on_the_twin(route, subjects):
+    """Known truth for the SAE claim: on the head-1 route a latent of L0H1 fires exactly for the ball (F1 1) and
+    setting it to its ball-removed mean makes the agent walk into the ball; on the MLP twin (same behaviour) no
+    latent of L0H1 tracks it and nothing moves. The goal head (a decoy) never tracks it."""
+    verdict = SAE_CLAIM.evaluate(subjects[route])
+    checks = {c.name: c for c in verdict.checks}
+    assert verdict.holds == (route == "head1"), verdict.summary()
+    f1 = checks["F1 of the obstacle head's SAE ball latent"]
+    assert f1.effect == (1.0 if route == "head1" else f1.effect) and f1.cluster_unit == "bootstrap replicates"
+    if route == "mlp":
+        assert f1.effect < 0.9 and verdict.reason == "effect-too-small"
+    assert checks["control: F1 of the goal head's SAE ball latent"].holds
+
+
 def test_iia_counts_poses_not_pairs(subjects):
     """A pose gives up to four pairs (two layouts, both directions): the result's clusters are the held-out poses,
     and the interval is the pose bootstrap's."""
@@ -133,6 +151,8 @@ def test_no_number_is_a_failure_never_a_pass(subjects):
 def test_bad_feature_checks_are_one_line():
     with pytest.raises(ConfigError, match="unknown method"):
         Subspace(ON, "L0H1", "ball_in_front", method="pca")
+    with pytest.raises(ConfigError, match="method must be 'sae'"):
+        Subspace(ON, "L0H1", "ball_in_front", method="das", reading="f1")
     with pytest.raises(ConfigError, match="unknown subspace reading"):
         Subspace(ON, "L0H1", "ball_in_front", reading="steer")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown variable"):

@@ -68,15 +68,25 @@ def fit_basis(
     if method == "neuron":
         d = activations(model, train.base[:1], site).shape[1]
         return torch.eye(d)[:, [best_neuron(model, train, site)]]
-    if method == "sae":  # the table's SAE, trained on a random walk plus the training pairs' states
-        from dt_circuits.features.sae import site_sae, walk_inputs
-
-        base = activations(model, train.base, site)
-        acts = torch.cat([activations(model, walk_inputs(model, seed=seed), site), base,
-                          activations(model, train.source, site)])  # fmt: skip
-        sae, _ = site_sae(model, site, acts, seed=seed)
-        return sae_basis(sae, base, train.base_values)[0]
+    if method == "sae":
+        return sae_fit(model, train, site, seed=seed)[2]
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def sae_fit(
+    model: DecisionTransformer, train: Pairs, site: Site, *, seed: int = 0
+) -> tuple[TopKSAE, int, torch.Tensor]:
+    """(the SAE, its latent for the pairs' variable, that latent's unit decoder direction as a d × 1 basis): the
+    table's SAE shape trained on a seeded random walk plus the training pairs' states, the latent chosen by F1 on
+    the training pairs' base side."""
+    from dt_circuits.features.sae import site_sae, walk_inputs
+
+    base = activations(model, train.base, site)
+    acts = torch.cat([activations(model, walk_inputs(model, seed=seed), site), base,
+                      activations(model, train.source, site)])  # fmt: skip
+    sae, _ = site_sae(model, site, acts, seed=seed)
+    basis, latent = sae_basis(sae, base, train.base_values)
+    return sae, latent, basis
 
 
 def localise(

@@ -30,7 +30,7 @@ from dt_circuits.claims.measures.family import OnFamily
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.features.das import Pairs, interchange_correct
 from dt_circuits.features.data import ProbeSet, ball_pairs, probe_set
-from dt_circuits.features.localise import METHODS, fit_basis
+from dt_circuits.features.localise import METHODS, fit_basis, sae_fit
 from dt_circuits.features.probes import control_labels, held_out_predictions
 from dt_circuits.features.sites import Site, activations, parse_site
 from dt_circuits.features.table import INPUT, INPUT_FRONT, front_cell_features, input_features
@@ -88,8 +88,8 @@ class ProbeStates:
         return subject._cache[key]
 
 
-SubspaceReading = Literal["iia", "ablation"]
-SUBSPACE_READINGS: tuple[str, ...] = ("iia", "ablation")
+SubspaceReading = Literal["iia", "ablation", "f1"]
+SUBSPACE_READINGS: tuple[str, ...] = ("iia", "ablation", "f1")
 ProbeReading = Literal["accuracy", "majority", "control", "selectivity", "shuffled"]
 READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity", "shuffled")
 
@@ -196,6 +196,8 @@ class Subspace(OwnSample):
             raise ConfigError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.reading not in SUBSPACE_READINGS:
             raise ConfigError(f"unknown subspace reading {self.reading!r}; valid: {', '.join(SUBSPACE_READINGS)}")
+        if self.reading == "f1" and self.method != "sae":
+            raise ConfigError(f"the f1 reading is an SAE latent's firing: method must be 'sae', got {self.method!r}")
         if (self.variable, self.on.family) != ("ball_in_front", "obstacle-in-front"):
             raise ConfigError(
                 "Subspace has pairs for ball_in_front on the obstacle-in-front family only, got "
@@ -217,12 +219,19 @@ class Subspace(OwnSample):
         train, test = pairs.split(subject.derived_seed(self.seed))
         fit = ("feature-basis", str(site), self.method, self.k, self.steps, self.seed, self.layouts, self.on.rtg)
         if fit not in subject._cache:
-            basis = fit_basis(subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps)
-            subject._cache[fit] = basis
-        basis = subject._cache[fit]
+            if self.method == "sae":  # the SAE and its latent are kept for the f1 reading
+                subject._cache[fit] = sae_fit(subject.model, train, site, seed=self.seed)
+            else:
+                subject._cache[fit] = fit_basis(
+                    subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps
+                )
+        fitted = subject._cache[fit]
+        basis = fitted[2] if self.method == "sae" else fitted
         label = self.site if self.site == str(site) else f"{self.site} ({site})"
         if self.reading == "ablation":
             return self._ablation(subject, site, train, test, basis, label, fit)
+        if self.reading == "f1":
+            return self._f1(subject, site, test, fitted[0], fitted[1], label, fit)
         key = ("feature-iia", *fit[1:])
         if key not in subject._cache:
             subject._cache[key] = interchange_correct(subject.model, test, site, basis)
@@ -260,3 +269,33 @@ class Subspace(OwnSample):
         )
         values = (after - before).double().numpy()
         return _pooled_by_pose(values, test.clusters[rows], "ΔP(forward)", describe, "/".join(map(str, fit[:3])))
+
+    def _f1(
+        self, subject: Subject, site: Site, test: Pairs, sae: Any, latent: int, label: str, fit: tuple
+    ) -> Measurement:
+        """F1 of "the SAE latent fires" against the variable on the held-out pairs' base states (every held-out
+        state once, with and without the ball), with a pose bootstrap of the ratio 2·TP / (2·TP + FP + FN)."""
+        import torch
+
+        from dt_circuits.analysis.stats import cluster_ratio_bootstrap
+
+        with torch.no_grad():
+            fires = (sae.encode(activations(subject.model, test.base, site))[:, latent] > 0).numpy()
+        truth = test.base_values == 1
+        tp, fp, fn = (fires & truth).astype(float), (fires & ~truth).astype(float), (~fires & truth).astype(float)
+        num, den = 2 * tp, 2 * tp + fp + fn
+        ids, inverse = np.unique(test.clusters, return_inverse=True)
+        describe = (
+            f"F1 of the SAE latent {latent} (chosen on the training pairs) for {self.variable} at {label}: "
+            f"{len(truth)} held-out states in {len(ids)} poses"
+        )
+        if len(ids) < MIN_CLUSTERS or den.sum() == 0:
+            return _undefined("F1", describe, f"{len(ids)} poses, {int(den.sum())} F1 counts")
+        boot = cluster_ratio_bootstrap(num, den, inverse, n_resamples=N_BOOTSTRAP,
+                                       seed=zlib.crc32("/".join(map(str, fit[:3])).encode()))  # fmt: skip
+        pose_num, pose_den = np.bincount(inverse, weights=num), np.bincount(inverse, weights=den)
+        per_pose = pose_num[pose_den > 0] / pose_den[pose_den > 0]
+        return Measurement(
+            per_pose, "F1", describe, estimate=float(num.sum() / den.sum()), draws=boot.draws, sample="generated",
+            cluster_unit="poses",
+        )  # fmt: skip
