@@ -44,6 +44,10 @@ from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 from tests.envpool_lockstep import OFFSETS, STAY, lockstep_parallel, stay_probability
 from tests.helpers import random_model
 
+#: one worker for the module: its session lockstep fixtures (~30 s each) are shared by three tests (the root
+#: conftest's module grouping does not reach pytest-xdist; CI showed them paid on both workers)
+pytestmark = pytest.mark.xdist_group("tests/test_envpool_equivalence.py")
+
 ALPHA = 0.01
 #: lock-step steps (random actions, checkpoint actions): the issue's >= 100k in all
 STEPS_RANDOM, STEPS_CHECKPOINT = 50_000, 50_000
