@@ -14,8 +14,9 @@ Saved as safetensors with a JSON manifest (the checkpoint's hash, the site, the 
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -252,10 +253,6 @@ def load_sae(directory: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     return sae, manifest
 
 
-def config_dict(cfg: SAEConfig) -> dict[str, Any]:
-    return asdict(cfg)
-
-
 # -- an SAE per site of a checkpoint (the features table) --------------------------------------------------------
 
 #: latents per input dimension, active latents per input, training steps: the table's SAE shape, fixed in advance
@@ -266,17 +263,25 @@ TABLE_STEPS = 1500
 WALK_STATES = 4096
 
 
-def walk_inputs(model: Any, *, seed: int, n: int = WALK_STATES) -> Any:
-    """Inputs of a seeded random walk of ``n`` env steps, at seeded RTGs of the probe set's three (the SAE's
-    unlabelled training states: what the model sees beside the generated families)."""
-    from dt_circuits.analysis.interventions import Inputs
+@functools.lru_cache(maxsize=4)
+def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs, timesteps, RTGs) of the seeded walk: ~1 s of env steps, the same for every SAE of every site and
+    checkpoint in a process (a claim asks for two SAEs; the arrays are only read)."""
     from dt_circuits.env.scenarios import random_walk
     from dt_circuits.features.data import RTGS
 
     walk = random_walk(n, seed=seed)
     rng = np.random.default_rng([seed, 27, 4])
-    rtg = rng.choice(np.array(RTGS, dtype=np.float32), size=len(walk.obs))
-    return Inputs.make(walk.obs, rtg, np.minimum(walk.timesteps, model.cfg.max_timestep))
+    return walk.obs, walk.timesteps, rng.choice(np.array(RTGS, dtype=np.float32), size=len(walk.obs))
+
+
+def walk_inputs(model: Any, *, seed: int, n: int = WALK_STATES) -> Any:
+    """Inputs of a seeded random walk of ``n`` env steps, at seeded RTGs of the probe set's three (the SAE's
+    unlabelled training states: what the model sees beside the generated families)."""
+    from dt_circuits.analysis.interventions import Inputs
+
+    obs, timesteps, rtg = _walk(seed, n)
+    return Inputs.make(obs, rtg, np.minimum(timesteps, model.cfg.max_timestep))
 
 
 def site_sae(model: Any, site: Any, train_acts: torch.Tensor, *, seed: int) -> tuple[TopKSAE, float]:

@@ -111,7 +111,7 @@ def localisation_table(
     xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
     probes = probe_rows(xs, data, variables, seed)
     t1 = time.perf_counter()
-    saes, sae_rows = site_saes(model, data, chosen, variables, seed) if with_sae else ({}, [])
+    saes, sae_rows = site_saes(model, data, chosen, variables, seed, xs) if with_sae else ({}, [])
     t_sae = time.perf_counter()
     pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
     iia = [
@@ -135,10 +135,16 @@ def localisation_table(
 
 
 def site_saes(
-    model: DecisionTransformer, data: Any, sites: Sequence[Site], variables: Sequence[str], seed: int
+    model: DecisionTransformer,
+    data: Any,
+    sites: Sequence[Site],
+    variables: Sequence[str],
+    seed: int,
+    probe_xs: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An SAE per site, trained on a seeded random walk's states plus half of the probe set's poses; its quality
-    and latent labels read on the other half (``features.sae``). Returns (SAE by site name, JSON rows)."""
+    and latent labels read on the other half (``features.sae``). ``probe_xs``: the probe set's activations by site
+    name, as the probes read them. Returns (SAE by site name, JSON rows)."""
     from sklearn.model_selection import GroupShuffleSplit
 
     from dt_circuits.features.sae import sae_row, site_sae, walk_inputs
@@ -152,7 +158,7 @@ def site_saes(
     test_inputs = data.inputs[torch.as_tensor(test)]
     saes, rows = {}, []
     for site in sites:
-        probe_acts = activations(model, data.inputs, site)
+        probe_acts = torch.from_numpy(probe_xs[str(site)])
         train_acts = torch.cat([activations(model, walk, site), probe_acts[train]])
         sae, seconds = site_sae(model, site, train_acts, seed=seed)
         saes[str(site)] = sae

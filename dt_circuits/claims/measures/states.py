@@ -115,10 +115,15 @@ class Ablation(_OnStates):
         self, subject: Subject, inputs: Inputs, clean: np.ndarray, recipe: str, paired: Inputs | None = None
     ) -> np.ndarray:
         comps = self.components(subject)
-        seed = zlib.crc32(f"{self.ablate}/{recipe}".encode())
-        hooks, k = recipe_lib.recipe_hooks(subject, comps, recipe, self.on.rtg, len(inputs), seed, paired=paired)
+        hooks, k = recipe_lib.recipe_hooks(
+            subject, comps, recipe, self.on.rtg, len(inputs), self._recipe_seed(recipe), paired=paired
+        )
         ablated = metric_values(subject, recipe_lib.tiled(inputs, k), self.metric, hooks)
         return ablated.reshape(k, len(inputs)) - clean[None]
+
+    def _recipe_seed(self, recipe: str) -> int:
+        """The recipe's draws (resample donors) for these components: the same in the ablation and its reading."""
+        return zlib.crc32(f"{self.ablate}/{recipe}".encode())
 
     def recipe_values(self, subject: Subject, sample: sample_lib.Sample, recipe: str) -> np.ndarray:
         """(variants, n) changes under one recipe on a sample; cached per subject, so a control repeated across
@@ -152,11 +157,10 @@ class Ablation(_OnStates):
             object_effect = float(np.mean(clean_metric(subject, sample, self.metric) - removed))
             reading = None
             if abs(object_effect) > 1e-9:
-                comps = self.components(subject)
-                seed = zlib.crc32(f"{self.ablate}/{recipe}".encode())
                 hooks, _ = recipe_lib.recipe_hooks(
-                    subject, comps, recipe, self.on.rtg, len(paired), seed, point=True, paired=paired
-                )
+                    subject, self.components(subject), recipe, self.on.rtg, len(paired), self._recipe_seed(recipe),
+                    point=True, paired=paired,
+                )  # fmt: skip
                 ablated = metric_values(subject, paired, self.metric, hooks)
                 reading = float(np.mean(ablated - removed)) / object_effect
             subject._cache[key] = (sample, reading)
