@@ -17,15 +17,15 @@ CONFIDENCE = 0.95
 
 
 def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Exact binomial interval (statsmodels' ``beta`` method); (0, 1) when n is 0 (nothing is known)."""
+    """The exact interval the population records use (:func:`dt_circuits.claims.records.population.clopper_pearson`),
+    checked first; (0, 1) when n is 0 (nothing is known)."""
     if n < 0 or not 0 <= k <= max(n, 0):
         raise ConfigError(f"a proportion needs 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return 0.0, 1.0
-    from statsmodels.stats.proportion import proportion_confint
+    from dt_circuits.claims.records.population import clopper_pearson as exact
 
-    low, high = proportion_confint(k, n, alpha=1 - confidence, method="beta")
-    return float(low), float(high)
+    return exact(k, n, confidence)
 
 
 @dataclass(frozen=True)
