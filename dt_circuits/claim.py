@@ -14,7 +14,12 @@ from dt_circuits.claims.language.claim import Check, Claim
 from dt_circuits.claims.measures.behaviour import TimeSlope, WallFollowing
 from dt_circuits.claims.measures.family import OnFamily
 from dt_circuits.claims.measures.features import Probe, ProbeStates, Subspace
-from dt_circuits.claims.measures.memory import DecoyRestoration, FeatureIntervention, InstructionFeature
+from dt_circuits.claims.measures.memory import (
+    DecoyRestoration,
+    FeatureIntervention,
+    InstructionDAS,
+    InstructionFeature,
+)
 from dt_circuits.claims.measures.paths import (
     AttentionKnockout,
     Contrast,
@@ -45,6 +50,7 @@ __all__ = [
     "DecoyRestoration",
     "FamilyContrast",
     "FeatureIntervention",
+    "InstructionDAS",
     "FrontObstacleRemoved",
     "HeadPath",
     "InjectionFlip",

@@ -27,11 +27,12 @@ def memory_model():
     return load_checkpoint(path)
 
 
-def test_there_are_three_memory_claims():
+def test_there_are_four_memory_claims():
     assert {c.id for c in MEMORY_CLAIMS} == {
         "memory-instruction-feature",
         "memory-adversarial-complements",
         "memory-direct-intervention",
+        "memory-das-instruction-pc0",
     }
 
 

@@ -33,7 +33,7 @@ from dt_circuits.dt.layers import MLP, Attention, Block, GatedMLP, LayerNorm
 from dt_circuits.env.spec import N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
 
 __all__ = ["MLP", "Attention", "DTConfig", "DecisionTransformer", "GatedMLP", "LayerNorm", "RTG_POS", "STATE_POS",
-           "as_model_inputs", "as_window_inputs"]  # fmt: skip
+           "as_model_inputs", "as_window_inputs", "weights_digest"]  # fmt: skip
 
 
 class DecisionTransformer(HookedRootModule):
@@ -172,3 +172,15 @@ class DecisionTransformer(HookedRootModule):
     def action_probs(self, obs: Any, rtg: Any, timestep: Any, actions: Any = None) -> torch.Tensor:
         with torch.no_grad():
             return torch.softmax(self(obs, rtg, timestep, actions), dim=-1)
+
+
+def weights_digest(model: DecisionTransformer) -> str:
+    """sha256 over the weight bytes in name order: equal digests mean bit-identical models (what a cache of a
+    model's fitted directions or a population record is keyed by)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import write_json_atomic
 from dt_circuits.core.machine import cpu_model, kernel_settings
-from dt_circuits.dt.model import DecisionTransformer
+from dt_circuits.dt.model import DecisionTransformer, weights_digest  # noqa: F401 (re-exported)
 from dt_circuits.env.spec import EnvSpec
 from dt_circuits.training.config import TrainConfig
 from dt_circuits.trajectories.dataset import TrajectoryDataset
@@ -253,14 +253,3 @@ def save_run(
     title = f"{name}: {result.config.obs_encoding} observations"
     save_png(loss_curve_figure(result.curve, title=title), out_dir / "loss_curve.png", dpi=110)
     return out_dir
-
-
-def weights_digest(model: DecisionTransformer) -> str:
-    """sha256 over the weight bytes in name order: equal digests mean bit-identical models."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()

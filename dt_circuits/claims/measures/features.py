@@ -51,18 +51,21 @@ def _undefined(unit: str, describe: str, why: str) -> Measurement:
     )  # fmt: skip
 
 
-def _pooled_by_pose(correct: np.ndarray, poses: np.ndarray, unit: str, describe: str, key: str) -> Measurement:
-    """The pooled share of ``correct`` with a bootstrap over poses: per-pose shares as ``values`` (so the result
-    counts poses), the pooled share as the estimate and its pose-resampled replicates as ``draws``."""
+def _pooled_by_pose(
+    correct: np.ndarray, poses: np.ndarray, unit: str, describe: str, key: str, cluster_unit: str = "poses"
+) -> Measurement:
+    """The pooled share of ``correct`` with a bootstrap over poses (or other ``cluster_unit``s, e.g. episodes):
+    per-cluster shares as ``values`` (so the result counts clusters), the pooled share as the estimate and its
+    cluster-resampled replicates as ``draws``."""
     correct = np.asarray(correct, dtype=np.float64)
     ids, inverse = np.unique(poses, return_inverse=True)
     if len(ids) < MIN_CLUSTERS:
-        return _undefined(unit, describe, f"{len(ids)} poses with an example (< {MIN_CLUSTERS})")
+        return _undefined(unit, describe, f"{len(ids)} {cluster_unit} with an example (< {MIN_CLUSTERS})")
     per_pose = np.bincount(inverse, weights=correct) / np.bincount(inverse)
     boot = cluster_bootstrap(correct, inverse, n_resamples=N_BOOTSTRAP, seed=zlib.crc32(key.encode()))
     return Measurement(
         per_pose, unit, describe, estimate=float(correct.mean()), draws=boot.draws, sample="generated",
-        cluster_unit="poses",
+        cluster_unit=cluster_unit,
     )  # fmt: skip
 
 
