@@ -56,10 +56,15 @@ def reference_model(reference_path: Path):
     return load_checkpoint(reference_path)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``-n N --dist loadgroup``), keep a test module's tests on one worker: module and
     session fixtures here load checkpoints, roll out episodes and run claim suites, and splitting a module would
-    pay for them twice. Claim items carry their checkpoint's group already (the plugin)."""
+    pay for them twice. Claim items carry their checkpoint's group already (the plugin).
+
+    ``tryfirst``: xdist's worker turns ``xdist_group`` marks into the node ids it schedules by in its own
+    ``pytest_collection_modifyitems``, registered after this conftest, so (hooks run last-registered first) without
+    it these marks arrived too late and reached no scheduler."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:

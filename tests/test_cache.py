@@ -121,3 +121,62 @@ def test_a_large_family_renders_once_and_loads_the_same_observations(folder, mon
     scenarios.goal_in_front("top", n=300, seed=4)  # other layouts
     scenarios.goal_in_front("top", n=10, seed=3)  # below CACHED_FAMILY_SIZE
     assert len(list(folder.glob("rendered-states-*.npz"))) == 2
+
+
+# -- recorded rollouts of a subject ----------------------------------------------------------------------------
+
+
+def _rollouts_equal(a, b) -> bool:
+    fields = ("rtg", "rewards", "lengths", "outcomes", "sample", "seed", "env_backend")
+    same = all(np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f))) for f in fields)
+    states = all(np.array_equal(x, y) for x, y in zip(a.extra["states"], b.extra["states"], strict=True))
+    rest = all(np.array_equal(a.extra[k], b.extra[k]) for k in ("poses", "episodes"))
+    return same and a.extra.keys() == b.extra.keys() and states and rest
+
+
+def test_recorded_rollouts_are_kept_by_weights_and_request(folder, monkeypatch):
+    """A claims run rolls out once per (weights, RTG, episodes, seed, backend) on a machine: a fresh subject of the
+    same checkpoint loads exactly the episodes it recorded; other weights or another request roll out again."""
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+    from dt_circuits.dt.controls import random_like
+    from dt_circuits.evaluation import pool
+
+    calls = []
+    real = pool.evaluate_rtgs
+
+    def counting(model, rtgs, **kw):
+        calls.append(list(rtgs))
+        return real(model, rtgs, **kw)
+
+    monkeypatch.setattr(pool, "evaluate_rtgs", counting)
+    first = Subject.load(str(CHECKPOINTS_DIR / "raw-index"))
+    first.workers = 1
+    a = first.rollouts(0.9, 8, 0)
+    assert calls == [[0.9]] and len(list(folder.glob("rollouts-*.npz"))) == 1
+    again = Subject.load(str(CHECKPOINTS_DIR / "raw-index"))
+    b = again.rollouts(0.9, 8, 0)
+    assert calls == [[0.9]], "the same weights and request rolled out again"
+    assert _rollouts_equal(a, b) and b.n == 8 and len(b.extra["states"][0]) > 0
+    again.prefetch_rollouts([(0.9, 8, 0), (-1.0, 8, 0)])  # only the missing RTG is rolled out
+    assert calls == [[0.9], [-1.0]]
+    other = Subject.from_model(random_like(first.model, seed=0), name="random")
+    other.workers = 1
+    other.rollouts(0.9, 8, 0)
+    assert calls[-1] == [0.9] and len(calls) == 3, "other weights loaded another model's rollouts"
+
+
+def test_rollout_arrays_round_trip_without_pickle(tmp_path):
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+    from dt_circuits.evaluation.rollout import RolloutResult
+
+    subject = Subject.load(str(CHECKPOINTS_DIR / "raw-index"))
+    subject.workers = 1
+    res = subject.rollouts(0.0, 4, 3)
+    np.savez(tmp_path / "r.npz", **res.to_arrays())
+    with np.load(tmp_path / "r.npz", allow_pickle=False) as npz:
+        back = RolloutResult.from_arrays(dict(npz))
+    assert _rollouts_equal(res, back)
+    plain = RolloutResult(0.5, np.zeros(2), np.ones(2, np.int64), np.array(["goal", "timeout"]), True, 1)
+    assert RolloutResult.from_arrays(plain.to_arrays()).extra == {}

@@ -135,7 +135,11 @@ def test_every_random_draw_follows_the_generation_seed(measure):
 def reference_suite(reference_path, tmp_path_factory):
     """The whole suite (with the counterexample search) on the reference, twice at once: here, and in a fresh
     CLI process with its own hash seed, caches, imported modules and hypothesis state. Session-scoped: as a module
-    fixture it was paid twice (~2 min each) in a CI run whose xdist worker left the module between its two tests."""
+    fixture it was paid twice (~2 min each) in a CI run whose xdist worker left the module between its two tests.
+    Each run has its own empty disk cache (core/cache.py): both roll out and fit, neither loads what another test
+    or the other run saved."""
+    from dt_circuits.core.cache import CACHE_ENV
+
     out = tmp_path_factory.mktemp("again") / "again.json"
     argv = [
         sys.executable,
@@ -148,13 +152,20 @@ def reference_suite(reference_path, tmp_path_factory):
         str(out),
         "--no-report",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, CACHE_ENV: str(tmp_path_factory.mktemp("cache-there"))}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache-here"))
     try:
         subject = Subject.load(reference_path)
         here = suite_json(subject, run_suite(subject, discover(), search=True))
         _, err = proc.communicate(timeout=900)
     finally:
         proc.kill()
+        if saved is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = saved
     assert proc.returncode in (0, 1), err
     return subject, here, json.loads(out.read_text())
 

@@ -46,20 +46,42 @@ def cached_arrays(
 
     ``kind`` names the file (``kind-<sha256 of key>.npz``); ``key`` must be JSON-serialisable and name every input
     the arrays depend on."""
-    folder = cache_dir()
-    if folder is None:
-        return compute()
-    text = json.dumps({"kind": kind, **key}, sort_keys=True)
-    path = folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.npz"
-    loaded = _load(path, text)
+    loaded = load_arrays(kind, key)
     if loaded is not None:
         return loaded
     arrays = compute()
+    save_arrays(kind, key, arrays)
+    return arrays
+
+
+def load_arrays(kind: str, key: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The arrays saved for exactly ``key``, or None (cache off, no file, or anything wrong with it): for callers
+    that compute several missing entries in one batch (:func:`cached_arrays` is the one-entry form)."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    text = _key_text(kind, key)
+    return _load(_path(folder, kind, text), text)
+
+
+def save_arrays(kind: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Keep ``arrays`` for ``key`` (atomic; a cache that cannot be written, or is off, is skipped)."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    text = _key_text(kind, key)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays, **{_KEY_ARRAY: np.array(text)})
     with contextlib.suppress(OSError):  # a read-only or full cache folder costs time, never a result
-        write_bytes_atomic(path, buffer.getvalue())
-    return arrays
+        write_bytes_atomic(_path(folder, kind, text), buffer.getvalue())
+
+
+def _key_text(kind: str, key: dict[str, Any]) -> str:
+    return json.dumps({"kind": kind, **key}, sort_keys=True)
+
+
+def _path(folder: Path, kind: str, text: str) -> Path:
+    return folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.npz"
 
 
 def source_key(*code: object, libraries: tuple[str, ...] = ("minigrid", "gymnasium", "numpy")) -> dict[str, Any] | None:

@@ -37,6 +37,33 @@ class RolloutResult:
     def mean_reward(self) -> float:
         return float(np.mean(self.rewards)) if self.n else float("nan")
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as plain arrays (no object arrays: an ``.npz`` that loads without pickle)."""
+        out = {
+            "rtg": np.array(self.rtg), "rewards": np.asarray(self.rewards), "lengths": np.asarray(self.lengths),
+            "outcomes": np.asarray(self.outcomes).astype(str), "sample": np.array(self.sample),
+            "seed": np.array(self.seed), "env_backend": np.array(self.env_backend),
+        }  # fmt: skip
+        if self.extra:
+            if set(self.extra) != {"states", "poses", "episodes"}:
+                raise ValueError(f"cannot store rollout extras {sorted(self.extra)}")
+            obs, rtgs, ts = self.extra["states"]
+            out.update(states_obs=obs, states_rtg=rtgs, states_t=ts, poses=self.extra["poses"],
+                       episodes=self.extra["episodes"])  # fmt: skip
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> RolloutResult:
+        """The inverse of :meth:`to_arrays`."""
+        extra = {}
+        if "states_obs" in a:
+            extra = {"states": (a["states_obs"], a["states_rtg"], a["states_t"]), "poses": a["poses"],
+                     "episodes": a["episodes"]}  # fmt: skip
+        return cls(
+            rtg=float(a["rtg"]), rewards=a["rewards"], lengths=a["lengths"], outcomes=a["outcomes"],
+            sample=bool(a["sample"]), seed=int(a["seed"]), extra=extra, env_backend=str(a["env_backend"]),
+        )  # fmt: skip
+
     def summary(self) -> dict:
         return {
             "rtg": self.rtg,

@@ -82,6 +82,11 @@ def start_method() -> str:
     return "fork" if sys.platform == "linux" and "fork" in mp.get_all_start_methods() else "spawn"
 
 
+def model_env(model: DecisionTransformer) -> EnvSpec:
+    """The env a model is rolled out in by default: its checkpoint's, else Dynamic Obstacles' default spec."""
+    return getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
+
+
 def evaluate_rtgs(
     model: DecisionTransformer,
     rtgs: Sequence[float],
@@ -110,7 +115,7 @@ def evaluate_rtgs(
         from dt_circuits.evaluation.envpool_rollout import import_envpool
 
         import_envpool()  # one line in this process, not a traceback per worker
-    env = env or getattr(getattr(model, "checkpoint_info", None), "env", None) or EnvSpec()
+    env = env or model_env(model)
     if env.max_steps > model.cfg.max_timestep + 1:
         raise ConfigError(
             f"env max_steps {env.max_steps} needs timesteps beyond the model's time embedding "

@@ -78,13 +78,13 @@ def sae_fit(
 ) -> tuple[TopKSAE, int, torch.Tensor]:
     """(the SAE, its latent for the pairs' variable, that latent's unit decoder direction as a d × 1 basis): the
     table's SAE shape trained on a seeded random walk plus the training pairs' states, the latent chosen by F1 on
-    the training pairs' base side."""
+    the training pairs' base side. Kept in the disk cache (:func:`dt_circuits.features.sae.cached_sae`)."""
     from dt_circuits.features.sae import site_sae, walk_inputs
 
     base = activations(model, train.base, site)
     acts = torch.cat([activations(model, walk_inputs(model, seed=seed), site), base,
                       activations(model, train.source, site)])  # fmt: skip
-    sae, _ = site_sae(model, site, acts, seed=seed)
+    sae, _ = site_sae(model, site, acts, seed=seed, cache=True)
     basis, latent = sae_basis(sae, base, train.base_values)
     return sae, latent, basis
 

@@ -83,6 +83,34 @@ def held_out_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tu
     return pred, major
 
 
+def cached_held_out_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`held_out_predictions` once per (x, y, groups) on this machine: the key is the inputs' own digest, this
+    module's code, the library versions and the CPU kind (the disk cache, :mod:`dt_circuits.core.cache`). A claim
+    fits the same probes on the same activations every run; the folds' fits are most of its time."""
+    import hashlib
+    import sys
+
+    from dt_circuits.core.cache import cached_arrays, source_key
+    from dt_circuits.core.machine import machine_kind
+
+    x, y, groups = np.asarray(x, np.float64), np.asarray(y), np.asarray(groups)
+
+    def fit() -> dict[str, np.ndarray]:
+        pred, major = held_out_predictions(x, y, groups)
+        return {"pred": pred, "major": major}
+
+    code = source_key(sys.modules[__name__], libraries=("numpy", "scipy", "scikit-learn"))
+    if code is None:
+        arrays = fit()
+    else:
+        h = hashlib.sha256()
+        for a in (x, y, groups):
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        arrays = cached_arrays("probe-predictions", {"inputs": h.hexdigest(), "machine": machine_kind(), **code}, fit)
+    return arrays["pred"], arrays["major"]
+
+
 def control_labels(y: np.ndarray, types: np.ndarray, seed: int) -> np.ndarray:
     """A control task: one seeded random value per type, drawn with ``y``'s class frequencies."""
     y, types = np.asarray(y), np.asarray(types)

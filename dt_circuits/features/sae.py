@@ -284,15 +284,50 @@ def walk_inputs(model: Any, *, seed: int, n: int = WALK_STATES) -> Any:
     return Inputs.make(obs, rtg, np.minimum(timesteps, model.cfg.max_timestep))
 
 
-def site_sae(model: Any, site: Any, train_acts: torch.Tensor, *, seed: int) -> tuple[TopKSAE, float]:
-    """The table's SAE at one site (:data:`WIDTH` × d latents, :data:`K` active), and its training seconds."""
+def site_sae(
+    model: Any, site: Any, train_acts: torch.Tensor, *, seed: int, cache: bool = False
+) -> tuple[TopKSAE, float]:
+    """The table's SAE at one site (:data:`WIDTH` × d latents, :data:`K` active), and its training seconds.
+
+    ``cache``: kept in the disk cache (:func:`cached_sae`), for claims that ask for the same SAE every run; the
+    table trains its own, so its seconds are a training's."""
     import time
 
     cfg = SAEConfig(n_latents=WIDTH * train_acts.shape[1], k=min(K, WIDTH * train_acts.shape[1]),
                     steps=TABLE_STEPS, seed=seed)  # fmt: skip
     start = time.perf_counter()
-    sae, _ = train_sae(train_acts, cfg)
+    sae = cached_sae(train_acts, cfg) if cache else train_sae(train_acts, cfg)[0]
     return sae, time.perf_counter() - start
+
+
+def cached_sae(acts: torch.Tensor, cfg: SAEConfig) -> TopKSAE:
+    """:func:`train_sae` once per (training activations, config) on this machine: the key is the activations' own
+    digest (so the checkpoint, site and data are all in it), the config, this module's code, torch's version and the
+    CPU kind (float kernels decide the bytes). Later calls load the same weights from the disk cache."""
+    import hashlib
+    import sys
+    from dataclasses import asdict
+
+    from dt_circuits.core.cache import cached_arrays, source_key
+    from dt_circuits.core.machine import machine_kind
+
+    data = acts.detach().float().contiguous()
+
+    def fit() -> dict[str, np.ndarray]:
+        sae, _ = train_sae(data, cfg)
+        return {name: t.detach().numpy() for name, t in sae.state_dict().items()}
+
+    code = source_key(sys.modules[__name__], libraries=("numpy", "torch"))
+    if code is None:
+        arrays = fit()
+    else:
+        digest = hashlib.sha256(data.numpy().tobytes() + str(tuple(data.shape)).encode()).hexdigest()
+        key = {"acts": digest, "config": asdict(cfg), "machine": machine_kind(), **code}
+        arrays = cached_arrays("sae", key, fit)
+    sae = TopKSAE(data.shape[1], cfg.n_latents, cfg.k)
+    sae.load_state_dict({name: torch.from_numpy(np.asarray(a)) for name, a in arrays.items()})
+    sae.eval()
+    return sae
 
 
 def sae_row(

@@ -12,7 +12,7 @@ the recorded run; other seeds ask "would the verdict survive other, equally vali
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from dt_circuits.core.errors import ConfigError, DTCircuitsError
 from dt_circuits.core.io import read_json, sha256_file
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 from dt_circuits.dt.checkpoint import load_checkpoint, read_manifest
-from dt_circuits.dt.model import DecisionTransformer
+from dt_circuits.dt.model import DecisionTransformer, weights_digest
 from dt_circuits.env import scenarios
 from dt_circuits.evaluation.rollout import RolloutResult
 
@@ -224,6 +224,7 @@ class Subject:
         ``evaluate_rtgs`` call keeps every core busy with one worker start-up. Fixed episode chunks make the
         numbers independent of ``workers``.
         """
+        from dt_circuits.core.cache import load_arrays, save_arrays
         from dt_circuits.evaluation.pool import evaluate_rtgs
 
         groups: dict[tuple[int, int], list[float]] = {}
@@ -233,12 +234,72 @@ class Subject:
                 if float(rtg) not in rtgs:
                     rtgs.append(float(rtg))
         for (episodes, seed), rtgs in groups.items():
+            derived = self.derived_seed(seed)
+            missing = []
+            for rtg in rtgs:
+                arrays = load_arrays("rollouts", key) if (key := self._rollout_key(rtg, episodes, derived)) else None
+                if arrays is None:
+                    missing.append(rtg)
+                else:
+                    self._cache[("rollouts", rtg, episodes, seed)] = RolloutResult.from_arrays(arrays)
+            if not missing:
+                continue
             results = evaluate_rtgs(
-                self.model, rtgs, n_episodes=episodes, seed=self.derived_seed(seed), workers=self.workers,
+                self.model, missing, n_episodes=episodes, seed=derived, workers=self.workers,
                 progress=False, record_states=True, env_backend=self.env_backend,
             )  # fmt: skip
-            for rtg, res in zip(rtgs, results, strict=True):
+            for rtg, res in zip(missing, results, strict=True):
                 self._cache[("rollouts", rtg, episodes, seed)] = res
+                if key := self._rollout_key(rtg, episodes, derived):
+                    save_arrays("rollouts", key, res.to_arrays())
+
+    def disk_cached(
+        self, kind: str, params: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]], *code: object
+    ) -> dict[str, np.ndarray]:
+        """``compute()`` once per (this subject's weights, ``params``, ``code``'s source and the model's forward,
+        library versions, CPU kind) on this machine: the disk cache (:mod:`dt_circuits.core.cache`) for what a
+        claim measures by running the model in the env (wall traces, ...), which every run on the same weights
+        repeats. ``params`` must name every other input (RTG, episodes, derived seed, env)."""
+        from dt_circuits.core.cache import cached_arrays, source_key
+        from dt_circuits.core.machine import machine_kind
+        from dt_circuits.dt import layers, model
+
+        source = source_key(*code, model, layers, libraries=("minigrid", "gymnasium", "numpy", "torch"))
+        if source is None:
+            return compute()
+        key = {**params, **source, "weights": self._weights_digest(), "machine": machine_kind()}
+        return cached_arrays(kind, key, compute)
+
+    def _weights_digest(self) -> str:
+        if "weights-digest" not in self._cache:
+            self._cache["weights-digest"] = weights_digest(self.model)
+        return self._cache["weights-digest"]
+
+    def _rollout_key(self, rtg: float, episodes: int, seed: int) -> dict[str, Any] | None:
+        """What one RTG's recorded rollouts depend on, for the disk cache (:mod:`dt_circuits.core.cache`): the
+        weights (digest), the request, the env and backend, the code that rolls out and the model's forward, the
+        library versions and this machine's CPU kind (float kernels pick actions); None: no caching (code
+        without sources)."""
+        if "rollout-source" not in self._cache:
+            from dt_circuits.core.cache import source_key
+            from dt_circuits.core.machine import machine_kind
+            from dt_circuits.dt import layers, model, window
+            from dt_circuits.env import memory, spec
+            from dt_circuits.evaluation import envpool_rollout, memory_rollout, pool, rollout
+            from dt_circuits.evaluation import episodes as episodes_module
+            from dt_circuits.evaluation.pool import model_env
+
+            libraries = ("envpool", "minigrid", "gymnasium", "numpy", "torch")
+            code = source_key(pool, rollout, envpool_rollout, memory_rollout, episodes_module, model, layers, window,
+                              spec, memory, libraries=libraries)  # fmt: skip
+            self._cache["rollout-source"] = code and {
+                **code, "weights": self._weights_digest(), "machine": machine_kind(),
+                "env": model_env(self.model).to_dict(),
+            }  # fmt: skip
+        base = self._cache["rollout-source"]
+        if base is None:
+            return None
+        return {**base, "rtg": float(rtg), "episodes": int(episodes), "seed": int(seed), "backend": self.env_backend}
 
     def expected(self, claim_id: str) -> str:
         return (self.expectations.get(claim_id) or {}).get("expected", "holds")

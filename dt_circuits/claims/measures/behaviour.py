@@ -7,7 +7,7 @@ bootstrap replicates through ``Measurement.draws``.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -88,10 +88,17 @@ class WallFollowing(OwnSample):
         if key not in subject._cache:
             info = getattr(subject.model, "checkpoint_info", None)
             spec = getattr(info, "env", None) or EnvSpec()
-            subject._cache[key] = wall_trace(
-                subject.model, rtg=self.rtg, episodes=self.episodes, max_steps=self.max_steps,
-                seed=subject.derived_seed(self.seed), spec=spec,
-            )  # fmt: skip
+            seed = subject.derived_seed(self.seed)
+
+            def trace() -> dict[str, np.ndarray]:
+                tr = wall_trace(subject.model, rtg=self.rtg, episodes=self.episodes, max_steps=self.max_steps,
+                                seed=seed, spec=spec)  # fmt: skip
+                return {f.name: getattr(tr, f.name) for f in fields(WallTrace)}
+
+            params = {"rtg": self.rtg, "episodes": self.episodes, "max_steps": self.max_steps, "seed": seed,
+                      "env": spec.to_dict()}  # fmt: skip
+            arrays = subject.disk_cached("wall-trace", params, trace, wall_trace, episode_seeds, EnvSpec)
+            subject._cache[key] = WallTrace(**arrays)
         tr: WallTrace = subject._cache[key]
         if self.value == "right-share":
             turns = tr.right_at_wall + tr.left_at_wall

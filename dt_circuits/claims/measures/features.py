@@ -31,7 +31,7 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.features.das import Pairs, interchange_correct
 from dt_circuits.features.data import ProbeSet, ball_pairs, probe_set
 from dt_circuits.features.localise import METHODS, fit_basis, sae_fit
-from dt_circuits.features.probes import control_labels, held_out_predictions
+from dt_circuits.features.probes import cached_held_out_predictions, control_labels
 from dt_circuits.features.sites import Site, activations, parse_site
 from dt_circuits.features.table import INPUT, INPUT_FRONT, front_cell_features, input_features
 from dt_circuits.features.variables import variable
@@ -135,7 +135,7 @@ class Probe(OwnSample):
             y = data.labels(self.variable)
             rng = np.random.default_rng(subject.derived_seed(self.seed + 1))
             shuffled = y[rng.permutation(len(y))]
-            pred, _ = held_out_predictions(self._features(subject, data), shuffled, data.clusters)
+            pred, _ = cached_held_out_predictions(self._features(subject, data), shuffled, data.clusters)
             subject._cache[shuffled_key] = pred == shuffled
         return subject._cache[shuffled_key]
 
@@ -148,9 +148,9 @@ class Probe(OwnSample):
         else:
             if key not in subject._cache:
                 x, y = self._features(subject, data), data.labels(self.variable)
-                pred, major = held_out_predictions(x, y, data.clusters)
+                pred, major = cached_held_out_predictions(x, y, data.clusters)
                 control = control_labels(y, data.types, subject.derived_seed(self.seed))
-                control_pred, _ = held_out_predictions(x, control, data.clusters)
+                control_pred, _ = cached_held_out_predictions(x, control, data.clusters)
                 subject._cache[key] = (pred == y, major == y, control_pred == control)
             right, majority, control_right = subject._cache[key]
             values = {
