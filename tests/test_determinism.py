@@ -34,9 +34,8 @@ from dt_circuits.env.spec import EnvSpec
 from tests.helpers import random_model
 
 CLAIMS = {c.id: c for c in discover()}
-#: one worker for the module: its session fixture runs the reference suite twice (~2 min). The root conftest's
-#: module grouping is added after pytest-xdist reads the groups, so it does not reach xdist (CI showed this
-#: fixture paid on both workers); an explicit mark does.
+#: one worker for the module: its session fixture runs the reference suite twice (~2 min; CI showed it paid on
+#: both workers without this mark; see the root conftest on scheduling).
 pytestmark = pytest.mark.xdist_group("tests/test_determinism.py")
 
 

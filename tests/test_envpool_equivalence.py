@@ -44,8 +44,8 @@ from dt_circuits.evaluation.rtgs import TABLE1_RTGS
 from tests.envpool_lockstep import OFFSETS, STAY, lockstep_parallel, stay_probability
 from tests.helpers import random_model
 
-#: one worker for the module: its session lockstep fixtures (~30 s each) are shared by three tests (the root
-#: conftest's module grouping does not reach pytest-xdist; CI showed them paid on both workers)
+#: one worker for the module: its session lockstep fixtures (~30 s each) are shared by three tests (CI showed them
+#: paid on both workers without this mark; see the root conftest on scheduling)
 pytestmark = pytest.mark.xdist_group("tests/test_envpool_equivalence.py")
 
 ALPHA = 0.01

@@ -65,6 +65,20 @@ def test_ablating_the_subspace_makes_the_agent_walk_into_the_ball_only_where_it_
     assert "ball-removed mean" in got["head1"].describe and got["head1"].cluster_unit == "bootstrap replicates"
 
 
+@pytest.mark.parametrize("method", ["das", "probe"])
+def test_steering_along_the_subspace_stops_the_agent_only_where_it_carries_the_ball(method, subjects):
+    """The steering reading, the sufficiency side: on held-out states without a ball, set the obstacle head's
+    subspace to its mean with the ball. Where head 1 carries the ball by construction the agent stops going
+    forward as before a ball (P(forward) 0.965 -> 0.009); on the MLP twin, whose head 1 carries nothing, the same
+    write changes nothing."""
+    steer = Subspace(ON, "obstacle_head", "ball_in_front", method=method, reading="steer")
+    check = Check("steer", steer, at_most=-0.25)
+    got = {route: _result(check, subjects[route]) for route in ("head1", "mlp")}
+    assert got["head1"].holds and got["head1"].effect < -0.9, got["head1"].numbers()
+    assert not got["mlp"].holds and abs(got["mlp"].effect) < 0.01, got["mlp"].numbers()
+    assert "mean with the ball" in got["head1"].describe and "without the ball" in got["head1"].describe
+
+
 SAE_CLAIM = {c.id: c for c in discover()}["obstacle-head-ball-sae-latent"]
 
 
@@ -154,10 +168,29 @@ def test_bad_feature_checks_are_one_line():
     with pytest.raises(ConfigError, match="method must be 'sae'"):
         Subspace(ON, "L0H1", "ball_in_front", method="das", reading="f1")
     with pytest.raises(ConfigError, match="unknown subspace reading"):
-        Subspace(ON, "L0H1", "ball_in_front", reading="steer")  # type: ignore[arg-type]
+        Subspace(ON, "L0H1", "ball_in_front", reading="push")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown variable"):
         Probe(ProbeStates(), "L0H1", "balls")
     with pytest.raises(ConfigError, match="obstacle-in-front family only"):
         Subspace(OnFamily("goal-in-front", rtg=0.9), "L0H1", "ball_in_front")
     with pytest.raises(ConfigError, match="unknown probe reading"):
         Probe(ProbeStates(), "L0H1", "ball_in_front", reading="f1")
+
+
+def test_an_on_policy_probe_reads_the_ball_where_head1_carries_it(subjects):
+    """Probes on the agent's own rollouts (labelled from its view; clusters are episodes): at L0H1 ball-in-front
+    is decoded perfectly where head 1 carries it by construction and only at the majority class on the MLP twin,
+    whose head 1 writes a constant. The rollouts are the suite's own (RTGs -1 / 0 / 0.9, 200 episodes, seed 0)."""
+    states = ProbeStates(sample="on-policy")
+    check = Check("on-policy probe", Probe(states, "L0H1", "ball_in_front"), at_least=0.95)
+    got = {route: _result(check, subjects[route]) for route in ("head1", "mlp")}
+    majority = _result(
+        Check("majority", Probe(states, "L0H1", "ball_in_front", reading="majority"), at_least=0), subjects["mlp"]
+    )
+    assert got["head1"].holds and got["head1"].effect == 1.0, got["head1"].numbers()
+    assert not got["mlp"].holds and got["mlp"].effect == pytest.approx(majority.effect), got["mlp"].numbers()
+    assert got["head1"].sample == "on-policy" and got["head1"].n_clusters >= 100 and "episodes" in got["head1"].describe
+    with pytest.raises(ConfigError, match="per_rtg must be in 1..episodes"):
+        ProbeStates(sample="on-policy", per_rtg=0)
+    with pytest.raises(ConfigError, match="'generated' or 'on-policy'"):
+        ProbeStates(sample="rollouts")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import pytest
 from dt_circuits.core.errors import ConfigError, DTCircuitsError
 from dt_circuits.env.scenarios import GridState, StateRenderer, valid_poses
 from dt_circuits.env.spec import OBJECT, Direction
-from dt_circuits.features.variables import VARIABLES, labels, variable, view_coords
+from dt_circuits.features.variables import VARIABLES, labels, variable, view_coords, view_labels
 
 R, D, L, U = (int(d) for d in (Direction.RIGHT, Direction.DOWN, Direction.LEFT, Direction.UP))
 
@@ -89,3 +89,32 @@ def test_labels_vectorise_and_bad_input_is_one_line():
     with pytest.raises(DTCircuitsError):
         labels("front_object", [GridState((0, 0), R, ())], 0.9)
     assert set(VARIABLES) >= {"front_object", "ball_within_2", "goal_visible", "goal_side", "rtg_sign"}
+
+
+# -- read from the view: the agent's own rollouts carry no grid state ------------------------------------------------
+
+
+def test_view_labels_agree_with_the_grid_on_the_probe_set():
+    """Every variable the view and the pose tell, read from the rendered observations of the probe set (every pose
+    with each front kind plus random states), equals the grid state's value on every state."""
+    from dt_circuits.features.data import probe_set
+
+    data = probe_set(seed=0, n_random=200)
+    obs, rtgs = data.inputs.obs.numpy(), data.inputs.rtg.numpy()
+    poses = np.array([(*s.agent_pos, s.agent_dir) for s in data.states])
+    readable = [name for name, v in VARIABLES.items() if v.from_view is not None]
+    assert set(readable) == set(VARIABLES) - {"ball_within_2"}
+    for name in readable:
+        assert np.array_equal(view_labels(name, obs, rtgs, poses), data.labels(name)), name
+
+
+def test_a_variable_the_view_cannot_tell_is_refused_in_one_line():
+    obs = np.ones((2, 7, 7, 3), np.uint8)
+    with pytest.raises(ConfigError, match="ball_within_2.*cannot be read from an observation: a ball behind"):
+        view_labels("ball_within_2", obs, [0.9, 0.9], np.zeros((2, 3), np.int64))
+    with pytest.raises(ConfigError, match=r"expected \(N, 7, 7, 3\) and \(N, 3\)"):
+        view_labels("ball_in_front", obs, [0.9, 0.9], np.zeros((3, 3), np.int64))
+    bad = obs.copy()
+    bad[:, 3, 5, 0] = OBJECT["key"]
+    with pytest.raises(ConfigError, match="not a Dynamic Obstacles observation"):
+        view_labels("front_object", bad, [0.9, 0.9], np.array([[1, 1, 0], [1, 1, 0]]))

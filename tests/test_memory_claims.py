@@ -54,7 +54,10 @@ def test_claims_apply_only_to_their_env_family(memory_model):
     do = Subject.from_model(load_checkpoint(CHECKPOINTS_DIR / "raw-index"))
     assert do.env_family == "dynamic-obstacles"
     assert not {c.id for c in applicable(claims, do)} & {c.id for c in MEMORY_CLAIMS}
-    assert [r.claim.id for r in run_suite(memory, claims)] == [c.id for c in claims if c.env == "memory"]
+    # run_suite runs only the claims of the subject's family (one cheap claim of each family here: the memory
+    # suite's DAS fits are the plugin's to pay, once, not this test's)
+    mixed = [c for c in claims if c.id in ("memory-instruction-feature", "rtg-embedding-forward")]
+    assert [r.claim.id for r in run_suite(memory, mixed)] == ["memory-instruction-feature"]
     # who stepped the rollouts, as a run reports it: Memory rollouts are Minigrid's whatever backend was asked
     memory.env_backend = do.env_backend = "envpool"
     assert (memory.rollout_backend, do.rollout_backend) == ("minigrid", "envpool")

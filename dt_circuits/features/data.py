@@ -2,8 +2,9 @@
 
 Generated through the real env (``env.scenarios``): every valid pose with a ball, a wall, the goal or nothing in
 front, plus uniformly random states, so every value of every variable occurs. Clusters are agent poses (the
-unit of the probes' split and of DAS's held-out pairs). On-policy states are not used yet: they carry no grid
-state, and most variables (a ball within 2 cells, the goal's side) need one.
+unit of the probes' split and of DAS's held-out pairs). The agent's own rollouts record no grid state, only what it
+saw and its pose: :class:`ViewProbeSet` labels them with the variables those tell (``variables.view_labels``),
+clustered by episode.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import numpy as np
 from dt_circuits.analysis.interventions import Inputs
 from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
 from dt_circuits.env.scenarios import GridState, StateRenderer, in_front, random_states
-from dt_circuits.env.spec import FRONT_VIEW_CELL
+from dt_circuits.env.spec import FRONT_VIEW_CELL, EnvSpec
 from dt_circuits.features.das import Pairs
-from dt_circuits.features.variables import labels
+from dt_circuits.features.variables import labels, view_labels
 
 #: RTGs the probe set is drawn at (the post's three critical points)
 RTGS = (-1.0, 0.0, 0.9)
@@ -36,6 +37,29 @@ class ProbeSet:
 
     def labels(self, variable: str) -> np.ndarray:
         return labels(variable, self.states, self.inputs.rtg.numpy())
+
+
+@dataclass(frozen=True)
+class ViewProbeSet:
+    """States known by their observation and pose (rollouts), with model inputs, clusters (episodes) and
+    control-task types; labelled from the view (:func:`dt_circuits.features.variables.view_labels`)."""
+
+    inputs: Inputs
+    poses: np.ndarray
+    clusters: np.ndarray
+    types: np.ndarray
+    spec: EnvSpec = EnvSpec()
+
+    def labels(self, variable: str) -> np.ndarray:
+        return view_labels(variable, self.inputs.obs.numpy(), self.inputs.rtg.numpy(), self.poses, self.spec)
+
+
+def view_probe_set(obs: np.ndarray, rtgs: np.ndarray, timesteps: np.ndarray, poses: np.ndarray,
+                   clusters: np.ndarray, spec: EnvSpec = EnvSpec()) -> ViewProbeSet:  # fmt: skip
+    """A :class:`ViewProbeSet` of recorded states (the control task's types: the view's front row)."""
+    fx, fy = FRONT_VIEW_CELL
+    types = np.asarray(obs)[:, fx - 1 : fx + 2, fy, :2].reshape(len(obs), -1)
+    return ViewProbeSet(Inputs.make(obs, rtgs, timesteps), np.asarray(poses), np.asarray(clusters), types, spec)
 
 
 def _pose_ids(states: tuple[GridState, ...]) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""World-state variables: what a probe or a causal subspace is asked to find, computed from the grid state.
+"""World-state variables: what a probe or a causal subspace is asked to find, computed from the grid state (and,
+for the agent's own rollouts, which record no grid state, from the observation and the pose where those tell).
 
 One registry (:data:`VARIABLES`); adding a variable is one function and one line. Each is a function of a
 ``GridState`` and the RTG (the ground truth the env knows, including what the agent cannot see), returning the
@@ -15,17 +16,25 @@ import numpy as np
 
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.env.scenarios import GridState, front_kind
-from dt_circuits.env.spec import DIR_TO_VEC, EnvSpec
+from dt_circuits.env.spec import DIR_TO_VEC, FRONT_VIEW_CELL, OBJECT, EnvSpec
+
+#: (observation (7, 7, 3), RTG, pose (x, y, direction), spec) -> value index: a variable read from what a
+#: rollout records, for states that carry no grid state (the agent's own rollouts)
+ViewFn = Callable[[np.ndarray, float, np.ndarray, EnvSpec], int]
 
 
 @dataclass(frozen=True)
 class Variable:
-    """A named discrete variable of (state, RTG): its values and the function giving a value's index."""
+    """A named discrete variable of (state, RTG): its values and the function giving a value's index; and, where
+    the view and the pose determine it, the same variable read from an observation (``from_view``)."""
 
     name: str
     values: tuple[str, ...]
     fn: Callable[[GridState, float, EnvSpec], int]
     description: str
+    from_view: ViewFn | None = None
+    #: why ``from_view`` is None (what the view cannot tell)
+    not_from_view: str = ""
 
     def __call__(self, state: GridState, rtg: float = 0.0, spec: EnvSpec = EnvSpec()) -> int:
         return self.fn(state, float(rtg), spec)
@@ -82,20 +91,68 @@ def _rtg_sign(state: GridState, rtg: float, spec: EnvSpec) -> int:
     return int(np.sign(rtg)) + 1
 
 
+# -- the same variables read from an observation and the agent's pose (on-policy states) -----------------------
+
+
+def _front_cell(obs: np.ndarray) -> int:
+    x, y = FRONT_VIEW_CELL
+    return int(obs[x, y, 0])
+
+
+_FRONT_NAMES = {OBJECT["ball"]: "ball", OBJECT["goal"]: "goal", OBJECT["wall"]: "wall", OBJECT["empty"]: "empty"}
+
+
+def _front_object_seen(obs: np.ndarray, rtg: float, pose: np.ndarray, spec: EnvSpec) -> int:
+    front = _front_cell(obs)
+    if front not in _FRONT_NAMES:
+        raise ConfigError(f"object index {front} in front: not a Dynamic Obstacles observation")
+    return ("ball", "goal", "wall", "empty").index(_FRONT_NAMES[front])
+
+
+def _ball_in_front_seen(obs: np.ndarray, rtg: float, pose: np.ndarray, spec: EnvSpec) -> int:
+    return int(_front_cell(obs) == OBJECT["ball"])
+
+
+def _goal_visible_seen(obs: np.ndarray, rtg: float, pose: np.ndarray, spec: EnvSpec) -> int:
+    return int(bool((obs[..., 0] == OBJECT["goal"]).any()))
+
+
+def _goal_side_seen(obs: np.ndarray, rtg: float, pose: np.ndarray, spec: EnvSpec) -> int:
+    x, y, d = (int(v) for v in pose)
+    return _goal_side(GridState((x, y), d, (), spec.goal_pos), rtg, spec)
+
+
+def _rtg_sign_seen(obs: np.ndarray, rtg: float, pose: np.ndarray, spec: EnvSpec) -> int:
+    return _rtg_sign(None, rtg, spec)  # type: ignore[arg-type]
+
+
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in (
-        Variable("front_object", ("ball", "goal", "wall", "empty"), _front_object, "what is in the cell in front"),
-        Variable("ball_in_front", ("no", "yes"), _ball_in_front, "a ball in the cell in front"),
-        Variable("ball_within_2", ("no", "yes"), _ball_within_2, "a ball within Manhattan distance 2 (seen or not)"),
-        Variable("goal_visible", ("no", "yes"), _goal_visible, "the goal inside the 7x7 view"),
+        Variable(
+            "front_object",
+            ("ball", "goal", "wall", "empty"),
+            _front_object,
+            "what is in the cell in front",
+            _front_object_seen,
+        ),  # fmt: skip
+        Variable("ball_in_front", ("no", "yes"), _ball_in_front, "a ball in the cell in front", _ball_in_front_seen),
+        Variable(
+            "ball_within_2",
+            ("no", "yes"),
+            _ball_within_2,
+            "a ball within Manhattan distance 2 (seen or not)",
+            not_from_view="a ball behind the agent is out of its view",
+        ),  # fmt: skip
+        Variable("goal_visible", ("no", "yes"), _goal_visible, "the goal inside the 7x7 view", _goal_visible_seen),
         Variable(
             "goal_side",
             ("left", "ahead", "right", "behind"),
             _goal_side,
             "the goal's side in the agent's frame (ahead / behind: on the agent's line)",
+            _goal_side_seen,  # the goal never moves: the pose is enough
         ),
-        Variable("rtg_sign", ("negative", "zero", "positive"), _rtg_sign, "the sign of the RTG"),
+        Variable("rtg_sign", ("negative", "zero", "positive"), _rtg_sign, "the sign of the RTG", _rtg_sign_seen),
     )
 }
 
@@ -112,6 +169,22 @@ def labels(name: str, states: Sequence[GridState], rtgs: Sequence[float] | np.nd
     var = variable(name)
     rtgs = np.broadcast_to(np.asarray(rtgs, dtype=np.float64), (len(states),))
     return np.array([var(s, r) for s, r in zip(states, rtgs, strict=True)], dtype=np.int64)
+
+
+def view_labels(
+    name: str, obs: np.ndarray, rtgs: Sequence[float] | np.ndarray, poses: np.ndarray, spec: EnvSpec = EnvSpec()
+) -> np.ndarray:
+    """The variable's value index for states known only by what a rollout records: each observation (N, 7, 7, 3),
+    RTG and pose (N, 3); ConfigError for a variable the view and the pose cannot tell."""
+    var = variable(name)
+    if var.from_view is None:
+        raise ConfigError(f"variable {name!r} cannot be read from an observation: {var.not_from_view}")
+    obs, poses = np.asarray(obs), np.asarray(poses)
+    rtgs = np.broadcast_to(np.asarray(rtgs, dtype=np.float64), (len(obs),))
+    if obs.ndim != 4 or obs.shape[1:] != (7, 7, 3) or poses.shape != (len(obs), 3):
+        raise ConfigError(f"observations {obs.shape} and poses {poses.shape}: expected (N, 7, 7, 3) and (N, 3)")
+    return np.array([var.from_view(o, float(r), p, spec) for o, r, p in zip(obs, rtgs, poses, strict=True)],
+                    dtype=np.int64)  # fmt: skip
 
 
 # -- MiniGrid Memory (MemoryDT) ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.measures.family import OnFamily
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.features.das import Pairs, interchange_correct
-from dt_circuits.features.data import ProbeSet, ball_pairs, probe_set
+from dt_circuits.features.data import ProbeSet, ViewProbeSet, ball_pairs, probe_set, view_probe_set
 from dt_circuits.features.localise import METHODS, fit_basis, sae_fit
 from dt_circuits.features.probes import cached_held_out_predictions, control_labels
 from dt_circuits.features.sites import Site, activations, parse_site
@@ -43,16 +43,22 @@ N_BOOTSTRAP = 20_000
 CLAIM_DAS_STEPS = 100
 
 
-def _undefined(unit: str, describe: str, why: str) -> Measurement:
+def _undefined(unit: str, describe: str, why: str, sample: str = "generated") -> Measurement:
     """No number: the check fails with reason "undefined: <why>" (never a pass)."""
     return Measurement(
         np.array([np.nan]), unit, describe, estimate=np.nan, draws=np.array([np.nan]), undefined=why,
-        sample="generated", cluster_unit="poses",
+        sample=sample, cluster_unit="poses",
     )  # fmt: skip
 
 
 def _pooled_by_pose(
-    correct: np.ndarray, poses: np.ndarray, unit: str, describe: str, key: str, cluster_unit: str = "poses"
+    correct: np.ndarray,
+    poses: np.ndarray,
+    unit: str,
+    describe: str,
+    key: str,
+    cluster_unit: str = "poses",
+    sample: str = "generated",
 ) -> Measurement:
     """The pooled share of ``correct`` with a bootstrap over poses (or other ``cluster_unit``s, e.g. episodes):
     per-cluster shares as ``values`` (so the result counts clusters), the pooled share as the estimate and its
@@ -60,11 +66,11 @@ def _pooled_by_pose(
     correct = np.asarray(correct, dtype=np.float64)
     ids, inverse = np.unique(poses, return_inverse=True)
     if len(ids) < MIN_CLUSTERS:
-        return _undefined(unit, describe, f"{len(ids)} {cluster_unit} with an example (< {MIN_CLUSTERS})")
+        return _undefined(unit, describe, f"{len(ids)} {cluster_unit} with an example (< {MIN_CLUSTERS})", sample)
     per_pose = np.bincount(inverse, weights=correct) / np.bincount(inverse)
     boot = cluster_bootstrap(correct, inverse, n_resamples=N_BOOTSTRAP, seed=zlib.crc32(key.encode()))
     return Measurement(
-        per_pose, unit, describe, estimate=float(correct.mean()), draws=boot.draws, sample="generated",
+        per_pose, unit, describe, estimate=float(correct.mean()), draws=boot.draws, sample=sample,
         cluster_unit=cluster_unit,
     )  # fmt: skip
 
@@ -76,13 +82,35 @@ def _site(subject: Subject, name: str) -> Site:
 
 @dataclass(frozen=True)
 class ProbeStates:
-    """The probe set: every valid pose with a ball, a wall, the goal or nothing in front (one layout each, from
-    the subject's generation seed) plus ``n_random`` uniformly random states, at RTGs -1 / 0 / 0.9 and timesteps
-    0..30 (:func:`dt_circuits.features.data.probe_set`)."""
+    """The states a probe is fitted and scored on.
+
+    ``sample="generated"``: the probe set, every valid pose with a ball, a wall, the goal or nothing in front (one
+    layout each, from the subject's generation seed) plus ``n_random`` uniformly random states, at RTGs -1 / 0 / 0.9
+    and timesteps 0..30 (:func:`dt_circuits.features.data.probe_set`); clusters are poses.
+    ``sample="on-policy"``: the states the checkpoint's own rollouts visit at those RTGs (the claims' rollouts of
+    ``episodes`` episodes and base ``seed``, so a suite rolls out nothing more; the first ``per_rtg`` episodes of
+    each: ~1,000-2,000 states, enough for 5-fold probes at a few seconds a site), labelled from what the agent sees
+    and its pose (a variable the view cannot tell is refused); clusters are episodes."""
 
     n_random: int = 400
+    sample: Literal["generated", "on-policy"] = "generated"
+    episodes: int = 200
+    seed: int = 0
+    per_rtg: int = 50
 
-    def states(self, subject: Subject) -> ProbeSet:
+    def __post_init__(self) -> None:
+        if not 1 <= self.per_rtg <= self.episodes:
+            raise ConfigError(f"per_rtg must be in 1..episodes ({self.episodes}), got {self.per_rtg}")
+        if self.sample not in ("generated", "on-policy"):
+            raise ConfigError(f"probe states sample must be 'generated' or 'on-policy', got {self.sample!r}")
+
+    @property
+    def cluster_unit(self) -> str:
+        return "poses" if self.sample == "generated" else "episodes"
+
+    def states(self, subject: Subject) -> ProbeSet | ViewProbeSet:
+        if self.sample == "on-policy":
+            return self._on_policy(subject)
         key = ("feature-probe-set", self.n_random, subject.generation_seed, subject.model.cfg.max_timestep)
         if key not in subject._cache:
             subject._cache[key] = probe_set(
@@ -90,9 +118,26 @@ class ProbeStates:
             )
         return subject._cache[key]
 
+    def _on_policy(self, subject: Subject) -> ViewProbeSet:
+        from dt_circuits.evaluation.pool import model_env
+        from dt_circuits.features.data import RTGS
 
-SubspaceReading = Literal["iia", "ablation", "f1"]
-SUBSPACE_READINGS: tuple[str, ...] = ("iia", "ablation", "f1")
+        key = ("feature-probe-set-on-policy", self.episodes, self.seed, self.per_rtg)
+        if key not in subject._cache:
+            parts = []
+            for k, rtg in enumerate(RTGS):
+                res = subject.rollouts(rtg, self.episodes, self.seed)
+                obs, rtgs, ts = res.extra["states"]
+                eps = res.extra["episodes"]
+                keep = np.flatnonzero(eps < self.per_rtg)  # whole episodes, the first ones
+                parts.append((obs[keep], rtgs[keep], ts[keep], res.extra["poses"][keep], eps[keep] + k * self.episodes))
+            obs, rtgs, ts, poses, clusters = (np.concatenate(a) for a in zip(*parts, strict=True))
+            subject._cache[key] = view_probe_set(obs, rtgs, ts, poses, clusters, model_env(subject.model))
+        return subject._cache[key]
+
+
+SubspaceReading = Literal["iia", "ablation", "steer", "f1"]
+SUBSPACE_READINGS: tuple[str, ...] = ("iia", "ablation", "steer", "f1")
 ProbeReading = Literal["accuracy", "majority", "control", "selectivity", "shuffled"]
 READINGS: tuple[str, ...] = ("accuracy", "majority", "control", "selectivity", "shuffled")
 
@@ -121,14 +166,14 @@ class Probe(OwnSample):
         if self.reading not in READINGS:
             raise ConfigError(f"unknown probe reading {self.reading!r}; valid: {', '.join(READINGS)}")
 
-    def _features(self, subject: Subject, data: ProbeSet) -> np.ndarray:
+    def _features(self, subject: Subject, data: ProbeSet | ViewProbeSet) -> np.ndarray:
         if self.site == INPUT:
             return input_features(subject.model, data.inputs)
         if self.site == INPUT_FRONT:
             return front_cell_features(subject.model, data.inputs)
         return activations(subject.model, data.inputs, _site(subject, self.site)).numpy()
 
-    def _shuffled(self, subject: Subject, data: ProbeSet, key: tuple) -> np.ndarray:
+    def _shuffled(self, subject: Subject, data: ProbeSet | ViewProbeSet, key: tuple) -> np.ndarray:
         """Per state, whether the probe trained on shuffled labels predicts its shuffled label (held out)."""
         shuffled_key = ("feature-probe-shuffled", *key[1:])
         if shuffled_key not in subject._cache:
@@ -160,11 +205,19 @@ class Probe(OwnSample):
                 "selectivity": right.astype(float) - control_right.astype(float),
             }[self.reading]
         label = self.site if self.site == where else f"{self.site} ({where})"
+        unit, on_policy = self.on.cluster_unit, self.on.sample == "on-policy"
         describe = (
-            f"probe {self.reading} for {self.variable} at {label}: {len(values)} held-out states in "
-            f"{len(np.unique(data.clusters))} poses (pose-grouped folds)"
+            f"probe {self.reading} for {self.variable} at {label}: {len(values)} held-out "
+            f"{'on-policy ' if on_policy else ''}states in {len(np.unique(data.clusters))} {unit} "
+            f"({unit[:-1]}-grouped folds)"
         )
-        return _pooled_by_pose(values, data.clusters, self.reading, describe, "/".join(map(str, key[:3])))
+        seed_key = "/".join(map(str, key[:3])) + ("/on-policy" if on_policy else "")
+        return _pooled_by_pose(values, data.clusters, self.reading, describe, seed_key, unit, self.on.sample)
+
+    @property
+    def sample(self) -> str:  # type: ignore[override]
+        """The sample the probe is scored on, as the results name it."""
+        return self.on.sample
 
 
 @dataclass(frozen=True)
@@ -190,7 +243,10 @@ class Subspace(OwnSample):
     seed: int = 0
     #: ``iia``: interchange accuracy; ``ablation``: the behaviour change when the subspace is set to its mean
     #: where the variable is absent (the training pairs' ball-removed side), on the held-out states with the ball:
-    #: ΔP(forward) per state, pooled by pose (does taking the feature away make the agent walk into the ball?)
+    #: ΔP(forward) per state, pooled by pose (does taking the feature away make the agent walk into the ball?);
+    #: ``steer``: the other direction, the subspace set to its mean where the variable is present (the training
+    #: pairs' ball side) on the held-out states *without* the ball (does writing the feature alone make the agent
+    #: stop as before a ball? necessity and sufficiency are two claims); ``f1``: an SAE latent's firing
     reading: SubspaceReading = "iia"
 
     def __post_init__(self) -> None:
@@ -231,8 +287,8 @@ class Subspace(OwnSample):
         fitted = subject._cache[fit]
         basis = fitted[2] if self.method == "sae" else fitted
         label = self.site if self.site == str(site) else f"{self.site} ({site})"
-        if self.reading == "ablation":
-            return self._ablation(subject, site, train, test, basis, label, fit)
+        if self.reading in ("ablation", "steer"):
+            return self._set_to_mean(subject, site, train, test, basis, label, fit)
         if self.reading == "f1":
             return self._f1(subject, site, test, fitted[0], fitted[1], label, fit)
         key = ("feature-iia", *fit[1:])
@@ -247,31 +303,36 @@ class Subspace(OwnSample):
             return _undefined("IIA", describe, "no held-out pair changes the model's action")
         return _pooled_by_pose(correct, test.clusters[rows], "IIA", describe, "/".join(map(str, key[:3])))
 
-    def _ablation(
+    def _set_to_mean(
         self, subject: Subject, site: Site, train: Pairs, test: Pairs, basis: Any, label: str, fit: tuple
     ) -> Measurement:
-        """ΔP(forward) on the held-out states with the ball when the subspace is set to its mean over the training
-        pairs' ball-removed states; per state, pooled by pose."""
+        """ΔP(forward) on held-out states when the subspace is set to its mean over the training pairs' states on
+        the other side of the variable: ``ablation`` on the states with the ball, set to the ball-removed mean;
+        ``steer`` on the ball-removed states, set to the mean with the ball. Per state, pooled by pose."""
         import torch
 
         from dt_circuits.analysis.interventions import run
         from dt_circuits.env.spec import Action
         from dt_circuits.features.das import subspace_set_logits
 
-        clear = np.concatenate([train.base_values, train.source_values]) == 0
+        steer = self.reading == "steer"
+        source_side = 1 if steer else 0  # where the value is taken from; the states set are the other side's
+        sides = np.concatenate([train.base_values, train.source_values]) == source_side
         acts = torch.cat([activations(subject.model, train.base, site), activations(subject.model, train.source, site)])
-        value = (acts[torch.as_tensor(clear)] @ basis).mean(0)
-        rows = np.flatnonzero(test.base_values == 1)
-        balls = test.base[torch.as_tensor(rows)]
+        value = (acts[torch.as_tensor(sides)] @ basis).mean(0)
+        rows = np.flatnonzero(test.base_values == 1 - source_side)
+        states = test.base[torch.as_tensor(rows)]
         fwd = int(Action.FORWARD)
-        before = torch.softmax(run(subject.model, balls), -1)[:, fwd]
-        after = torch.softmax(subspace_set_logits(subject.model, balls, site, basis, value), -1)[:, fwd]
+        before = torch.softmax(run(subject.model, states), -1)[:, fwd]
+        after = torch.softmax(subspace_set_logits(subject.model, states, site, basis, value), -1)[:, fwd]
+        mean, where = ("mean with the ball", "without the ball") if steer else ("ball-removed mean", "with the ball")
         describe = (
             f"ΔP(forward) setting the {self.method} subspace (k = {self.k}) for {self.variable} at {label} to its "
-            f"ball-removed mean, RTG {self.on.rtg:g}: {len(rows)} held-out states with the ball"
+            f"{mean}, RTG {self.on.rtg:g}: {len(rows)} held-out states {where}"
         )
         values = (after - before).double().numpy()
-        return _pooled_by_pose(values, test.clusters[rows], "ΔP(forward)", describe, "/".join(map(str, fit[:3])))
+        key = "/".join(map(str, fit[:3])) + ("/steer" if steer else "")
+        return _pooled_by_pose(values, test.clusters[rows], "ΔP(forward)", describe, key)
 
     def _f1(
         self, subject: Subject, site: Site, test: Pairs, sae: Any, latent: int, label: str, fit: tuple
