@@ -16,7 +16,7 @@ and plotnine. The same interchange on a probe's direction (k = 1) and on single 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -159,16 +159,35 @@ def das_basis(
     if steps < 1:
         raise ConfigError(f"DAS needs at least one optimisation step, got {steps}")
     target = actions(model, pairs.source)
+    with _frozen(model):
+        rows = fit_rotation(
+            d, k, target, lambda w: interchange_logits(model, pairs, site, w.T, src), seed=seed, steps=steps, lr=LR
+        )
+    return rows.T.clone()
+
+
+def fit_rotation(
+    d: int,
+    k: int,
+    target: torch.Tensor,
+    intervened_logits: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    seed: int,
+    steps: int,
+    lr: float,
+) -> torch.Tensor:
+    """DAS's optimisation: the first ``k`` rows (k × d) of a d × d orthogonal rotation (``torch.nn.utils.
+    parametrizations.orthogonal``, seeded) trained for ``steps`` full-batch Adam steps on the cross-entropy between
+    ``intervened_logits(rows)`` and ``target`` (the source runs' actions). The caller freezes the model."""
     torch.manual_seed(seed)
     rotation = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(d, d, bias=False))
-    opt = torch.optim.Adam(rotation.parameters(), lr=LR)
-    with _frozen(model), torch.enable_grad():
+    opt = torch.optim.Adam(rotation.parameters(), lr=lr)
+    with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
-            logits = interchange_logits(model, pairs, site, rotation.weight[:k].T, src)
-            torch.nn.functional.cross_entropy(logits, target).backward()
+            torch.nn.functional.cross_entropy(intervened_logits(rotation.weight[:k]), target).backward()
             opt.step()
-    return rotation.weight[:k].T.detach().clone()
+    return rotation.weight[:k].detach().clone()
 
 
 def best_neuron(model: DecisionTransformer, pairs: Pairs, site: Site) -> int:

@@ -5,7 +5,7 @@ direction of the state-embedding space, the same whichever frame an object is dr
 version of that question: which direction ``q`` of that space, swapped from a source window into a base window in
 every frame at once (``h_t ← h_t + ((h_src,t − h_t)·q) q``), makes the model act as on the source? A site in
 :mod:`dt_circuits.features.sites` is one token's vector; this is one subspace of every state token, so it has its
-own few lines here (the same optimiser, steps and rotation parametrisation as :func:`das.das_basis`).
+own intervention here, trained by the same optimisation (:func:`das.fit_rotation`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from dt_circuits.analysis.interventions import hooked
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
-from dt_circuits.features.das import Pairs, _frozen, actions
+from dt_circuits.features.das import Pairs, _frozen, actions, fit_rotation
 
 HOOK = "hook_state_embed"
 #: Adam's learning rate here: twice das.LR, for 100 steps. Measured on MemoryDT-GatedMLP (256 training pairs,
@@ -70,18 +70,11 @@ def embed_das(
         raise ConfigError(f"DAS needs at least one optimisation step, got {steps}")
     src = state_embeds(model, pairs.source)
     target = actions(model, pairs.source)
-    d = src.shape[-1]
-    torch.manual_seed(seed)
-    rotation = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(d, d, bias=False))
-    opt = torch.optim.Adam(rotation.parameters(), lr=lr)
-    with _frozen(model), torch.enable_grad():
-        for _ in range(steps):
-            opt.zero_grad()
-            logits = swap_logits(model, pairs, rotation.weight[0], src)
-            torch.nn.functional.cross_entropy(logits, target).backward()
-            opt.step()
-    q = rotation.weight[0].detach().clone()
-    return q / q.norm()
+    with _frozen(model):
+        rows = fit_rotation(
+            src.shape[-1], 1, target, lambda w: swap_logits(model, pairs, w[0], src), seed=seed, steps=steps, lr=lr
+        )
+    return rows[0] / rows[0].norm()
 
 
 def swap_correct(model: DecisionTransformer, pairs: Pairs, q: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
