@@ -30,8 +30,9 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     saes = {r["site"]: r for r in table.get("sae") or []}
     with_sae = any(r.get("sae") is not None for r in table["iia"])
     header = ["site", *variables, "IIA DAS / probe / neuron" + (" / SAE" if with_sae else "")]
+    latent = table.get("sae_latent", "ball_in_front=yes")  # the variable value whose latent the table localises
     if saes:
-        header.append("SAE FVU / L0 / dead / ΔCE; ball latent F1")
+        header.append(f"SAE FVU / L0 / dead / ΔCE; {'ball' if latent == 'ball_in_front=yes' else latent} latent F1")
     rows = []
     for site in table["sites"]:
         cells = [site]
@@ -43,7 +44,7 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         cells.append(" / ".join(_f(r.get(m)) for m in methods) if r else "—")
         if saes:
             a = saes.get(site)
-            ball = (a or {}).get("f1", {}).get("ball_in_front=yes", {})
+            ball = (a or {}).get("f1", {}).get(latent, {})
             cells.append(
                 f"{_f(a['fvu'])} / {a['l0']:.0f} / {_f(a['dead_fraction'])} / {_f(a['delta_loss'], True)}; "
                 f"{_f(ball.get('f1'))}"
@@ -64,7 +65,9 @@ def _caption(table: dict[str, Any]) -> str:
             f"the same step with the instruction swapped (n = "
             f"{table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes), at "
             f"{len(table['iia'])} sites; seed {table['seed']}; "
-            f"{s.get('probes', 0) + s.get('interchange', 0):.0f} s on {table.get('cpu', '?')}"
+            f"{s.get('probes', 0) + s.get('sae', 0) + s.get('interchange', 0):.0f} s"
+            + (f" ({s['sae']:.0f} s for the SAEs)" if s.get("sae") else "")
+            + f" on {table.get('cpu', '?')}"
         )
     return (
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "

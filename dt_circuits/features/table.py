@@ -198,11 +198,13 @@ def memory_localisation_table(
     sites: Sequence[str] | None = None,
     iia_sites: Sequence[str] = MEMORY_IIA_SITES,
     k: int = 1,
+    with_sae: bool = True,
 ) -> dict[str, Any]:
     """Probe rows for Memory ``variables`` at ``sites`` (default: every default site, at the last state token)
     and the two input sites, on :func:`memory_probe_set`'s windows; and the instruction localised by interchange
     (DAS, the probe's direction, the best neuron) at ``iia_sites``, on pairs of the same step of the same episode
-    with the instruction swapped, held out by episode."""
+    with the instruction swapped, held out by episode; and an SAE per interchange site (``with_sae``), its latent for
+    "the instruction is a ball" localised beside them."""
     from dt_circuits.features.memory_data import MAX_STEPS, RTG, instruction_pairs, memory_probe_set
 
     t0 = time.perf_counter()
@@ -218,7 +220,12 @@ def memory_localisation_table(
     t1 = time.perf_counter()
     pairs = instruction_pairs(model, seed=seed, n_episodes=n_episodes)
     localised = [at_state_token(model, parse_site(model, s)) for s in iia_sites]
-    iia = [{"variable": "instruction", **localise(model, pairs, s, k=k, seed=seed).to_json()} for s in localised]
+    saes, sae_rows = memory_site_saes(model, data, pairs, localised, variables, seed) if with_sae else ({}, [])
+    t_sae = time.perf_counter()
+    iia = [
+        {"variable": "instruction", **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()}
+        for s in localised
+    ]
     return {
         "env": "memory",
         "seed": seed,
@@ -231,6 +238,44 @@ def memory_localisation_table(
         "sites": [*xs],
         "probes": probes,
         "n_pairs": len(pairs),
+        "sae": sae_rows,
+        "sae_latent": "instruction=ball",
         "iia": iia,
-        "seconds": {"probes": round(t1 - t0, 1), "interchange": round(time.perf_counter() - t1, 1)},
+        "seconds": {
+            "probes": round(t1 - t0, 1),
+            "sae": round(t_sae - t1, 1),
+            "interchange": round(time.perf_counter() - t_sae, 1),
+        },  # fmt: skip
     }
+
+
+def memory_site_saes(
+    model: DecisionTransformer,
+    data: Any,
+    pairs: Any,
+    sites: Sequence[Site],
+    variables: Sequence[str],
+    seed: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An SAE per site of a window model, trained on the windows of half of the episodes (each step as played and
+    with the instruction swapped: the pairs' base side), its quality and latent labels read on the other half's
+    windows as played (``features.sae``). The same episode split as the interchange's, so the SAE latent
+    localised there was never trained on a held-out episode."""
+    from dt_circuits.features.sae import sae_row, site_sae
+
+    train_pairs, _ = pairs.split(seed)
+    held_out = ~np.isin(data.clusters, np.unique(train_pairs.clusters))
+    train, test = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    names = {v: np.array(memory_variable(v).values)[data.labels(v)] for v in variables}
+    train_values = {v: x[train] for v, x in names.items()}
+    test_values = {v: x[test] for v, x in names.items()}
+    test_windows = data.windows[torch.as_tensor(test)]
+    saes, rows = {}, []
+    for site in sites:
+        acts = activations(model, data.windows, site)
+        train_acts = activations(model, train_pairs.base, site)
+        sae, seconds = site_sae(model, site, train_acts, seed=seed)
+        saes[str(site)] = sae
+        rows.append(sae_row(model, site, sae, seconds, test_windows, acts[train], acts[test], train_values,
+                            test_values))  # fmt: skip
+    return saes, rows
