@@ -74,3 +74,28 @@ def test_unknown_variables_and_sites_are_one_line():
 def test_the_readme_features_table_is_generated_from_the_committed_json():
     readme = (REPO_ROOT / "README.md").read_text()
     assert generated_readme(readme, REPO_ROOT / FEATURES_DIR) == readme, "run: dt-circuits features --readme"
+
+
+@pytest.mark.parametrize("name", ["raw-index", "dti-memory"])
+def test_the_features_report_draws_a_committed_table(name, tmp_path, capsys):
+    """`dt-circuits features --from JSON --report DIR`: the table and its two figures from the JSON alone (no model):
+    a probe heatmap with a cell per variable and site, IIA bars for the interchange sites; a bad file is one line."""
+    from PIL import Image
+
+    from dt_circuits.cli import main
+    from dt_circuits.core.paths import REPO_ROOT
+
+    out = tmp_path / "report"
+    assert (
+        main(["features", "--from", str(REPO_ROOT / "docs" / "features" / f"{name}.json"), "--report", str(out)]) == 0
+    )
+    page = (out / "index.html").read_text()
+    assert "probes.png" in page and "iia.png" in page and "<table>" in page and "IIA DAS / probe / neuron" in page
+    for png in ("probes.png", "iia.png"):
+        with Image.open(out / png) as im:
+            assert im.size[0] > 200 and im.size[1] > 100
+    assert "report:" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"checkpoint": "x"}')
+    assert main(["features", "--from", str(bad), "--report", str(tmp_path / "r2")]) == 2
+    assert "not a features table" in capsys.readouterr().err

@@ -5,6 +5,8 @@ Examples:
   dt-circuits features --checkpoint checkpoints/raw-index --json docs/features/raw-index.json
   dt-circuits features --checkpoint ../shared/reference/dti-memory-s7-fixed-start-gated-mlp.pt \
       --json docs/features/dti-memory.json   # MemoryDT: the instruction, in view, the correct side (probes)
+  dt-circuits features --from docs/features/raw-index.json --report dt-circuits-report/features-raw-index
+                                         # the figures and table of a table computed before (no model)
   dt-circuits features --readme          # rewrite the README's features table from docs/features/*.json
   dt-circuits features --readme --check  # exit 1 if it is out of date
 """
@@ -23,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the states, splits, control task and DAS (0)")
     p.add_argument("--readme", action="store_true", help="regenerate the README's features table from JSON files")
     p.add_argument("--check", action="store_true", help="with --readme: only check that the README is up to date")
+    p.add_argument("--report", metavar="DIR", help="also write the table and its figures as a static report in DIR")
+    p.add_argument("--from", dest="table_json", metavar="JSON", help="read a table written by --json (no model)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +44,15 @@ def run(args: argparse.Namespace) -> int:
         return write_or_check(
             path, generated_readme(path.read_text(), REPO_ROOT / FEATURES_DIR), "features", check=args.check
         )
+    if args.table_json:
+        from dt_circuits.core.io import read_json
+        from dt_circuits.features.report import check_table
+
+        table = check_table(read_json(args.table_json, "features table", ConfigError))
+        print(terminal_table(table))
+        return _report(args, table)
     if not args.checkpoint:
-        raise ConfigError("--checkpoint is required (or --readme)")
+        raise ConfigError("--checkpoint is required (or --readme, or --from a table)")
 
     from dt_circuits.core.io import sha256_file
     from dt_circuits.core.machine import cpu_model
@@ -63,4 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, table)
         print(f"wrote {args.json}")
+    return _report(args, table)
+
+
+def _report(args: argparse.Namespace, table: dict) -> int:
+    if args.report:
+        from dt_circuits.features.report import write_features_report
+
+        print(f"report: {write_features_report(args.report, table)}")
     return 0
