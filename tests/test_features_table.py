@@ -99,3 +99,11 @@ def test_the_features_report_draws_a_committed_table(name, tmp_path, capsys):
     bad.write_text('{"checkpoint": "x"}')
     assert main(["features", "--from", str(bad), "--report", str(tmp_path / "r2")]) == 2
     assert "not a features table" in capsys.readouterr().err
+
+
+def test_the_table_reports_progress_off_a_terminal(capsys):
+    """`dt-circuits features` works for minutes: off a terminal (CI logs) it prints summary lines, not silence."""
+    localisation_table(ball_avoider("head1"), n_random=20, sites=("L0H1",), variables=("ball_in_front",),
+                       with_sae=False, progress=True)  # fmt: skip
+    err = capsys.readouterr().err
+    assert "features: " in err and "done" in err.splitlines()[-1]

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": source.name.removesuffix(".pt"),
         "sha256": sha256_file(weights),
         "cpu": cpu_model(),
-        **(memory_localisation_table if model.cfg.n_timesteps > 1 else localisation_table)(model, seed=args.seed),
+        **(memory_localisation_table if model.cfg.n_timesteps > 1 else localisation_table)(
+            model, seed=args.seed, progress=not args.quiet
+        ),
     }
     print(terminal_table(table))
     if args.json:

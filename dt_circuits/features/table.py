@@ -17,6 +17,7 @@ import torch
 
 from dt_circuits.analysis.interventions import pos_axis
 from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.progress import progress as progress_reporter
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL
 from dt_circuits.features.data import ball_pairs, probe_set
@@ -97,9 +98,11 @@ def localisation_table(
     variables: Sequence[str] = PROBED,
     sites: Sequence[str] | None = None,
     with_sae: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Probe rows for ``variables``, an SAE per site (``with_sae``) and interchange rows (ball in front; DAS, probe,
-    neuron and the SAE's latent) at ``sites`` (default: every default site) and the input, seeded; with timings."""
+    neuron and the SAE's latent) at ``sites`` (default: every default site) and the input, seeded; with timings.
+    ``progress``: a bar on a terminal, a line now and then elsewhere (1–2 minutes of work)."""
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
@@ -109,15 +112,20 @@ def localisation_table(
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
     xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
     xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
+    bar = progress_reporter(1 + (len(chosen) if with_sae else 0) + len(chosen), "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
+    bar.update(1)
     t1 = time.perf_counter()
     saes, sae_rows = site_saes(model, data, chosen, variables, seed, xs) if with_sae else ({}, [])
+    bar.update(len(chosen) if with_sae else 0)
     t_sae = time.perf_counter()
     pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
-    iia = [
-        {"variable": "ball_in_front", **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()}
-        for s in chosen
-    ]
+    iia = []
+    for s in chosen:
+        iia.append({"variable": "ball_in_front",
+                    **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()})  # fmt: skip
+        bar.update(1)
+    bar.close()
     t2 = time.perf_counter()
     return {
         "seed": seed,
@@ -199,6 +207,7 @@ def memory_localisation_table(
     iia_sites: Sequence[str] = MEMORY_IIA_SITES,
     k: int = 1,
     with_sae: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Probe rows for Memory ``variables`` at ``sites`` (default: every default site, at the last state token)
     and the two input sites, on :func:`memory_probe_set`'s windows; and the instruction localised by interchange
@@ -216,16 +225,22 @@ def memory_localisation_table(
     data = memory_probe_set(model, seed=seed, n_episodes=n_episodes)
     xs = memory_input_features(model, data.windows)
     xs.update({str(s): activations(model, data.windows, s).numpy() for s in chosen})
+    n_iia = len(iia_sites)
+    bar = progress_reporter(1 + (n_iia if with_sae else 0) + n_iia, "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
+    bar.update(1)
     t1 = time.perf_counter()
     pairs = instruction_pairs(model, seed=seed, n_episodes=n_episodes)
     localised = [at_state_token(model, parse_site(model, s)) for s in iia_sites]
     saes, sae_rows = memory_site_saes(model, data, pairs, localised, variables, seed) if with_sae else ({}, [])
+    bar.update(n_iia if with_sae else 0)
     t_sae = time.perf_counter()
-    iia = [
-        {"variable": "instruction", **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()}
-        for s in localised
-    ]
+    iia = []
+    for s in localised:  # 200-260 s a site on MemoryDT
+        iia.append({"variable": "instruction",
+                    **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()})  # fmt: skip
+        bar.update(1)
+    bar.close()
     return {
         "env": "memory",
         "seed": seed,
