@@ -40,12 +40,14 @@ def cache_dir() -> Path | None:
 
 
 def cached_arrays(
-    kind: str, key: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
+    kind: str, key: dict[str, Any] | None, compute: Callable[[], dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """``compute()`` once per ``key`` on this machine: later calls (in any process) load the saved arrays.
 
     ``kind`` names the file (``kind-<sha256 of key>.npz``); ``key`` must be JSON-serialisable and name every input
-    the arrays depend on."""
+    the arrays depend on; None (a key that could not be made, e.g. code without sources) computes every time."""
+    if key is None:
+        return compute()
     loaded = load_arrays(kind, key)
     if loaded is not None:
         return loaded
@@ -82,6 +84,27 @@ def _key_text(kind: str, key: dict[str, Any]) -> str:
 
 def _path(folder: Path, kind: str, text: str) -> Path:
     return folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.npz"
+
+
+def fit_key(*code: object, libraries: tuple[str, ...], **params: Any) -> dict[str, Any] | None:
+    """The key of arrays fitted or measured by running a model on this machine: ``params`` (JSON: the weights'
+    digest or the fitted inputs' :func:`array_digest`, the settings), the code's :func:`source_key` and this
+    machine's CPU kind (float kernels differ between CPU kinds, so one kind never reads another's entries); None
+    (no caching) when the code's source cannot be read."""
+    from dt_circuits.core.machine import machine_kind
+
+    source = source_key(*code, libraries=libraries)
+    return None if source is None else {**params, **source, "machine": machine_kind()}
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """sha256 over each array's dtype, shape and bytes: equal digests, equal inputs."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def source_key(*code: object, libraries: tuple[str, ...] = ("minigrid", "gymnasium", "numpy")) -> dict[str, Any] | None:

@@ -100,9 +100,8 @@ def instruction_directions(
     """The Memory instruction pairs whose windows differ and, per seeded episode split, the DAS direction fitted on
     (a seeded sample of ``train_pairs`` of) its training half, with the held-out half. The directions are kept in
     the disk cache (:mod:`dt_circuits.core.cache`) keyed by the weights, the settings, the code and this machine's
-    CPU kind: a fit costs ~11 s and every claims run on the same weights asks for the same ones."""
-    from dt_circuits.core.cache import cached_arrays, source_key
-    from dt_circuits.core.machine import machine_kind
+    CPU kind: a fit costs ~25 s and every claims run on the same weights asks for the same ones."""
+    from dt_circuits.core.cache import cached_arrays, fit_key
     from dt_circuits.dt import layers
     from dt_circuits.dt.model import weights_digest
     from dt_circuits.features import memory_data
@@ -117,11 +116,10 @@ def instruction_directions(
             out.append(embed_das(model, train.subset(rows), seed=s, steps=steps).numpy())
         return {"directions": np.stack(out)}
 
-    code = source_key(embed_das, swap_logits, state_embeds, differing, memory_data, layers, DecisionTransformer,
-                      Pairs, libraries=("minigrid", "gymnasium", "numpy", "torch", "scikit-learn"))  # fmt: skip
-    key = None if code is None else {
-        "weights": weights_digest(model), "splits": splits, "steps": steps, "train_pairs": train_pairs, "lr": EMBED_LR,
-        "machine": machine_kind(), **code,
-    }  # fmt: skip
-    directions = cached_arrays("instruction-das", key, fit)["directions"] if key else fit()["directions"]
+    key = fit_key(
+        embed_das, swap_logits, state_embeds, differing, memory_data, layers, DecisionTransformer, Pairs,
+        libraries=("minigrid", "gymnasium", "numpy", "torch", "scikit-learn"),
+        weights=weights_digest(model), splits=splits, steps=steps, train_pairs=train_pairs, lr=EMBED_LR,
+    )  # fmt: skip
+    directions = cached_arrays("instruction-das", key, fit)["directions"]
     return pairs, [(torch.from_numpy(q), test) for q, (_, test) in zip(directions, halves, strict=True)]

@@ -87,11 +87,9 @@ def cached_held_out_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray
     """:func:`held_out_predictions` once per (x, y, groups) on this machine: the key is the inputs' own digest, this
     module's code, the library versions and the CPU kind (the disk cache, :mod:`dt_circuits.core.cache`). A claim
     fits the same probes on the same activations every run; the folds' fits are most of its time."""
-    import hashlib
     import sys
 
-    from dt_circuits.core.cache import cached_arrays, source_key
-    from dt_circuits.core.machine import machine_kind
+    from dt_circuits.core.cache import array_digest, cached_arrays, fit_key
 
     x, y, groups = np.asarray(x, np.float64), np.asarray(y), np.asarray(groups)
 
@@ -99,15 +97,9 @@ def cached_held_out_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray
         pred, major = held_out_predictions(x, y, groups)
         return {"pred": pred, "major": major}
 
-    code = source_key(sys.modules[__name__], libraries=("numpy", "scipy", "scikit-learn"))
-    if code is None:
-        arrays = fit()
-    else:
-        h = hashlib.sha256()
-        for a in (x, y, groups):
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-        arrays = cached_arrays("probe-predictions", {"inputs": h.hexdigest(), "machine": machine_kind(), **code}, fit)
+    code = sys.modules[__name__]
+    key = fit_key(code, libraries=("numpy", "scipy", "scikit-learn"), inputs=array_digest(x, y, groups))
+    arrays = cached_arrays("probe-predictions", key, fit)
     return arrays["pred"], arrays["major"]
 
 

@@ -304,12 +304,10 @@ def cached_sae(acts: torch.Tensor, cfg: SAEConfig) -> TopKSAE:
     """:func:`train_sae` once per (training activations, config) on this machine: the key is the activations' own
     digest (so the checkpoint, site and data are all in it), the config, this module's code, torch's version and the
     CPU kind (float kernels decide the bytes). Later calls load the same weights from the disk cache."""
-    import hashlib
     import sys
     from dataclasses import asdict
 
-    from dt_circuits.core.cache import cached_arrays, source_key
-    from dt_circuits.core.machine import machine_kind
+    from dt_circuits.core.cache import array_digest, cached_arrays, fit_key
 
     data = acts.detach().float().contiguous()
 
@@ -317,13 +315,9 @@ def cached_sae(acts: torch.Tensor, cfg: SAEConfig) -> TopKSAE:
         sae, _ = train_sae(data, cfg)
         return {name: t.detach().numpy() for name, t in sae.state_dict().items()}
 
-    code = source_key(sys.modules[__name__], libraries=("numpy", "torch"))
-    if code is None:
-        arrays = fit()
-    else:
-        digest = hashlib.sha256(data.numpy().tobytes() + str(tuple(data.shape)).encode()).hexdigest()
-        key = {"acts": digest, "config": asdict(cfg), "machine": machine_kind(), **code}
-        arrays = cached_arrays("sae", key, fit)
+    key = fit_key(sys.modules[__name__], libraries=("numpy", "torch"), acts=array_digest(data.numpy()),
+                  config=asdict(cfg))  # fmt: skip
+    arrays = cached_arrays("sae", key, fit)
     sae = TopKSAE(data.shape[1], cfg.n_latents, cfg.k)
     sae.load_state_dict({name: torch.from_numpy(np.asarray(a)) for name, a in arrays.items()})
     sae.eval()

@@ -232,7 +232,7 @@ def memory_localisation_table(
     t1 = time.perf_counter()
     pairs = instruction_pairs(model, seed=seed, n_episodes=n_episodes)
     localised = [at_state_token(model, parse_site(model, s)) for s in iia_sites]
-    saes, sae_rows = memory_site_saes(model, data, pairs, localised, variables, seed) if with_sae else ({}, [])
+    saes, sae_rows = memory_site_saes(model, data, pairs, localised, variables, seed, xs) if with_sae else ({}, [])
     bar.update(n_iia if with_sae else 0)
     t_sae = time.perf_counter()
     iia = []
@@ -271,10 +271,12 @@ def memory_site_saes(
     sites: Sequence[Site],
     variables: Sequence[str],
     seed: int,
+    probe_xs: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An SAE per site of a window model, trained on the windows of half of the episodes (each step as played and
     with the instruction swapped: the pairs' base side), its quality and latent labels read on the other half's
-    windows as played (``features.sae``). The same episode split as the interchange's, so the SAE latent
+    windows as played (``features.sae``); ``probe_xs``: the probes' activations by site, reused where a site has
+    them. The same episode split as the interchange's, so the SAE latent
     localised there was never trained on a held-out episode."""
     from dt_circuits.features.sae import sae_row, site_sae
 
@@ -287,7 +289,9 @@ def memory_site_saes(
     test_windows = data.windows[torch.as_tensor(test)]
     saes, rows = {}, []
     for site in sites:
-        acts = activations(model, data.windows, site)
+        acts = (
+            torch.from_numpy(probe_xs[str(site)]) if str(site) in probe_xs else activations(model, data.windows, site)
+        )
         train_acts = activations(model, train_pairs.base, site)
         sae, seconds = site_sae(model, site, train_acts, seed=seed)
         saes[str(site)] = sae

@@ -87,7 +87,8 @@ def _on_policy_mask(family: str, obs: np.ndarray, poses: np.ndarray) -> np.ndarr
     raise ConfigError(f"unknown state family {family!r}")
 
 
-def _rollout_states(subject: Subject, rtg: float, episodes: int, seed: int):
+def rollout_states(subject: Subject, rtg: float, episodes: int, seed: int):
+    """(obs, RTGs, timesteps, poses, episode ids) of every state the rollouts at ``rtg`` queried the model on."""
     res = subject.rollouts(rtg, episodes, seed)
     if "states" not in res.extra:
         raise ConfigError("rollouts were made without recorded states")
@@ -99,7 +100,7 @@ def on_policy(subject: Subject, family: str, rtg: float, episodes: int, seed: in
     """States of the checkpoint's own rollouts at ``rtg`` with the family's object in front (cached)."""
     key = ("on-policy", family, float(rtg), episodes, seed)
     if key not in subject._cache:
-        obs, rtgs, ts, poses, eps = _rollout_states(subject, rtg, episodes, seed)
+        obs, rtgs, ts, poses, eps = rollout_states(subject, rtg, episodes, seed)
         keep = np.flatnonzero(_on_policy_mask(family, obs, poses))
         if len(keep) > MAX_ON_POLICY_ROWS:  # whole episodes, in order, until the cap
             last = eps[keep[MAX_ON_POLICY_ROWS - 1]]
@@ -112,7 +113,7 @@ def on_policy(subject: Subject, family: str, rtg: float, episodes: int, seed: in
 def matched_timesteps(subject: Subject, family: str, rtg: float, episodes: int, seed: int, n: int) -> np.ndarray:
     """``n`` timesteps drawn (seeded) from those at which the rollouts at ``rtg`` meet the family's object in
     front; from every visited state when that happens fewer than MIN_MATCHED_TIMESTEPS times."""
-    obs, _, ts, poses, _ = _rollout_states(subject, rtg, episodes, seed)
+    obs, _, ts, poses, _ = rollout_states(subject, rtg, episodes, seed)
     pool = ts[_on_policy_mask(family, obs, poses)]
     if len(pool) < MIN_MATCHED_TIMESTEPS:
         pool = ts

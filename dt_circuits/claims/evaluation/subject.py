@@ -260,14 +260,11 @@ class Subject:
         library versions, CPU kind) on this machine: the disk cache (:mod:`dt_circuits.core.cache`) for what a
         claim measures by running the model in the env (wall traces, ...), which every run on the same weights
         repeats. ``params`` must name every other input (RTG, episodes, derived seed, env)."""
-        from dt_circuits.core.cache import cached_arrays, source_key
-        from dt_circuits.core.machine import machine_kind
+        from dt_circuits.core.cache import cached_arrays, fit_key
         from dt_circuits.dt import layers, model
 
-        source = source_key(*code, model, layers, libraries=("minigrid", "gymnasium", "numpy", "torch"))
-        if source is None:
-            return compute()
-        key = {**params, **source, "weights": self._weights_digest(), "machine": machine_kind()}
+        libraries = ("minigrid", "gymnasium", "numpy", "torch")
+        key = fit_key(*code, model, layers, libraries=libraries, **params, weights=self._weights_digest())
         return cached_arrays(kind, key, compute)
 
     def _weights_digest(self) -> str:
@@ -281,21 +278,18 @@ class Subject:
         library versions and this machine's CPU kind (float kernels pick actions); None: no caching (code
         without sources)."""
         if "rollout-source" not in self._cache:
-            from dt_circuits.core.cache import source_key
-            from dt_circuits.core.machine import machine_kind
+            from dt_circuits.core.cache import fit_key
             from dt_circuits.dt import layers, model, window
             from dt_circuits.env import memory, spec
             from dt_circuits.evaluation import envpool_rollout, memory_rollout, pool, rollout
             from dt_circuits.evaluation import episodes as episodes_module
             from dt_circuits.evaluation.pool import model_env
 
-            libraries = ("envpool", "minigrid", "gymnasium", "numpy", "torch")
-            code = source_key(pool, rollout, envpool_rollout, memory_rollout, episodes_module, model, layers, window,
-                              spec, memory, libraries=libraries)  # fmt: skip
-            self._cache["rollout-source"] = code and {
-                **code, "weights": self._weights_digest(), "machine": machine_kind(),
-                "env": model_env(self.model).to_dict(),
-            }  # fmt: skip
+            self._cache["rollout-source"] = fit_key(
+                pool, rollout, envpool_rollout, memory_rollout, episodes_module, model, layers, window, spec, memory,
+                libraries=("envpool", "minigrid", "gymnasium", "numpy", "torch"), weights=self._weights_digest(),
+                env=model_env(self.model).to_dict(),
+            )  # fmt: skip
         base = self._cache["rollout-source"]
         if base is None:
             return None
@@ -337,8 +331,7 @@ def mean_walk(seed: int) -> scenarios.WalkDataset:
             w = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=WALK_EPISODE_STEPS)
             return {"obs": w.obs, "timesteps": w.timesteps}
 
-        key = _walk_key(seed)
-        arrays = cached_arrays("mean-walk", key, walk) if key is not None else walk()
+        arrays = cached_arrays("mean-walk", _walk_key(seed), walk)
         _WALKS[seed] = scenarios.WalkDataset(obs=arrays["obs"], timesteps=arrays["timesteps"])
     return _WALKS[seed]
 

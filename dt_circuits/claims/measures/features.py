@@ -43,11 +43,13 @@ N_BOOTSTRAP = 20_000
 CLAIM_DAS_STEPS = 100
 
 
-def _undefined(unit: str, describe: str, why: str, sample: str = "generated") -> Measurement:
+def _undefined(
+    unit: str, describe: str, why: str, sample: str = "generated", cluster_unit: str = "poses"
+) -> Measurement:
     """No number: the check fails with reason "undefined: <why>" (never a pass)."""
     return Measurement(
         np.array([np.nan]), unit, describe, estimate=np.nan, draws=np.array([np.nan]), undefined=why,
-        sample=sample, cluster_unit="poses",
+        sample=sample, cluster_unit=cluster_unit,
     )  # fmt: skip
 
 
@@ -66,7 +68,8 @@ def _pooled_by_pose(
     correct = np.asarray(correct, dtype=np.float64)
     ids, inverse = np.unique(poses, return_inverse=True)
     if len(ids) < MIN_CLUSTERS:
-        return _undefined(unit, describe, f"{len(ids)} {cluster_unit} with an example (< {MIN_CLUSTERS})", sample)
+        why = f"{len(ids)} {cluster_unit} with an example (< {MIN_CLUSTERS})"
+        return _undefined(unit, describe, why, sample, cluster_unit)
     per_pose = np.bincount(inverse, weights=correct) / np.bincount(inverse)
     boot = cluster_bootstrap(correct, inverse, n_resamples=N_BOOTSTRAP, seed=zlib.crc32(key.encode()))
     return Measurement(
@@ -119,6 +122,7 @@ class ProbeStates:
         return subject._cache[key]
 
     def _on_policy(self, subject: Subject) -> ViewProbeSet:
+        from dt_circuits.claims.evaluation.samples import rollout_states
         from dt_circuits.evaluation.pool import model_env
         from dt_circuits.features.data import RTGS
 
@@ -126,11 +130,9 @@ class ProbeStates:
         if key not in subject._cache:
             parts = []
             for k, rtg in enumerate(RTGS):
-                res = subject.rollouts(rtg, self.episodes, self.seed)
-                obs, rtgs, ts = res.extra["states"]
-                eps = res.extra["episodes"]
+                obs, rtgs, ts, poses, eps = rollout_states(subject, rtg, self.episodes, self.seed)
                 keep = np.flatnonzero(eps < self.per_rtg)  # whole episodes, the first ones
-                parts.append((obs[keep], rtgs[keep], ts[keep], res.extra["poses"][keep], eps[keep] + k * self.episodes))
+                parts.append((obs[keep], rtgs[keep], ts[keep], poses[keep], eps[keep] + k * self.episodes))
             obs, rtgs, ts, poses, clusters = (np.concatenate(a) for a in zip(*parts, strict=True))
             subject._cache[key] = view_probe_set(obs, rtgs, ts, poses, clusters, model_env(subject.model))
         return subject._cache[key]

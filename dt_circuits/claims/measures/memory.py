@@ -120,12 +120,10 @@ class InstructionDAS(OwnSample):
     def measure(self, subject: Subject) -> Measurement:
         from dt_circuits.claims.measures.features import _pooled_by_pose
         from dt_circuits.features.das import actions
-        from dt_circuits.features.embed_das import swap_correct
+        from dt_circuits.features.embed_das import STEPS, TRAIN_PAIRS, swap_correct
 
         model = subject.model
-        pairs, fits = _das_fits(subject)
-        from dt_circuits.features.embed_das import STEPS, TRAIN_PAIRS
-
+        _, fits = _das_fits(subject)
         fitted = f"fitted ({STEPS} steps, {TRAIN_PAIRS} pairs) on half of the episodes"
         if self.value == "cosine":
             pc0 = instruction_pca(model).key_minus_ball_direction
