@@ -74,33 +74,34 @@ def test_the_default_folder_follows_xdg(tmp_path, monkeypatch):
 
 
 def test_the_cached_mean_walk_is_the_walk(folder, monkeypatch):
-    """The walk every mean ablation is taken over, loaded from the disk cache, equals a fresh walk bit for bit."""
+    """A walk no file ships (seed 3), loaded from the disk cache, equals a fresh walk bit for bit."""
     from dt_circuits.claims.evaluation import subject
+    from dt_circuits.env import walks
 
-    monkeypatch.setattr(subject, "_WALKS", {})
+    monkeypatch.setattr(walks, "_WALKS", {})
     written = subject.mean_walk(3)  # computed and written
-    assert len(list(folder.glob("mean-walk-*.npz"))) == 1
-    monkeypatch.setattr(subject, "_WALKS", {})
+    assert len(list(folder.glob("walk-*.npz"))) == 1
+    monkeypatch.setattr(walks, "_WALKS", {})
     hits = []
     load = cache._load
     monkeypatch.setattr(cache, "_load", lambda *args: hits.append(load(*args)) or hits[-1])
     loaded = subject.mean_walk(3)
-    assert len(hits) == 1 and hits[0] is not None, "the second walk was not loaded from the cache"
+    assert [h is not None for h in hits] == [False, True], "the second walk was not loaded from the cache"
     for a, b in ((written.obs, loaded.obs), (written.timesteps, loaded.timesteps)):  # written: the walk itself
         assert np.array_equal(a, b) and a.dtype == b.dtype
-    assert subject._walk_key(3) != subject._walk_key(4)
+    assert walks.walk_key(20_000, 3, 100) != walks.walk_key(20_000, 4, 100) != walks.walk_key(20_000, 4, None)
 
 
 def test_without_readable_sources_the_walk_is_not_cached(folder, monkeypatch):
     import inspect
 
-    from dt_circuits.claims.evaluation import subject
+    from dt_circuits.env import walks
 
     def unreadable(obj):
         raise OSError("could not get source code")
 
     monkeypatch.setattr(inspect, "getsource", unreadable)
-    assert subject._walk_key(0) is None
+    assert walks.walk_key(20_000, 0, 100) is None
 
 
 def test_a_large_family_renders_once_and_loads_the_same_observations(folder, monkeypatch):

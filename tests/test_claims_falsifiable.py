@@ -49,14 +49,20 @@ def model(request):
 
 @pytest.fixture(scope="module")
 def subject(model) -> Subject:
-    """The checkpoint itself, shared by the claims tested on it."""
-    return Subject.from_model(model)
+    """The checkpoint itself, shared by the claims tested on it; measured for the verdict alone (the controls
+    read ``verdict.holds``, the primary recipe's: the other recipes' passes would be thrown away)."""
+    return _verdict_only(Subject.from_model(model))
+
+
+def _verdict_only(subject: Subject) -> Subject:
+    subject.verdict_only = True
+    return subject
 
 
 @pytest.fixture(scope="module")
 def random_subject(model) -> Subject:
     """A random initialisation shaped like the checkpoint, shared by the claims tested on it."""
-    return Subject.from_model(random_like(model, seed=0), name="random")
+    return _verdict_only(Subject.from_model(random_like(model, seed=0), name="random"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,7 +81,8 @@ def _original_and_swapped(name: str) -> tuple[Subject, Subject]:
     from dt_circuits.claims.suite.discovery import rollout_requests
 
     model = load_checkpoint(reference_checkpoint() if name == "dti-reference" else CHECKPOINTS_DIR / name)
-    original, swapped = Subject.from_model(model), Subject.from_model(swap_heads(model), name="swapped")
+    original = _verdict_only(Subject.from_model(model))
+    swapped = _verdict_only(Subject.from_model(swap_heads(model), name="swapped"))
     tested = [CLAIMS[p.values[1]] for p in _head_claims_expected_to_hold() if p.values[0] == name]
     original.prefetch_rollouts(rollout_requests(tested))
     swapped._cache.update({k: v for k, v in original._cache.items() if k[0] == "rollouts"})

@@ -40,14 +40,22 @@ def cache_dir() -> Path | None:
 
 
 def cached_arrays(
-    kind: str, key: dict[str, Any] | None, compute: Callable[[], dict[str, np.ndarray]]
+    kind: str,
+    key: dict[str, Any] | None,
+    compute: Callable[[], dict[str, np.ndarray]],
+    *,
+    shipped: Path | None = None,
 ) -> dict[str, np.ndarray]:
     """``compute()`` once per ``key`` on this machine: later calls (in any process) load the saved arrays.
 
     ``kind`` names the file (``kind-<sha256 of key>.npz``); ``key`` must be JSON-serialisable and name every input
-    the arrays depend on; None (a key that could not be made, e.g. code without sources) computes every time."""
+    the arrays depend on; None (a key that could not be made, e.g. code without sources) computes every time.
+    ``shipped``: a read-only folder of entries shipped with the package (arrays that depend on no CPU kind), read
+    first and whatever ``DT_CIRCUITS_CACHE`` says: a shipped file is data of the package, like a checkpoint."""
     if key is None:
         return compute()
+    if shipped is not None and (found := shipped_entry(shipped, kind, key)) is not None:
+        return found
     loaded = load_arrays(kind, key)
     if loaded is not None:
         return loaded
@@ -71,11 +79,26 @@ def save_arrays(kind: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -
     folder = cache_dir()
     if folder is None:
         return
+    with contextlib.suppress(OSError):  # a read-only or full cache folder costs time, never a result
+        write_entry(folder, kind, key, arrays)
+
+
+def write_entry(folder: Path, kind: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Write one entry into ``folder`` (atomic) and return its path: the disk cache's, or a shipped folder's."""
     text = _key_text(kind, key)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays, **{_KEY_ARRAY: np.array(text)})
-    with contextlib.suppress(OSError):  # a read-only or full cache folder costs time, never a result
-        write_bytes_atomic(_path(folder, kind, text), buffer.getvalue())
+    path = _path(folder, kind, text)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
+def shipped_entry(folder: Path, kind: str, key: dict[str, Any] | None) -> dict[str, np.ndarray] | None:
+    """The arrays of a shipped folder's entry for exactly ``key``, or None (no such file, or not for this key)."""
+    if key is None:
+        return None
+    text = _key_text(kind, key)
+    return _load(_path(folder, kind, text), text)
 
 
 def _key_text(kind: str, key: dict[str, Any]) -> str:

@@ -265,12 +265,12 @@ WALK_STATES = 4096
 
 @functools.lru_cache(maxsize=4)
 def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(obs, timesteps, RTGs) of the seeded walk: ~1 s of env steps, the same for every SAE of every site and
-    checkpoint in a process (a claim asks for two SAEs; the arrays are only read)."""
-    from dt_circuits.env.scenarios import random_walk
+    """(obs, timesteps, RTGs) of the seeded walk (:func:`dt_circuits.env.walks.walk`: seed 0's is shipped, ~1 s
+    of env steps otherwise), the same for every SAE of every site and checkpoint in a process (read only)."""
+    from dt_circuits.env.walks import walk as seeded_walk
     from dt_circuits.features.data import RTGS
 
-    walk = random_walk(n, seed=seed)
+    walk = seeded_walk(n, seed=seed)
     rng = np.random.default_rng([seed, 27, 4])
     return walk.obs, walk.timesteps, rng.choice(np.array(RTGS, dtype=np.float32), size=len(walk.obs))
 

@@ -148,7 +148,7 @@ def _results(claim_id: str, check: Check, subject: Subject, comparisons: Compari
             recipes[r]["describe"] = recipe_lib.DESCRIBE[r]
             if r == "mean-rtg-mix":
                 recipes[r]["mixture"] = list(recipe_lib.RTG_MIX)
-        object_effect = getattr(measure, "object_effect", None)
+        object_effect = None if subject.verdict_only else getattr(measure, "object_effect", None)
         effects = object_effect(subject, sample) if object_effect is not None and len(sample) else None
         if "counterfactual" in recipes and effects is not None:
             share = _mediation(by_recipe["counterfactual"][0], effects, sample, comparisons, seed)

@@ -74,6 +74,11 @@ class Subject:
     env_backend: str = DEFAULT_ENV_BACKEND
     #: the family of tests a check is adjusted for (None: the shipped claims'; see claims.comparisons)
     comparisons: Any = None
+    #: measure only what the verdict reads (an ablation's primary recipe; no per-recipe readings, no mediation
+    #: share): for controls and other callers that use ``verdict.holds`` alone. Whether a claim holds is the same
+    #: (it is the primary recipe's; each recipe's values are computed on their own); the JSON has less in it, and
+    #: a failure is never called recipe-dependent or uninformative (there are no other recipes to say so).
+    verdict_only: bool = False
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -300,7 +305,6 @@ class Subject:
 
 
 _FAMILIES: dict[tuple[str, int], scenarios.StateFamily] = {}
-_WALKS: dict[int, scenarios.WalkDataset] = {}
 
 
 GOAL_FAMILY_LAYOUTS = 4096
@@ -322,36 +326,11 @@ def _family(name: str, seed: int) -> scenarios.StateFamily:
 
 
 def mean_walk(seed: int) -> scenarios.WalkDataset:
-    """The seeded random walk (MEAN_DATASET_SIZE states) every dataset-mean ablation is taken over; cached in the
-    process and on disk (:mod:`dt_circuits.core.cache`): 20,000 Minigrid steps cost ~5–6 s in every process."""
-    if seed not in _WALKS:
-        from dt_circuits.core.cache import cached_arrays
+    """The seeded random walk (MEAN_DATASET_SIZE states) every dataset-mean ablation is taken over: taken once
+    (:func:`dt_circuits.env.walks.walk`; seed 0's is shipped with the package, any other is disk-cached)."""
+    from dt_circuits.env.walks import walk
 
-        def walk() -> dict[str, np.ndarray]:
-            w = scenarios.random_walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=WALK_EPISODE_STEPS)
-            return {"obs": w.obs, "timesteps": w.timesteps}
-
-        arrays = cached_arrays("mean-walk", _walk_key(seed), walk)
-        _WALKS[seed] = scenarios.WalkDataset(obs=arrays["obs"], timesteps=arrays["timesteps"])
-    return _WALKS[seed]
-
-
-def _walk_key(seed: int) -> dict[str, Any] | None:
-    """Everything the walk depends on: its arguments, the code that takes it (the walk and the env it makes),
-    and the versions of the libraries that step and seed it; None (no caching) when the code cannot be read."""
-    from dt_circuits.core.cache import source_key
-    from dt_circuits.env.spec import EnvSpec
-
-    source = source_key(scenarios.random_walk, EnvSpec)
-    if source is None:  # installed without sources: nothing to key the cache on
-        return None
-    return {
-        "n": MEAN_DATASET_SIZE,
-        "seed": int(seed),
-        "max_episode_steps": WALK_EPISODE_STEPS,
-        "spec": EnvSpec().to_dict(),
-        **source,
-    }
+    return walk(MEAN_DATASET_SIZE, seed=seed, max_episode_steps=WALK_EPISODE_STEPS)
 
 
 def recorded_expectations(

@@ -173,7 +173,7 @@ class Ablation(_OnStates):
         return tuple(r for r in recipe_lib.RECIPES if paired or r not in recipe_lib.PAIRED_RECIPES)
 
     def values(self, subject: Subject, sample: sample_lib.Sample) -> dict[str, np.ndarray]:
-        recipes = self.recipes(sample)
+        recipes = (self.primary,) if subject.verdict_only else self.recipes(sample)
         if len(sample) == 0:
             return {r: np.zeros((1, 0)) for r in recipes}
         return {r: self.recipe_values(subject, sample, r) for r in recipes}
