@@ -110,7 +110,8 @@ def test_the_wheel_ships_every_claim_and_checkpoint_of_the_checkout(installed) -
         "from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR as c, CHECKPOINTS_DIR as k; "
         "print(sorted(p.name for p in c.glob('*.py'))); print(sorted(p.name for p in c.glob('expectations/*.json'))); "
         "print(sorted(str(p.relative_to(k)) for p in k.rglob('*') if p.is_file())); "
-        "from dt_circuits.env.walks import stale_shipped; print(stale_shipped())"
+        "from dt_circuits.env.walks import stale_shipped; print(stale_shipped()); "
+        "print(sorted(str(p.relative_to(c)) for p in c.glob('saes/*/*')))"
     )
     shipped = _run([str(bindir / "python"), "-c", code], Path("/"), env).stdout.splitlines()
     here_claims = REPO_ROOT / "claims"  # the top of the checkout, as the design card lays it out
@@ -126,6 +127,8 @@ def test_the_wheel_ships_every_claim_and_checkpoint_of_the_checkout(installed) -
     )
     assert shipped[2] == str(ours)
     assert shipped[3] == "[]", "the wheel lacks the shipped walks (dt_circuits/env/walk_data)"
+    assert shipped[4] == str(sorted(str(p.relative_to(here_claims)) for p in here_claims.glob("saes/*/*")))
+    assert "sae.safetensors" in shipped[4], "the wheel lacks the shipped claims' SAEs (claims/saes)"
 
 
 def test_shipped_claims_run_on_shipped_checkpoints_outside_the_repo(installed, tmp_path: Path) -> None:

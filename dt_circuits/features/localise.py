@@ -78,13 +78,21 @@ def sae_fit(
 ) -> tuple[TopKSAE, int, torch.Tensor]:
     """(the SAE, its latent for the pairs' variable, that latent's unit decoder direction as a d × 1 basis): the
     table's SAE shape trained on a seeded random walk plus the training pairs' states, the latent chosen by F1 on
-    the training pairs' base side. Kept in the disk cache (:func:`dt_circuits.features.sae.cached_sae`)."""
-    from dt_circuits.features.sae import site_sae, walk_inputs
+    the training pairs' base side. Loaded from the SAEs shipped with the claims when one was trained exactly so
+    (:mod:`dt_circuits.features.shipped_saes`, on either CPU kind), else trained and kept in the disk cache
+    (:func:`dt_circuits.features.sae.cached_sae`)."""
+    from dt_circuits.features import shipped_saes
+    from dt_circuits.features.sae import site_sae, table_config, walk_inputs
 
+    walk = walk_inputs(model, seed=seed)
     base = activations(model, train.base, site)
-    acts = torch.cat([activations(model, walk_inputs(model, seed=seed), site), base,
-                      activations(model, train.source, site)])  # fmt: skip
-    sae, _ = site_sae(model, site, acts, seed=seed, cache=True)
+    acts = torch.cat([activations(model, walk, site), base, activations(model, train.source, site)])
+    key = shipped_saes.identity(model, site, [walk, train.base, train.source], table_config(acts.shape[1], seed))
+    sae = shipped_saes.shipped_sae(key)
+    if sae is None:
+        sae, _ = site_sae(model, site, acts, seed=seed, cache=True)
+        shipped_saes.record(key, sae, model, f"a seeded {len(walk)}-step random walk (seed {seed}) + {len(train)} "
+                                      "training pairs' base and source states")  # fmt: skip
     basis, latent = sae_basis(sae, base, train.base_values)
     return sae, latent, basis
 

@@ -284,6 +284,11 @@ def walk_inputs(model: Any, *, seed: int, n: int = WALK_STATES) -> Any:
     return Inputs.make(obs, rtg, np.minimum(timesteps, model.cfg.max_timestep))
 
 
+def table_config(d: int, seed: int) -> SAEConfig:
+    """The table's SAE shape for ``d``-dimensional activations: :data:`WIDTH` × d latents, :data:`K` active."""
+    return SAEConfig(n_latents=WIDTH * d, k=min(K, WIDTH * d), steps=TABLE_STEPS, seed=seed)
+
+
 def site_sae(
     model: Any, site: Any, train_acts: torch.Tensor, *, seed: int, cache: bool = False
 ) -> tuple[TopKSAE, float]:
@@ -293,8 +298,7 @@ def site_sae(
     table trains its own, so its seconds are a training's."""
     import time
 
-    cfg = SAEConfig(n_latents=WIDTH * train_acts.shape[1], k=min(K, WIDTH * train_acts.shape[1]),
-                    steps=TABLE_STEPS, seed=seed)  # fmt: skip
+    cfg = table_config(train_acts.shape[1], seed)
     start = time.perf_counter()
     sae = cached_sae(train_acts, cfg) if cache else train_sae(train_acts, cfg)[0]
     return sae, time.perf_counter() - start
