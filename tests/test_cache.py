@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dt_circuits.core import cache
 from dt_circuits.core.cache import CACHE_ENV, cached_arrays
@@ -181,3 +182,24 @@ def test_rollout_arrays_round_trip_without_pickle(tmp_path):
     assert _rollouts_equal(res, back)
     plain = RolloutResult(0.5, np.zeros(2), np.ones(2, np.int64), np.array(["goal", "timeout"]), True, 1)
     assert RolloutResult.from_arrays(plain.to_arrays()).extra == {}
+
+
+def test_a_claims_das_basis_is_fitted_once_and_loads_the_same_basis(folder, monkeypatch):
+    """A claim's DAS fit (``Subspace(method="das")``) is kept by weights, pairs, site and settings: the loaded basis
+    is the fitted one bit for bit; other weights fit again."""
+    from dt_circuits.features import localise
+    from dt_circuits.features.data import ball_pairs
+    from dt_circuits.features.sites import Site
+    from tests.helpers import random_model
+
+    model, site = random_model(0), Site("blocks.0.hook_resid_mid")
+    train = ball_pairs(seed=0, layouts=2, rtg=0.9, max_timestep=model.cfg.max_timestep)
+    fits = []
+    original = localise.das_basis
+    monkeypatch.setattr(localise, "das_basis", lambda *a, **k: fits.append(1) or original(*a, **k))
+    first = localise.fit_basis(model, train, site, "das", steps=5, cache=True)
+    again = localise.fit_basis(model, train, site, "das", steps=5, cache=True)
+    assert len(fits) == 1 and torch.equal(first, again) and len(list(folder.glob("das-basis-*.npz"))) == 1
+    assert torch.equal(first, original(model, train, site, 1, seed=0, steps=5))
+    localise.fit_basis(random_model(1), train, site, "das", steps=5, cache=True)
+    assert len(fits) == 2

@@ -53,13 +53,24 @@ def probe_basis(model: DecisionTransformer, train: Pairs, site: Site) -> torch.T
 
 
 def fit_basis(
-    model: DecisionTransformer, train: Pairs, site: Site, method: str, *, k: int = 1, seed: int = 0, steps: int = STEPS
+    model: DecisionTransformer,
+    train: Pairs,
+    site: Site,
+    method: str,
+    *,
+    k: int = 1,
+    seed: int = 0,
+    steps: int = STEPS,
+    cache: bool = False,
 ) -> torch.Tensor:
     """The subspace ``method`` finds on the training pairs: DAS's learned k-dim basis, the probe's direction
     (k = 1), the best single neuron (k = 1) or an SAE latent's decoder direction (k = 1; the SAE trained on a
     seeded random walk plus the training pairs, the latent chosen by F1 on the training pairs' base side), as a
-    d × k basis."""
+    d × k basis. ``cache``: DAS's basis is kept in the disk cache (:func:`cached_das_basis`), for claims that fit
+    the same one every run; the table fits its own, so its seconds are a fit's."""
     if method == "das":
+        if cache:
+            return cached_das_basis(model, train, site, k, seed=seed, steps=steps)
         return das_basis(model, train, site, k, seed=seed, steps=steps)
     if k != 1:
         raise ConfigError(f"method {method!r} gives one direction (k = 1), got k = {k}")
@@ -71,6 +82,28 @@ def fit_basis(
     if method == "sae":
         return sae_fit(model, train, site, seed=seed)[2]
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def cached_das_basis(
+    model: DecisionTransformer, train: Pairs, site: Site, k: int, *, seed: int, steps: int
+) -> torch.Tensor:
+    """:func:`~dt_circuits.features.das.das_basis` once per (weights, training pairs, site, k, seed, steps) on this
+    machine (the key holds the CPU kind: float kernels decide the fit); later runs load the same basis."""
+    import sys
+
+    from dt_circuits.core.cache import array_digest, cached_arrays, fit_key
+    from dt_circuits.dt import layers
+    from dt_circuits.dt.model import weights_digest
+    from dt_circuits.features import das, sites
+
+    inputs = [a for x in (train.base, train.source) for a in (x.obs.numpy(), x.rtg.numpy(), x.timestep.numpy())]
+    code = (das, sites, sys.modules[__name__], layers, DecisionTransformer)  # the fit and the forward it runs
+    key = fit_key(*code, libraries=("numpy", "torch"), weights=weights_digest(model),
+                  pairs=array_digest(*inputs, train.base_values, train.source_values), site=str(site), hook=site.hook,
+                  head=site.head, pos=site.pos, k=k, seed=seed, steps=steps)  # fmt: skip
+    fit = cached_arrays("das-basis", key, lambda: {"basis": das_basis(model, train, site, k, seed=seed,
+                                                                      steps=steps).numpy()})  # fmt: skip
+    return torch.from_numpy(np.asarray(fit["basis"]))
 
 
 def sae_fit(

@@ -284,7 +284,7 @@ class Subspace(OwnSample):
                 subject._cache[fit] = sae_fit(subject.model, train, site, seed=self.seed)
             else:
                 subject._cache[fit] = fit_basis(
-                    subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps
+                    subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps, cache=True
                 )
         fitted = subject._cache[fit]
         basis = fitted[2] if self.method == "sae" else fitted
