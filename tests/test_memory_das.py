@@ -4,6 +4,8 @@ instruction along PC0 and one elsewhere, with the same behaviour."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,59 @@ def test_bad_inputs_are_one_line_errors(twins, pairs):
     same = type(same)(same.base, same.base, same.clusters, same.base_values, same.source_values)
     with pytest.raises(ConfigError, match="no pair's windows differ"):
         differing(twins["pc0"], same)
+
+
+# -- the claim's fits, shipped (claims/das) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def memory_model():
+    from dt_circuits.core.paths import memory_reference_checkpoint
+    from dt_circuits.dt.checkpoint import load_checkpoint
+
+    path = memory_reference_checkpoint()
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"MemoryDT-GatedMLP checkpoint missing at {path}")
+        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}: see README 'The published DTI checkpoints'")
+    return load_checkpoint(path)
+
+
+def test_the_claims_instruction_fits_are_shipped_and_read_without_fitting(memory_model, tmp_path, monkeypatch):
+    """On MemoryDT the claim reads the shipped fits on any CPU kind: nothing is fitted, nothing comes from the cache;
+    every shipped fit is one the claim reads (none stale)."""
+    from dt_circuits.core.cache import CACHE_ENV
+    from dt_circuits.features import embed_das as lib
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    # the fit's code is part of the identity, so the trap is set below it: the rotation DAS optimises
+    monkeypatch.setattr(torch.nn.utils.parametrizations, "orthogonal", lambda *a, **k: pytest.fail("fitted"))
+    pairs, fits = instruction_directions(memory_model)
+    assert len(fits) == lib.SPLITS and not any(tmp_path.iterdir())
+    identity = lib.instruction_identity(memory_model, pairs, splits=lib.SPLITS, steps=lib.STEPS,
+                                        train_pairs=lib.TRAIN_PAIRS)  # fmt: skip
+    from dt_circuits.core.cache import _key_text, _path
+
+    (shipped,) = lib.SHIPPED_DAS_DIR.glob("*.npz")
+    assert shipped == _path(lib.SHIPPED_DAS_DIR, "instruction-das", _key_text("instruction-das", identity))
+
+
+def test_a_shipped_instruction_fit_is_what_fitting_gives(memory_model):
+    """Split 0's direction fitted again here: the same bytes on the CPU kind that fitted the shipped ones; on another
+    kind (other float bytes, so another optimisation path) a direction within 0.9 |cos| of the shipped one."""
+    import json
+
+    from dt_circuits.core.machine import machine_kind, same_kind
+    from dt_circuits.features import embed_das as lib
+
+    pairs, fits = instruction_directions(memory_model)
+    (path,) = lib.SHIPPED_DAS_DIR.glob("*.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        trained_on = json.loads(str(npz["trained_on"]))
+    train, _ = pairs.split(0)
+    rows = np.sort(np.random.default_rng(0).choice(len(train), min(lib.TRAIN_PAIRS, len(train)), replace=False))
+    fresh = embed_das(memory_model, train.subset(rows), seed=0, steps=lib.STEPS)
+    if same_kind(trained_on, machine_kind()):
+        assert torch.equal(fresh, fits[0][0])
+    else:
+        assert abs(float(fresh @ fits[0][0])) >= 0.9

@@ -10,11 +10,16 @@ own intervention here, trained by the same optimisation (:func:`das.fit_rotation
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 
 from dt_circuits.analysis.interventions import hooked
 from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.features.das import Pairs, _frozen, actions, fit_rotation
 
@@ -94,15 +99,59 @@ def swap_correct(model: DecisionTransformer, pairs: Pairs, q: torch.Tensor) -> t
 SPLITS, STEPS, TRAIN_PAIRS = 3, 100, 256
 
 
+#: where the shipped claims' instruction fits live (``claims/das/``, package data of the shipped claims)
+SHIPPED_DAS_DIR = BUILTIN_CLAIMS_DIR / "das"
+_KIND = "instruction-das"
+#: the code a fit is a function of (besides the weights and the pairs): the fit and the forward it runs
+_CODE = (
+    "embed_das",
+    "swap_logits",
+    "state_embeds",
+    "differing",
+    "fit_rotation",
+    "actions",
+    "_frozen",
+    "DecisionTransformer",
+    "Pairs",
+)
+
+
+def _code() -> tuple:
+    from dt_circuits.dt import layers
+
+    return (*(globals()[n] for n in _CODE), layers)
+
+
+def instruction_identity(model: DecisionTransformer, pairs: Pairs, *, splits: int, steps: int,
+                         train_pairs: int) -> dict[str, Any] | None:  # fmt: skip
+    """What the instruction's DAS fits are a function of on any CPU kind: the weights, the pairs' windows and
+    values (integer data), the settings and the code; None when the code cannot be read."""
+    from dt_circuits.core.cache import array_digest, source_key
+    from dt_circuits.dt.model import weights_digest
+
+    source = source_key(*_code(), libraries=())
+    if source is None:
+        return None
+    windows = [t.numpy() for w in (pairs.base, pairs.source) for t in w.args]
+    return {
+        "weights_sha256": weights_digest(model), "pairs": array_digest(*windows, pairs.base_values, pairs.clusters),
+        "splits": splits, "steps": steps, "train_pairs": train_pairs, "lr": EMBED_LR, "code": source["code"],
+    }  # fmt: skip
+
+
 def instruction_directions(
     model: DecisionTransformer, *, splits: int = SPLITS, steps: int = STEPS, train_pairs: int = TRAIN_PAIRS
 ) -> tuple[Pairs, list[tuple[torch.Tensor, Pairs]]]:
     """The Memory instruction pairs whose windows differ and, per seeded episode split, the DAS direction fitted on
-    (a seeded sample of ``train_pairs`` of) its training half, with the held-out half. The directions are kept in
-    the disk cache (:mod:`dt_circuits.core.cache`) keyed by the weights, the settings, the code and this machine's
-    CPU kind: a fit costs ~25 s and every claims run on the same weights asks for the same ones."""
-    from dt_circuits.core.cache import cached_arrays, fit_key
-    from dt_circuits.dt import layers
+    (a seeded sample of ``train_pairs`` of) its training half, with the held-out half.
+
+    A fit costs ~25 s, its float bytes depend on the CPU kind, and every claims run on the same weights asks for the
+    same ones. So the fits the shipped claim reads on MemoryDT ship in ``claims/das/`` (npz without pickle, stored
+    with their CPU-independent identity, :func:`instruction_identity`, and the CPU kind that fitted them) and are
+    read on either kind when the identity matches exactly — the same directions on an AMD EPYC as on the Intel Xeon
+    that recorded the claim; any other fit is kept in the disk cache (keyed with this machine's CPU kind).
+    ``python -m dt_circuits.features.embed_das CHECKPOINT`` writes the shipped fits."""
+    from dt_circuits.core.cache import cached_arrays, fit_key, shipped_entry
     from dt_circuits.dt.model import weights_digest
     from dt_circuits.features import memory_data
 
@@ -116,10 +165,43 @@ def instruction_directions(
             out.append(embed_das(model, train.subset(rows), seed=s, steps=steps).numpy())
         return {"directions": np.stack(out)}
 
-    key = fit_key(
-        embed_das, swap_logits, state_embeds, differing, memory_data, layers, DecisionTransformer, Pairs,
-        libraries=("minigrid", "gymnasium", "numpy", "torch", "scikit-learn"),
-        weights=weights_digest(model), splits=splits, steps=steps, train_pairs=train_pairs, lr=EMBED_LR,
-    )  # fmt: skip
-    directions = cached_arrays("instruction-das", key, fit)["directions"]
+    identity = instruction_identity(model, pairs, splits=splits, steps=steps, train_pairs=train_pairs)
+    shipped = shipped_entry(SHIPPED_DAS_DIR, _KIND, identity)
+    if shipped is not None:
+        directions = shipped["directions"]
+    else:
+        key = fit_key(
+            *_code(), memory_data, libraries=("minigrid", "gymnasium", "numpy", "torch", "scikit-learn"),
+            weights=weights_digest(model), splits=splits, steps=steps, train_pairs=train_pairs, lr=EMBED_LR,
+        )  # fmt: skip
+        directions = cached_arrays(_KIND, key, fit)["directions"]
     return pairs, [(torch.from_numpy(q), test) for q, (_, test) in zip(directions, halves, strict=True)]
+
+
+def ship_instruction_directions(model: DecisionTransformer) -> Path:
+    """Fit the claim's instruction directions here (no cache) and write them into ``claims/das/`` with their
+    identity and this machine's CPU kind."""
+    from dt_circuits.core.cache import write_entry
+    from dt_circuits.core.machine import machine_kind
+    from dt_circuits.features import memory_data
+
+    pairs = differing(model, memory_data.instruction_pairs(model))
+    identity = instruction_identity(model, pairs, splits=SPLITS, steps=STEPS, train_pairs=TRAIN_PAIRS)
+    if identity is None:
+        raise ConfigError("the fit's source cannot be read: nothing to key shipped fits on")
+    out = []
+    for s, (train, _) in enumerate(pairs.split(s) for s in range(SPLITS)):
+        rows = np.sort(np.random.default_rng(s).choice(len(train), min(TRAIN_PAIRS, len(train)), replace=False))
+        out.append(embed_das(model, train.subset(rows), seed=s, steps=STEPS).numpy())
+    kind = json.dumps(machine_kind(), sort_keys=True)
+    return write_entry(SHIPPED_DAS_DIR, _KIND, identity, {"directions": np.stack(out), "trained_on": np.array(kind)})
+
+
+if __name__ == "__main__":
+    import sys
+
+    from dt_circuits.core.threads import configure_threads
+    from dt_circuits.dt.checkpoint import load_checkpoint
+
+    configure_threads()  # the claims' thread policy (the CLI's and the tests'): the fit's bytes depend on it
+    print(f"wrote {ship_instruction_directions(load_checkpoint(sys.argv[1]))}")

@@ -45,5 +45,8 @@ def ship(checkpoints: list[str]) -> list[Path]:
 
 
 if __name__ == "__main__":
+    from dt_circuits.core.threads import configure_threads
+
+    configure_threads()  # the claims' thread policy (the CLI's and the tests'): a fit's bytes depend on it
     for folder in ship(sys.argv[1:]):
         print(f"wrote {folder}")
