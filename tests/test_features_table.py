@@ -107,3 +107,33 @@ def test_the_table_reports_progress_off_a_terminal(capsys):
                        with_sae=False, progress=True)  # fmt: skip
     err = capsys.readouterr().err
     assert "features: " in err and "done" in err.splitlines()[-1]
+
+
+def test_on_policy_rows_read_the_ball_where_head1_carries_it_and_agree_with_the_claims_probe(table):
+    """The table's probes on the agent's own states (the claims' on-policy sample): at L0H1 ball-in-front is read
+    perfectly on the head-1 model and at the majority class on its MLP twin; each cell is the number a
+    ``Probe(ProbeStates(sample="on-policy"), ...)`` claim measures; a variable the view cannot tell is left out;
+    the text forms show the rows."""
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.measures.features import Probe as ProbeMeasure
+    from dt_circuits.claims.measures.features import ProbeStates
+    from dt_circuits.features.sites import parse_site
+    from dt_circuits.features.table import on_policy_rows
+
+    got = {}
+    for route in ("head1", "mlp"):
+        model = ball_avoider(route, decoys=True)
+        subject = Subject.from_model(model)
+        states = ProbeStates(sample="on-policy")
+        rows = on_policy_rows(model, states.states(subject), [parse_site(model, "L0H1")],
+                              ("ball_in_front", "ball_within_2"), 0)["on_policy"]  # fmt: skip
+        got[route] = {(p["variable"], p["site"]): p for p in rows["probes"]}
+        assert rows["variables"] == ["ball_in_front"] and rows["n_episodes"] >= 100
+        claim_probe = ProbeMeasure(states, "L0H1", "ball_in_front").measure(subject)
+        assert got[route][("ball_in_front", "L0H1")]["accuracy"] == pytest.approx(claim_probe.estimate)
+    head1, mlp = got["head1"][("ball_in_front", "L0H1")], got["mlp"][("ball_in_front", "L0H1")]
+    assert head1["accuracy"] == 1.0 and mlp["accuracy"] == pytest.approx(mlp["majority"])
+    with_rows = {**table, "on_policy": {**rows, "states": "the test's rollouts"}}
+    with_rows["sites"] = [INPUT, INPUT_FRONT, "L0H1"]
+    assert "on the agent's own states" in terminal_table(with_rows)
+    assert "On the agent's own states" in markdown([with_rows]) and "| `L0H1` | " in markdown([with_rows])

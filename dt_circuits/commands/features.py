@@ -64,19 +64,32 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint)
     source = Path(args.checkpoint)
     weights = source / "model.safetensors" if source.is_dir() else source
-    table = {
-        "checkpoint": source.name.removesuffix(".pt"),
-        "sha256": sha256_file(weights),
-        "cpu": cpu_model(),
-        **(memory_localisation_table if model.cfg.n_timesteps > 1 else localisation_table)(
-            model, seed=args.seed, progress=not args.quiet
-        ),
-    }
+    if model.cfg.n_timesteps > 1:
+        computed = memory_localisation_table(model, seed=args.seed, progress=not args.quiet)
+    else:
+        states, describe = _on_policy_states(model)
+        computed = localisation_table(model, seed=args.seed, progress=not args.quiet, on_policy=states)
+        computed["on_policy"]["states"] = describe
+    table = {"checkpoint": source.name.removesuffix(".pt"), "sha256": sha256_file(weights), "cpu": cpu_model(),
+             **computed}  # fmt: skip
     print(terminal_table(table))
     if args.json:
         write_json_atomic(args.json, table)
         print(f"wrote {args.json}")
     return _report(args, table)
+
+
+def _on_policy_states(model):
+    """The checkpoint's own states, as the claims' on-policy probes take them (``ProbeStates(sample="on-policy")``:
+    the suite's rollouts, disk-cached), and their description."""
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.measures.features import ProbeStates
+    from dt_circuits.features.data import RTGS
+
+    on = ProbeStates(sample="on-policy")
+    rtgs = ", ".join(f"{r:g}" for r in RTGS)
+    describe = f"the first {on.per_rtg} of {on.episodes} sampled episodes (seed {on.seed}) at each RTG {rtgs}"
+    return on.states(Subject.from_model(model)), describe
 
 
 def _report(args: argparse.Namespace, table: dict) -> int:

@@ -54,6 +54,23 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _on_policy_rows(table: dict[str, Any]) -> tuple[str, list[str], list[list[str]]] | None:
+    """(caption, header, rows) of the probes on the checkpoint's own states, or None when the table has none."""
+    on = table.get("on_policy")
+    if not on:
+        return None
+    probes = {(p["variable"], p["site"]): p for p in on["probes"]}
+    header = ["site (on-policy)", *on["variables"]]
+    rows = [[site] + [f"{_f(probes[(v, site)]['accuracy'])} ({_f(probes[(v, site)]['majority'])}, "
+                      f"{_f(probes[(v, site)]['selectivity'], True)})" for v in on["variables"]]
+            for site in table["sites"]]  # fmt: skip
+    caption = (
+        f"on the agent's own states: {on['n_states']} states of {on['n_episodes']} episodes, "
+        f"{on.get('states', 'its rollouts')}; clusters are episodes; variables the view can tell"
+    )
+    return caption, header, rows
+
+
 def _caption(table: dict[str, Any]) -> str:
     s = table.get("seconds", {})
     if table.get("env") == "memory":
@@ -81,21 +98,33 @@ def _caption(table: dict[str, Any]) -> str:
 
 def terminal_table(table: dict[str, Any]) -> str:
     """Plain aligned text: cells are accuracy (majority, selectivity) and IIA."""
-    header, rows = _rows(table)
+    out = [_caption(table), *_aligned(*_rows(table))]
+    on = _on_policy_rows(table)
+    if on is not None:
+        out += [on[0], *_aligned(on[1], on[2])]
+    return "\n".join(out)
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-    return "\n".join([_caption(table), *lines])
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
 
 
 def markdown(tables: list[dict[str, Any]]) -> str:
     """One markdown table per checkpoint, with its caption."""
     parts = []
     for table in tables:
-        header, rows = _rows(table)
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else c for i, c in enumerate(r)) + " |" for r in rows]
-        parts.append(f"**{_caption(table)}**\n\n" + "\n".join(lines))
+        parts.append(f"**{_caption(table)}**\n\n" + _markdown_rows(*_rows(table)))
+        on = _on_policy_rows(table)
+        if on is not None:
+            parts.append(f"{on[0][0].upper()}{on[0][1:]}:\n\n" + _markdown_rows(on[1], on[2]))
     return "\n\n".join(parts)
+
+
+def _markdown_rows(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else c for i, c in enumerate(r)) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def load_tables(directory: str | Path) -> list[dict[str, Any]]:

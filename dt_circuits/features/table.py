@@ -99,10 +99,13 @@ def localisation_table(
     sites: Sequence[str] | None = None,
     with_sae: bool = True,
     progress: bool = False,
+    on_policy: Any | None = None,
 ) -> dict[str, Any]:
     """Probe rows for ``variables``, an SAE per site (``with_sae``) and interchange rows (ball in front; DAS, probe,
     neuron and the SAE's latent) at ``sites`` (default: every default site) and the input, seeded; with timings.
-    ``progress``: a bar on a terminal, a line now and then elsewhere (1–2 minutes of work)."""
+    ``progress``: a bar on a terminal, a line now and then elsewhere (1–2 minutes of work). ``on_policy``: the
+    checkpoint's own rollout states (a :class:`~dt_circuits.features.data.ViewProbeSet`, clustered by episode):
+    probe rows on them too, for every variable the view can tell (:func:`on_policy_rows`)."""
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
@@ -127,6 +130,7 @@ def localisation_table(
         bar.update(1)
     bar.close()
     t2 = time.perf_counter()
+    extra = on_policy_rows(model, on_policy, chosen, variables, seed) if on_policy is not None else {}
     return {
         "seed": seed,
         "n_states": len(data.states),
@@ -139,6 +143,26 @@ def localisation_table(
         "sae": sae_rows,
         "iia": iia,
         "seconds": {"probes": round(t1 - t0, 1), "sae": round(t_sae - t1, 1), "interchange": round(t2 - t_sae, 1)},
+        **extra,
+    }
+
+
+def on_policy_rows(
+    model: DecisionTransformer, data: Any, sites: Sequence[Site], variables: Sequence[str], seed: int
+) -> dict[str, Any]:
+    """Probe rows on the checkpoint's own states (``data``: a view probe set, clusters are episodes) for each of
+    ``variables`` the view can tell, at the input and ``sites``: is what a probe reads on generated states also
+    read where the agent actually goes?"""
+    readable = [v for v in variables if variable(v).from_view is not None]
+    xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
+    xs.update({str(s): activations(model, data.inputs, s).numpy() for s in sites})
+    return {
+        "on_policy": {
+            "n_states": len(data.inputs),
+            "n_episodes": int(len(np.unique(data.clusters))),
+            "variables": readable,
+            "probes": probe_rows(xs, data, readable, seed),
+        }
     }
 
 
