@@ -56,6 +56,31 @@ def reference_model(reference_path: Path):
     return load_checkpoint(reference_path)
 
 
+@pytest.fixture(scope="module")
+def memory_path() -> Path:
+    """Path of the published MemoryDT-GatedMLP checkpoint; fail under CI, skip elsewhere, when it is missing."""
+    from dt_circuits.core.paths import memory_reference_checkpoint
+
+    path = memory_reference_checkpoint()
+    if not path.exists():
+        msg = (
+            f"MemoryDT-GatedMLP checkpoint missing at {path}: download MemoryGatedMLP.pt "
+            "(README: 'The published DTI checkpoints')"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def memory_model(memory_path: Path):
+    """MemoryDT-GatedMLP, loaded once per test module."""
+    from dt_circuits import load_checkpoint
+
+    return load_checkpoint(memory_path)
+
+
 # Scheduling under pytest-xdist (``-n 2 --dist loadgroup``): tests go to workers one by one, except those with an
 # explicit ``xdist_group`` mark: a module whose shared fixtures are expensive (the determinism test's two reference
 # suites, the EnvPool lockstep runs) carries one, each gate retrain is its own group, and the claims plugin groups

@@ -3,8 +3,6 @@ architecture), and they are "not applicable" to Dynamic Obstacles checkpoints (a
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from dt_circuits.claims.evaluation.subject import Subject, recorded_expectations
@@ -15,16 +13,6 @@ from dt_circuits.dt.checkpoint import load_checkpoint
 from dt_circuits.dt.controls import random_like
 
 MEMORY_CLAIMS = [c for c in discover() if c.env == "memory"]
-
-
-@pytest.fixture(scope="module")
-def memory_model():
-    path = memory_reference_checkpoint()
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"MemoryDT-GatedMLP checkpoint missing at {path}")
-        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}: see README 'The published DTI checkpoints'")
-    return load_checkpoint(path)
 
 
 def test_there_are_four_memory_claims():

@@ -4,8 +4,6 @@ instruction along PC0 and one elsewhere, with the same behaviour."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -89,19 +87,6 @@ def test_bad_inputs_are_one_line_errors(twins, pairs):
 
 
 # -- the claim's fits, shipped (claims/das) ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def memory_model():
-    from dt_circuits.core.paths import memory_reference_checkpoint
-    from dt_circuits.dt.checkpoint import load_checkpoint
-
-    path = memory_reference_checkpoint()
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"MemoryDT-GatedMLP checkpoint missing at {path}")
-        pytest.skip(f"MemoryDT-GatedMLP checkpoint missing at {path}: see README 'The published DTI checkpoints'")
-    return load_checkpoint(path)
 
 
 def test_the_claims_instruction_fits_are_shipped_and_read_without_fitting(memory_model, tmp_path, monkeypatch):

@@ -7,39 +7,15 @@ Episodes are capped at 50 steps (``dt_circuits.env.memory.EVAL_MAX_STEPS``: DTI'
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
-from dt_circuits.core.paths import memory_reference_checkpoint
 from dt_circuits.env.spec import index_to_one_hot
 from dt_circuits.evaluation.memory_rollout import memory_rollouts, wilson_interval
 from tests.plain_memory_dt import plain_memory_logits
 
 pytestmark = pytest.mark.reference
-
-
-@pytest.fixture(scope="module")
-def memory_path():
-    path = memory_reference_checkpoint()
-    if not path.exists():
-        msg = (
-            f"MemoryDT-GatedMLP checkpoint missing at {path}: download MemoryGatedMLP.pt "
-            "(README: 'The published DTI checkpoints')"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
-@pytest.fixture(scope="module")
-def memory_model(memory_path):
-    from dt_circuits import load_checkpoint
-
-    return load_checkpoint(memory_path)
 
 
 @pytest.fixture(scope="module")
