@@ -2,10 +2,11 @@
 first run on those weights, side by side in one run (issue 29).
 
 What a run on given weights computes and every later run would repeat is kept in the disk cache (core/cache.py),
-keyed by the weights' digest, the request, the code and the CPU kind: the recorded rollouts, the claims' SAEs,
-probe fits and wall traces, MemoryDT's DAS fits. The first run pays for them; a re-run loads them. Both runs here
-start a fresh process on the same machine, with the walk and rendered families already on disk (as on any
-machine after its first claims run); the first run's cache folder starts with only those.
+keyed by the weights' digest, the request, the code and the CPU kind: the recorded rollouts, probe fits, DAS
+bases and wall traces (the walks, the claims' SAEs and MemoryDT's DAS fits ship with the package). The first run
+pays for them; a re-run loads them. Both runs here start a fresh process on the same machine, with the rendered
+families (and any walk not shipped) already on disk (as on any machine after its first claims run); the first
+run's cache folder starts with only those.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dt_circuits.core.paths import CHECKPOINTS_DIR, reference_checkpoint
 
 CHECKPOINTS = [str(CHECKPOINTS_DIR / "raw-index"), str(CHECKPOINTS_DIR / "one-hot"), str(reference_checkpoint())]
 #: what a machine has cached before it runs a new checkpoint's claims: independent of the weights
-SHARED = ("mean-walk-", "rendered-states-")
+SHARED = ("walk-", "rendered-states-")
 
 
 def _run(exe: str, path: str, out, env) -> float:
