@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,15 @@ from dt_circuits.features.sites import Site, activations, write_hook
 #: DAS optimisation: full-batch Adam steps and learning rate
 STEPS = 300
 LR = 0.01
+
+
+def inputs_digest(*batches: Any, extra: tuple[np.ndarray, ...] = ()) -> str:
+    """sha256 of model inputs — each batch's ``args`` (observations, RTGs, timesteps; a window batch's actions too)
+    — and ``extra`` arrays: integer data, so the same digest on every CPU kind (what a fit's key or a shipped fit's
+    identity names its training data by)."""
+    from dt_circuits.core.cache import array_digest
+
+    return array_digest(*(t.numpy() for b in batches for t in b.args), *extra)
 
 
 @dataclass(frozen=True)

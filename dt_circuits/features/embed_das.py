@@ -21,7 +21,7 @@ from dt_circuits.analysis.interventions import hooked
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 from dt_circuits.dt.model import DecisionTransformer
-from dt_circuits.features.das import Pairs, _frozen, actions, fit_rotation
+from dt_circuits.features.das import Pairs, _frozen, actions, fit_rotation, inputs_digest
 
 HOOK = "hook_state_embed"
 #: Adam's learning rate here: twice das.LR, for 100 steps. Measured on MemoryDT-GatedMLP (256 training pairs,
@@ -105,6 +105,7 @@ _KIND = "instruction-das"
 #: the code a fit is a function of (besides the weights and the pairs): the fit and the forward it runs
 _CODE = (
     "embed_das",
+    "split_direction",
     "swap_logits",
     "state_embeds",
     "differing",
@@ -126,17 +127,26 @@ def instruction_identity(model: DecisionTransformer, pairs: Pairs, *, splits: in
                          train_pairs: int) -> dict[str, Any] | None:  # fmt: skip
     """What the instruction's DAS fits are a function of on any CPU kind: the weights, the pairs' windows and
     values (integer data), the settings and the code; None when the code cannot be read."""
-    from dt_circuits.core.cache import array_digest, source_key
+    from dt_circuits.core.cache import source_key
     from dt_circuits.dt.model import weights_digest
 
     source = source_key(*_code(), libraries=())
     if source is None:
         return None
-    windows = [t.numpy() for w in (pairs.base, pairs.source) for t in w.args]
+    digest = inputs_digest(pairs.base, pairs.source, extra=(pairs.base_values, pairs.clusters))
     return {
-        "weights_sha256": weights_digest(model), "pairs": array_digest(*windows, pairs.base_values, pairs.clusters),
+        "weights_sha256": weights_digest(model), "pairs": digest,
         "splits": splits, "steps": steps, "train_pairs": train_pairs, "lr": EMBED_LR, "code": source["code"],
     }  # fmt: skip
+
+
+def split_direction(
+    model: DecisionTransformer, train: Pairs, split: int, *, steps: int, train_pairs: int
+) -> np.ndarray:
+    """Episode split ``split``'s direction: DAS (seed ``split``) on a seeded sample of ``train_pairs`` of its
+    training half."""
+    rows = np.sort(np.random.default_rng(split).choice(len(train), min(train_pairs, len(train)), replace=False))
+    return embed_das(model, train.subset(rows), seed=split, steps=steps).numpy()
 
 
 def instruction_directions(
@@ -159,11 +169,9 @@ def instruction_directions(
     halves = [pairs.split(s) for s in range(splits)]
 
     def fit() -> dict[str, np.ndarray]:
-        out = []
-        for s, (train, _) in enumerate(halves):
-            rows = np.sort(np.random.default_rng(s).choice(len(train), min(train_pairs, len(train)), replace=False))
-            out.append(embed_das(model, train.subset(rows), seed=s, steps=steps).numpy())
-        return {"directions": np.stack(out)}
+        directions = [split_direction(model, train, s, steps=steps, train_pairs=train_pairs)
+                      for s, (train, _) in enumerate(halves)]  # fmt: skip
+        return {"directions": np.stack(directions)}
 
     identity = instruction_identity(model, pairs, splits=splits, steps=steps, train_pairs=train_pairs)
     shipped = shipped_entry(SHIPPED_DAS_DIR, _KIND, identity)
@@ -189,12 +197,10 @@ def ship_instruction_directions(model: DecisionTransformer) -> Path:
     identity = instruction_identity(model, pairs, splits=SPLITS, steps=STEPS, train_pairs=TRAIN_PAIRS)
     if identity is None:
         raise ConfigError("the fit's source cannot be read: nothing to key shipped fits on")
-    out = []
-    for s, (train, _) in enumerate(pairs.split(s) for s in range(SPLITS)):
-        rows = np.sort(np.random.default_rng(s).choice(len(train), min(TRAIN_PAIRS, len(train)), replace=False))
-        out.append(embed_das(model, train.subset(rows), seed=s, steps=STEPS).numpy())
+    directions = np.stack([split_direction(model, pairs.split(s)[0], s, steps=STEPS, train_pairs=TRAIN_PAIRS)
+                           for s in range(SPLITS)])  # fmt: skip
     kind = json.dumps(machine_kind(), sort_keys=True)
-    return write_entry(SHIPPED_DAS_DIR, _KIND, identity, {"directions": np.stack(out), "trained_on": np.array(kind)})
+    return write_entry(SHIPPED_DAS_DIR, _KIND, identity, {"directions": directions, "trained_on": np.array(kind)})
 
 
 if __name__ == "__main__":

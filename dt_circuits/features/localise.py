@@ -91,16 +91,15 @@ def cached_das_basis(
     machine (the key holds the CPU kind: float kernels decide the fit); later runs load the same basis."""
     import sys
 
-    from dt_circuits.core.cache import array_digest, cached_arrays, fit_key
+    from dt_circuits.core.cache import cached_arrays, fit_key
     from dt_circuits.dt import layers
     from dt_circuits.dt.model import weights_digest
     from dt_circuits.features import das, sites
 
-    inputs = [a for x in (train.base, train.source) for a in (x.obs.numpy(), x.rtg.numpy(), x.timestep.numpy())]
+    pairs = das.inputs_digest(train.base, train.source, extra=(train.base_values, train.source_values))
     code = (das, sites, sys.modules[__name__], layers, DecisionTransformer)  # the fit and the forward it runs
-    key = fit_key(*code, libraries=("numpy", "torch"), weights=weights_digest(model),
-                  pairs=array_digest(*inputs, train.base_values, train.source_values), site=str(site), hook=site.hook,
-                  head=site.head, pos=site.pos, k=k, seed=seed, steps=steps)  # fmt: skip
+    key = fit_key(*code, libraries=("numpy", "torch"), weights=weights_digest(model), pairs=pairs, site=str(site),
+                  hook=site.hook, head=site.head, pos=site.pos, k=k, seed=seed, steps=steps)  # fmt: skip
     fit = cached_arrays("das-basis", key, lambda: {"basis": das_basis(model, train, site, k, seed=seed,
                                                                       steps=steps).numpy()})  # fmt: skip
     return torch.from_numpy(np.asarray(fit["basis"]))

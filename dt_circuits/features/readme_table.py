@@ -22,6 +22,11 @@ def _f(x: float | None, signed: bool = False) -> str:
     return (f"{x:+.2f}" if signed else f"{x:.2f}").replace("-", "−")
 
 
+def _probe_cell(p: dict[str, Any]) -> str:
+    """A probe's cell: held-out accuracy (majority class, selectivity)."""
+    return f"{_f(p['accuracy'])} ({_f(p['majority'])}, {_f(p['selectivity'], True)})"
+
+
 def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and one row per site: each variable's "accuracy (majority, selectivity)", then IIA."""
     variables = list(table["variables"])
@@ -37,8 +42,7 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for site in table["sites"]:
         cells = [site]
         for v in variables:
-            p = probes[(v, site)]
-            cells.append(f"{_f(p['accuracy'])} ({_f(p['majority'])}, {_f(p['selectivity'], True)})")
+            cells.append(_probe_cell(probes[(v, site)]))
         r = iia.get(site)
         methods = ("das", "probe", "neuron", "sae") if with_sae else ("das", "probe", "neuron")
         cells.append(" / ".join(_f(r.get(m)) for m in methods) if r else "—")
@@ -61,9 +65,7 @@ def _on_policy_rows(table: dict[str, Any]) -> tuple[str, list[str], list[list[st
         return None
     probes = {(p["variable"], p["site"]): p for p in on["probes"]}
     header = ["site (on-policy)", *on["variables"]]
-    rows = [[site] + [f"{_f(probes[(v, site)]['accuracy'])} ({_f(probes[(v, site)]['majority'])}, "
-                      f"{_f(probes[(v, site)]['selectivity'], True)})" for v in on["variables"]]
-            for site in table["sites"]]  # fmt: skip
+    rows = [[site] + [_probe_cell(probes[(v, site)]) for v in on["variables"]] for site in table["sites"]]
     caption = (
         f"on the agent's own states: {on['n_states']} states of {on['n_episodes']} episodes, "
         f"{on.get('states', 'its rollouts')}; clusters are episodes; variables the view can tell"

@@ -19,9 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dt_circuits.core.cache import array_digest, source_key
+from dt_circuits.core.cache import source_key
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
+from dt_circuits.features.das import inputs_digest
 
 if TYPE_CHECKING:
     from dt_circuits.analysis.interventions import Inputs
@@ -45,11 +46,10 @@ def identity(model: DecisionTransformer, site: Site, inputs: list[Inputs], cfg: 
     code = source_key(sae_lib.train_sae, sae_lib.TopKSAE, sae_lib.SAEConfig, libraries=())
     if code is None:
         return None
-    arrays = [a for i in inputs for a in (i.obs.numpy(), i.rtg.numpy(), i.timestep.numpy())]
     return {
         "weights_sha256": weights_digest(model),
         "site": {"hook": site.hook, "head": site.head, "pos": site.pos},
-        "inputs": array_digest(*arrays),
+        "inputs": inputs_digest(*inputs),
         "config": asdict(cfg),
         "code": code["code"],
     }

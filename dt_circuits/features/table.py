@@ -76,6 +76,13 @@ def front_cell_features(model: DecisionTransformer, inputs: Any) -> np.ndarray:
     return x[:, np.flatnonzero(np.any(x != x_other, axis=0))]  # the columns the front cell moves
 
 
+def probe_features(model: DecisionTransformer, inputs: Any, sites: Sequence[Site]) -> dict[str, np.ndarray]:
+    """What the probes read, by site name: the encoded input, the front cell's columns, and each site's vectors."""
+    xs = {INPUT: input_features(model, inputs), INPUT_FRONT: front_cell_features(model, inputs)}
+    xs.update({str(s): activations(model, inputs, s).numpy() for s in sites})
+    return xs
+
+
 def probe_rows(xs: dict[str, np.ndarray], data: Any, variables: Sequence[str], seed: int) -> list[dict[str, Any]]:
     """One row per variable and site: the probe's held-out accuracy, majority, control and selectivity. ``data``
     is a probe set (labels, clusters by pose or episode, control-task types)."""
@@ -113,8 +120,7 @@ def localisation_table(
         raise ConfigError("a window model (MemoryDT) has its own table: memory_localisation_table")
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
-    xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
-    xs.update({str(s): activations(model, data.inputs, s).numpy() for s in chosen})
+    xs = probe_features(model, data.inputs, chosen)
     bar = progress_reporter(1 + (len(chosen) if with_sae else 0) + len(chosen), "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
     bar.update(1)
@@ -154,8 +160,7 @@ def on_policy_rows(
     ``variables`` the view can tell, at the input and ``sites``: is what a probe reads on generated states also
     read where the agent actually goes?"""
     readable = [v for v in variables if variable(v).from_view is not None]
-    xs = {INPUT: input_features(model, data.inputs), INPUT_FRONT: front_cell_features(model, data.inputs)}
-    xs.update({str(s): activations(model, data.inputs, s).numpy() for s in sites})
+    xs = probe_features(model, data.inputs, sites)
     return {
         "on_policy": {
             "n_states": len(data.inputs),
