@@ -286,7 +286,7 @@ def test_readme_cross_kind_table_is_generated_from_the_json_files():
     text = (REPO_ROOT / "README.md").read_text()
     m = re.search(r"<!-- cross-kind-table:start -->\n(.*?)\n<!-- cross-kind-table:end -->", text, re.S)
     assert m, "README.md has no cross-kind-table block"
-    assert m.group(1) == cross_table(list(DEFAULT_CROSS)), (
+    assert m.group(1) == cross_table(DEFAULT_CROSS), (
         "README cross-kind table is out of date: run `dt-circuits population-table --write README.md`"
     )
 

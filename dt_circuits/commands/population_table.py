@@ -1,11 +1,12 @@
 """Generate the README's population tables from `gate --seeds K --json` files: k/K per claim for each
 checkpoint, and the cross-kind comparison of two populations of one recipe (two CPU kinds or kernel paths).
 
-Each --json TITLE=FILE becomes one column of the first table (the title gets "(K=...)" from the file); --cross
-A=FILE B=FILE gives the second (k/K on each, Fisher's p, the main effect check's spread, and B's values outside
-A's bands). Prints the markdown; --write README.md replaces the blocks between `<!-- population-table:start -->`
-/ `<!-- population-table:end -->` and `<!-- cross-kind-table:start -->` / `<!-- cross-kind-table:end -->`, so
-the numbers in the README are never typed by hand (tests/test_population.py keeps README and JSON equal).
+Each --json TITLE=FILE becomes one column of the first table (the title gets "(K=...)" from the file); each
+--cross A=FILE B=FILE gives one cross-kind table (k/K on each, Fisher's p, the main effect check's spread, and
+B's values outside A's bands). Prints the markdown; --write README.md replaces the blocks between
+`<!-- population-table:start -->` / `<!-- population-table:end -->` and `<!-- cross-kind-table:start -->` /
+`<!-- cross-kind-table:end -->` (the cross-kind tables one after the other), so the numbers in the README are
+never typed by hand (tests/test_population.py keeps README and JSON equal).
 
 Example:
   dt-circuits population-table --write README.md
@@ -23,9 +24,14 @@ DEFAULT_JSON = (
     "one-hot=docs/populations/one-hot.json",
     "raw-index, previous 40k-step recipe=docs/populations/raw-index-long-recipe.json",
 )
+_INTEL = "raw-index on an Intel Xeon (cpu family 6, model 207), default kernels=docs/populations/raw-index.json"
+#: each pair is one table: the recorded population (A) against the same seeds another way (B)
 DEFAULT_CROSS = (
-    "raw-index on an Intel Xeon (cpu family 6, model 207), default kernels=docs/populations/raw-index.json",
-    "the same seeds through MKL's AVX2 path (MKL_CBWR=AVX2)=docs/populations/raw-index-mkl-avx2.json",
+    (_INTEL, "the same seeds through MKL's AVX2 path (MKL_CBWR=AVX2)=docs/populations/raw-index-mkl-avx2.json"),
+    (
+        _INTEL,
+        "the same seeds on an AMD EPYC (cpu family 25, model 1), default kernels=docs/populations/raw-index-amd.json",
+    ),
 )
 START, END = "<!-- population-table:start -->", "<!-- population-table:end -->"
 CROSS_START, CROSS_END = "<!-- cross-kind-table:start -->", "<!-- cross-kind-table:end -->"
@@ -37,8 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="population JSON files, one column each (default: " + " ".join(DEFAULT_JSON) + ")",
     )  # fmt: skip
     p.add_argument(
-        "--cross", nargs=2, default=list(DEFAULT_CROSS), metavar="TITLE=FILE",
-        help="two populations of one recipe to compare (default: " + " ".join(DEFAULT_CROSS) + ")",
+        "--cross", nargs=2, action="append", metavar="TITLE=FILE",
+        help="two populations of one recipe to compare, one table per --cross (default: "
+        + "; ".join(" vs ".join(pair) for pair in DEFAULT_CROSS) + ")",
     )  # fmt: skip
     p.add_argument("--write", metavar="README", help="replace the marked blocks in this markdown file")
 
@@ -63,12 +70,15 @@ def load_columns(items: list[str]) -> dict[str, dict]:
     return columns
 
 
-def cross_table(items: list[str]) -> str:
+def cross_table(pairs: list[list[str]] | tuple[tuple[str, str], ...]) -> str:
+    """One cross-kind table per pair of TITLE=FILE items, separated by a blank line."""
     from dt_circuits.claims.records.population import cross_kind_table
 
-    columns = load_columns(items)
-    (ta, a), (tb, b) = columns.items()
-    return cross_kind_table(a, b, (ta, tb))
+    tables = []
+    for pair in pairs:
+        (ta, a), (tb, b) = load_columns(list(pair)).items()
+        tables.append(cross_kind_table(a, b, (ta, tb)))
+    return "\n\n".join(tables)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from dt_circuits.core.readme_blocks import replace_block
 
     table = population_table(load_columns(args.json))
-    cross = cross_table(args.cross)
+    cross = cross_table(args.cross or DEFAULT_CROSS)
     if not args.write:
         print(table + "\n\n" + cross)
         return 0

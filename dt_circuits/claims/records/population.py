@@ -152,9 +152,10 @@ class PopulationClaim:
     verdicts: list[str]
     effects: list[float]
     expected: str | None = None
-    #: "verdicts" (the population verdict must equal the recorded one: an old record without per-seed effects)
-    #: or "recipe" (every seed's checks inside the recorded population's bands, and k/K not told apart from the
-    #: record's by Fisher's exact test, Holm over the claims)
+    #: "verdicts" (the population verdict must equal the recorded one: an old record without per-seed effects),
+    #: "recipe" (every seed's checks inside the recorded population's bands, and k/K not told apart from the
+    #: record's by Fisher's exact test, Holm over the claims) or "unrecorded" (the record predates the claim: not
+    #: judged, and said so)
     judged_by: str = "verdicts"
     outside: list[OutsideCheck] = field(default_factory=list)
     recorded_k: int | None = None
@@ -414,8 +415,11 @@ def judge_population(claims: list[PopulationClaim], per_seed: list[dict[str, Any
     entries = recorded.get("claims") or {}
     tested: list[PopulationClaim] = []
     for claim in claims:
+        if claim.claim_id not in entries:
+            claim.judged_by = "unrecorded"  # no bands, no k/K: "inside" would be vacuous
+            continue
         claim.judged_by = "recipe"
-        entry = entries.get(claim.claim_id) or {}
+        entry = entries[claim.claim_id]
         if "k" in entry and "K" in entry:
             claim.recorded_k, claim.recorded_n = int(entry["k"]), int(entry["K"])
             table = [[claim.k, claim.n - claim.k], [claim.recorded_k, claim.recorded_n - claim.recorded_k]]
@@ -538,10 +542,12 @@ def format_population(result: PopulationResult) -> str:
             else "no previous record"
         )
     elif any(c.judged_by == "recipe" for c in result.claims):
+        judged = sum(c.judged_by == "recipe" for c in result.claims)
+        unrecorded = [c.claim_id for c in result.claims if c.judged_by == "unrecorded"]
         same = (
-            f"{len(result.claims) - moved}/{len(result.claims)} claims inside what the recipe does (every seed's "
-            f"checks inside the recorded bands, k/K as the record's)"
-        )
+            f"{judged - moved}/{judged} claims inside what the recipe does (every seed's checks inside the "
+            f"recorded bands, k/K as the record's)"
+        ) + (f"; NOT JUDGED: {', '.join(unrecorded)} (the recorded population predates them)" if unrecorded else "")
     else:
         same = f"{len(result.claims) - moved}/{len(result.claims)} population verdicts as recorded"
     if result.reproduces_checkpoint is not None:
