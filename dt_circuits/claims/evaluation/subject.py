@@ -79,6 +79,9 @@ class Subject:
     #: (it is the primary recipe's; each recipe's values are computed on their own); the JSON has less in it, and
     #: a failure is never called recipe-dependent or uninformative (there are no other recipes to say so).
     verdict_only: bool = False
+    #: stop a claim at its first failing check: it fails whatever the rest would measure (for controls that only
+    #: ask "does it fail?"; the verdict then lists the checks up to that one)
+    until_first_failure: bool = False
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

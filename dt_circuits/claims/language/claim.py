@@ -116,7 +116,12 @@ class Claim:
 
     def evaluate(self, subject: Subject, *, search: bool = False) -> Verdict:
         comparisons = subject.comparisons or default_comparisons()
-        results = [r for c in self.checks for r in evaluate_check(self.id, c, subject, comparisons)]
+        results = []
+        for c in self.checks:
+            checked = evaluate_check(self.id, c, subject, comparisons)
+            results.extend(checked)
+            if subject.until_first_failure and not all(r.holds for r in checked):
+                break  # a claim holds only if every check does: the rest cannot change what the caller reads
         verdict = Verdict(self.id, self.statement, all(r.holds for r in results), results, kind=self.kind)
         if search:
             verdict.counterexamples = [
