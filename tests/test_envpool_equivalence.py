@@ -18,7 +18,6 @@ their last reward, so it changes no outcome.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -57,13 +56,7 @@ STEPS_RANDOM, STEPS_CHECKPOINT = 50_000, 50_000
 @pytest.fixture(scope="session")
 def lockstep_runs():
     """Both lock-step runs at once, one per process: random actions at max_steps 20 (many time-outs, and episodes
-    ending on their last step), and raw-index's sampled actions at max_steps 300. Kept for the worker process's
-    life: a fresh clone's CI run on an AMD EPYC set this session fixture up twice on one worker (55 + 45 s)."""
-    return _lockstep_runs_once()
-
-
-@functools.cache
-def _lockstep_runs_once():
+    ending on their last step), and raw-index's sampled actions at max_steps 300."""
     return lockstep_parallel(
         [
             {"max_steps": 20, "steps": STEPS_RANDOM, "n_envs": 32, "seed": 1, "checkpoint": None},
