@@ -39,13 +39,18 @@ CLAIMS = {c.id: c for c in discover()}
 pytestmark = pytest.mark.xdist_group("tests/test_determinism.py")
 
 
+def _without(data: Any, keys: frozenset[str]) -> Any:
+    """The JSON minus every field named in ``keys``, at any depth."""
+    if isinstance(data, dict):
+        return {k: _without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [_without(v, keys) for v in data]
+    return data
+
+
 def _without_timings(data: Any) -> Any:
     """The JSON minus wall-clock fields (the only thing allowed to differ between two runs)."""
-    if isinstance(data, dict):
-        return {k: _without_timings(v) for k, v in data.items() if k != "seconds"}
-    if isinstance(data, list):
-        return [_without_timings(v) for v in data]
-    return data
+    return _without(data, frozenset({"seconds"}))
 
 
 def _canonical(data: Any) -> str:
@@ -192,17 +197,9 @@ def reference_suite(reference_path, tmp_path_factory):
 def _same_claims(data: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     """The run's JSON on the claims ``ids``; p-values adjusted over a run's own checks are left out (another
     set of claims adjusts over other p-values; the p-values themselves stay)."""
-
-    def strip(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k != "p_adjusted"}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
     top = {k: v for k, v in data.items() if k not in ("claims", "multiple_comparisons", "all_match_expectations")}
     family = {k: v for k, v in data["multiple_comparisons"].items() if k != "tests_in_this_run"}
-    claims = {c["id"]: strip(c) for c in data["claims"] if c["id"] in ids}
+    claims = {c["id"]: _without(c, frozenset({"p_adjusted"})) for c in data["claims"] if c["id"] in ids}
     return {**top, "multiple_comparisons": family, "claims": claims}
 
 
