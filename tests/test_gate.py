@@ -47,11 +47,12 @@ def test_the_readme_gate_passes_on_either_cpu_kind(raw_index, record_property, c
         print("\n" + table)
     record_property("gate_retrain_seconds", gate.retrain_seconds)
     assert gate.passed, table
-    if same_kind(read_manifest(raw_index)["training"], machine_kind()):
+    manifest = read_manifest(raw_index)
+    if same_kind(manifest["training"], machine_kind()):
         assert gate.identical_weights and all(r.judged_by == "bytes" for r in gate.rows), table
         assert gate.rule.startswith("identical weight bytes"), table
     else:  # every claim the recorded population knows is judged by the recipe; the others are named NOT JUDGED
-        recorded = read_manifest(raw_index)["population_expectations"]["claims"]
+        recorded = manifest["population_expectations"]["claims"]
         assert not gate.identical_weights, table
         assert all(r.judged_by == ("recipe" if r.claim_id in recorded else "unrecorded") for r in gate.rows), table
         assert {r.claim_id for r in gate.rows if r.judged_by == "unrecorded"} <= POPULATION_PREDATES, table

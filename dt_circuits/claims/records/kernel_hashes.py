@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dt_circuits.core.io import read_json, write_json_atomic
-from dt_circuits.core.machine import cpu_model
+from dt_circuits.core.machine import KERNEL_VARIABLES, cpu_model
 from dt_circuits.core.paths import CHECKPOINTS_DIR, REPO_ROOT
 
 RECORD = REPO_ROOT / "docs" / "populations" / "kernel-hashes.json"
@@ -52,8 +52,6 @@ print(json.dumps({"sha256": weights_digest(result.model), "seconds": round(time.
 def measure(setting: str, checkpoint: Path = CHECKPOINTS_DIR / "raw-index", steps: int = 300) -> dict[str, Any]:
     """Train ``steps`` steps of ``checkpoint``'s recipe under ``setting`` ("(default)" or space-separated
     ``VAR=VALUE`` pairs) in a fresh process, every other kernel variable unset; the run's record."""
-    from dt_circuits.core.machine import KERNEL_VARIABLES
-
     env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
     if setting != "(default)":
         env.update(dict(pair.split("=", 1) for pair in setting.split()))
