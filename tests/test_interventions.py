@@ -20,8 +20,10 @@ from dt_circuits.analysis.interventions import (
     donor_indices,
     hooked,
     parse_component,
+    replace_hook,
     resolve,
     run,
+    variants_hook,
 )
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import RTG_POS, STATE_POS, DecisionTransformer
@@ -256,3 +258,93 @@ def test_position_restricted_ablation_leaves_the_other_position_alone():
         ablation_hooks(model, "hook_state_embed", "zero", pos=STATE_POS)
     with pytest.raises(ConfigError, match="pos 2 is not a token position"):
         ablation_hooks(model, "L0H1", "zero", pos=2)
+
+
+# -- variants at a hook: the batch widened where the intervention starts ---------------------------------------
+
+WIDE_MODELS: dict[str, DecisionTransformer] = {
+    "one-timestep index": random_model(1, scale=3.0),
+    "two layers, one-hot, LN, gated": random_model(
+        2, scale=1.0, n_layers=2, normalization="LN", mlp_type="gated", obs_encoding="one_hot"
+    ),
+    "window (MemoryDT's shape)": random_model(
+        3,
+        scale=1.0,
+        n_ctx=26,
+        n_heads=2,
+        d_model=32,
+        d_head=16,
+        d_mlp=32,
+        normalization="LN",
+        mlp_type="gated",
+        obs_encoding="one_hot",
+        n_actions=7,
+        max_timestep=60,
+    ),  # fmt: skip
+}
+
+
+def _model_args(model: DecisionTransformer, n: int) -> tuple[torch.Tensor, ...]:
+    """``n`` rows of valid inputs: one state each, or a window of states with actions for a windowed model."""
+    t = model.cfg.n_timesteps
+    obs = torch.as_tensor(random_states(n * t, seed=5).obs)
+    rng = np.random.default_rng(5)
+    if t == 1:
+        return obs, torch.as_tensor(rng.uniform(-1, 1, n), dtype=torch.float32), torch.as_tensor(rng.integers(0, 60, n))
+    return (
+        obs.view(n, t, 7, 7, 3),
+        torch.as_tensor(rng.uniform(0, 1, (n, t)), dtype=torch.float32),
+        torch.as_tensor(np.sort(rng.integers(0, 60, (n, t)), axis=1)),
+        torch.as_tensor(rng.integers(0, model.cfg.n_actions, (n, t - 1))),
+    )
+
+
+def _tiled(args: tuple[torch.Tensor, ...], k: int) -> tuple[torch.Tensor, ...]:
+    return tuple(a.repeat(k, *([1] * (a.ndim - 1))) for a in args)
+
+
+@pytest.mark.parametrize("name", list(WIDE_MODELS))
+def test_variants_at_any_hook_equal_the_forward_on_tiled_inputs(name):
+    """The mean recipe's variants widen the batch at the ablated hook (upstream computed once): at every hook point
+    of the model the logits equal, bit for bit, those of the old way, k tiled copies of the inputs with each copy's
+    activation replaced."""
+    model, n, k = WIDE_MODELS[name], 5, 3
+    args = _model_args(model, n)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(*args)
+    gen = torch.Generator().manual_seed(0)
+    checked = 0
+    for hook_name in model.hook_names:
+        act = cache[hook_name]
+        values = torch.randn((k, *act.shape[1:]), generator=gen) * act[act.isfinite()].std().clamp(min=1e-3)
+        site = HookSite(hook_name)
+        with torch.no_grad(), hooked(model, [(hook_name, variants_hook(site, values, n))]):
+            widened_logits = model(*args)
+        per_row = values.repeat_interleave(n, dim=0)
+        with torch.no_grad(), hooked(model, [(hook_name, replace_hook(site, None, lambda a, v=per_row: v))]):
+            tiled_logits = model(*_tiled(args, k))
+        assert widened_logits.shape == tiled_logits.shape == (k * n, model.cfg.n_actions), hook_name
+        assert torch.equal(widened_logits, tiled_logits), hook_name
+        checked += 1
+    assert checked == len(model.hook_names) >= 18
+
+
+def test_variants_of_several_components_widen_once_and_compose():
+    """Two heads mean-ablated with k variants each: the second hook meets the already widened batch; the result is
+    the tiled forward's, and a head's variant j stays in copy j."""
+    model, n, k = WIDE_MODELS["one-timestep index"], 4, 3
+    args = _model_args(model, n)
+    heads = [Head(0, 0), Head(0, 1)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(*args, names_filter=["blocks.0.attn.hook_z"])
+    z = cache["blocks.0.attn.hook_z"]
+    values = torch.randn((k, *z.shape[1:]), generator=torch.Generator().manual_seed(1))
+    hooks = [(h.hook_name, variants_hook(h, values, n)) for h in heads]
+    with torch.no_grad(), hooked(model, hooks):
+        widened_logits = model(*args)
+    per_row = values.repeat_interleave(n, dim=0)
+    with torch.no_grad(), hooked(model, [("blocks.0.attn.hook_z", lambda a, hook=None: per_row.clone())]):
+        tiled_logits = model(*_tiled(args, k))
+    assert torch.equal(widened_logits, tiled_logits)
+    with pytest.raises(ConfigError, match="7 rows reach a hook made for 4 rows and 3 variants"):
+        variants_hook(heads[0], values, n)(torch.zeros(7, *z.shape[1:]))

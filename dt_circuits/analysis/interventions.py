@@ -356,6 +356,29 @@ def replace_hook(comp: Component, pos: int | None, value_fn: Callable[[torch.Ten
     return hook
 
 
+def variants_hook(comp: Component, values: torch.Tensor, n_rows: int) -> HookFn:
+    """A hook writing k variants of the component's value (``values``: (k, *activation shape)) into k block-wise
+    copies of the batch: an activation of ``n_rows`` rows comes out with k·n_rows (copy j holds ``values[j]``) and
+    the model runs what lies downstream on the copies (``dt.layers.widened``), so the work upstream of the hook
+    is done once. An activation that arrives already widened (k·n_rows rows: inputs tiled by the caller, or an
+    earlier hook of the same intervention) is written in place of a clone, copy j again taking ``values[j]``."""
+    k = int(values.shape[0])
+    per_row = values.repeat_interleave(n_rows, dim=0)
+
+    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        if act.shape[0] == n_rows:
+            out = act.repeat(k, *([1] * (act.ndim - 1)))
+        elif act.shape[0] == k * n_rows:
+            out = act.clone()
+        else:
+            raise ConfigError(f"{comp}: {act.shape[0]} rows reach a hook made for {n_rows} rows and {k} variants")
+        idx = component_index(comp, act.ndim, None)
+        out[idx] = per_row.to(act.dtype).expand_as(out)[idx]
+        return out
+
+    return hook
+
+
 def donor_indices(batch: int, seed: int, n_source: int | None = None) -> np.ndarray:
     """Seeded donor rows: from a source of ``n_source`` states, or (None) another row of the same batch.
 

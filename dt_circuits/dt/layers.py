@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 LN_EPS = 1e-5
 
 
+def widened(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """The tensors at one batch size, the largest: a hook may return k block-wise copies of its batch (copy j in
+    rows j·B .. (j+1)·B - 1; k variants of an intervention, ``analysis.interventions.variants_hook``), and every
+    tensor it meets downstream is tiled the same way. What lies upstream of the hook is then computed once, not k
+    times, with the same numbers as a forward on k tiled copies of the inputs. Tensors already at one batch size
+    come back unchanged (training never widens)."""
+    b = max(x.shape[0] for x in xs)
+    if all(x.shape[0] == b for x in xs):
+        return list(xs)
+    for x in xs:
+        if x.shape[0] == 0 or b % x.shape[0]:
+            raise ValueError(f"a hook returned a batch of {b} rows where {x.shape[0]} meet it: not a multiple")
+    return [x if x.shape[0] == b else x.repeat(b // x.shape[0], *([1] * (x.ndim - 1))) for x in xs]
+
+
 class Attention(nn.Module):
     """Causal multi-head attention in TransformerLens' parametrisation (W_Q [head, d_model, d_head] ...)."""
 
@@ -55,10 +70,12 @@ class Attention(nn.Module):
         q = self.hook_q((flat @ self.W_Q.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_Q)
         k = self.hook_k((flat @ self.W_K.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_K)
         v = self.hook_v((flat @ self.W_V.transpose(0, 1).reshape(d, h * e)).view(b, n, h, e) + self.b_V)
+        q, k, v = widened(q, k, v)
         scores = (q.transpose(1, 2) @ k.permute(0, 2, 3, 1)) / math.sqrt(e)  # [batch, head, query, key]
         scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:n, :n], float("-inf")))
-        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
+        pattern, v = widened(self.hook_pattern(torch.softmax(scores, dim=-1)), v)
         z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))  # [batch, pos, head, d_head]
+        b = z.shape[0]
         per_head = z.permute(2, 0, 1, 3).reshape(h, b * n, e) @ self.W_O  # [head, batch*pos, d_model]
         result = self.hook_result(per_head.view(h, b, n, d).permute(1, 2, 0, 3))  # [batch, pos, head, d_model]
         return result.sum(dim=2) + self.b_O
@@ -97,8 +114,7 @@ class GatedMLP(nn.Module):
         self.hook_post = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.hook_pre(x @ self.W_gate)
-        linear = self.hook_pre_linear(x @ self.W_in)
+        gate, linear = widened(self.hook_pre(x @ self.W_gate), self.hook_pre_linear(x @ self.W_in))
         return self.hook_post(F.relu(gate) * linear + self.b_in) @ self.W_out + self.b_out
 
 
@@ -114,7 +130,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt())
+        x, scale = widened(x, self.hook_scale((x.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt()))
         return self.hook_normalized(x / scale * self.w + self.b)
 
 
@@ -138,5 +154,7 @@ class Block(nn.Module):
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
         resid = self.hook_resid_pre(resid)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid))))
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+        resid, attn_out = widened(resid, self.hook_attn_out(self.attn(self.ln1(resid))))
+        resid = self.hook_resid_mid(resid + attn_out)
+        resid, mlp_out = widened(resid, self.hook_mlp_out(self.mlp(self.ln2(resid))))
+        return self.hook_resid_post(resid + mlp_out)

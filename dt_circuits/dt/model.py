@@ -29,7 +29,7 @@ from dt_circuits.dt.config import (
     DTConfig,
 )
 from dt_circuits.dt.inputs import as_model_inputs, as_window_inputs
-from dt_circuits.dt.layers import MLP, Attention, Block, GatedMLP, LayerNorm
+from dt_circuits.dt.layers import MLP, Attention, Block, GatedMLP, LayerNorm, widened
 from dt_circuits.env.spec import N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
 
 __all__ = ["MLP", "Attention", "DTConfig", "DecisionTransformer", "GatedMLP", "LayerNorm", "RTG_POS", "STATE_POS",
@@ -112,6 +112,7 @@ class DecisionTransformer(HookedRootModule):
         state_embed = self.hook_state_embed(self.encode_obs(obs_t) @ self.W_state)
         time_embed = self.hook_time_embed(self.W_time[ts])
         pos_embed = self.hook_pos_embed(self.W_pos[None].expand(batch, -1, -1))
+        rtg_embed, state_embed, time_embed, pos_embed = widened(rtg_embed, state_embed, time_embed, pos_embed)
         resid = torch.stack([rtg_embed + time_embed, state_embed + time_embed], dim=1) + pos_embed
         return self._unembed(self._blocks(resid)[:, STATE_POS])
 
@@ -136,12 +137,15 @@ class DecisionTransformer(HookedRootModule):
         encoded = self.encode_obs(obs_t.reshape(b * t, 7, 7, 3)).view(b, t, -1).masked_fill(padding[..., None], 0.0)
         state_embed = self.hook_state_embed(encoded @ self.W_state)
         action_embed = self.hook_action_embed(self.W_action[act])  # [batch, T-1, d]
+        time_embed, rtg_embed, state_embed, action_embed = widened(time_embed, rtg_embed, state_embed, action_embed)
+        b = time_embed.shape[0]
         tokens = torch.zeros(b, 3 * t, cfg.d_model, dtype=time_embed.dtype, device=time_embed.device)
         tokens[:, 0::3] = rtg_embed + time_embed
         tokens[:, 1::3] = state_embed + time_embed
         tokens[:, 2::3][:, : t - 1] = action_embed + time_embed[:, : t - 1]
         n = 3 * t - 1
-        resid = tokens[:, :n] + self.hook_pos_embed(self.W_pos[None, :n].expand(b, -1, -1))
+        tokens, pos_embed = widened(tokens[:, :n], self.hook_pos_embed(self.W_pos[None, :n].expand(b, -1, -1)))
+        resid = tokens + pos_embed
         return self._unembed(self._blocks(resid)[:, -1])
 
     def _blocks(self, resid: torch.Tensor) -> torch.Tensor:

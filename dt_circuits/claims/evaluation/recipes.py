@@ -42,6 +42,7 @@ from dt_circuits.analysis.interventions import (
     collect_activations,
     component_names,
     replace_hook,
+    variants_hook,
 )
 from dt_circuits.analysis.interventions import donor_indices as _donor_indices
 from dt_circuits.claims.evaluation.subject import Subject, mean_walk
@@ -153,8 +154,9 @@ def recipe_hooks(
     point: bool = False,
     paired: Inputs | None = None,
 ) -> tuple[FwdHooks, int]:
-    """(hooks, variants): hooks for inputs tiled ``variants`` times block-wise (``Inputs.repeat``), copy k
-    ablated with the recipe's k-th value (variant 0 the point estimate; ``point`` gives that one only).
+    """(hooks, variants): hooks for ``n_rows`` inputs that widen the batch to ``variants`` block-wise copies at the
+    hook, copy j ablated with the recipe's j-th value (variant 0 the point estimate; ``point`` gives that one only;
+    inputs already tiled ``variants`` times, ``Inputs.repeat``, give the same numbers).
     ``paired``: the rows' counterfactual states, one per row (the ``counterfactual`` recipe needs them)."""
     check_recipe(recipe)
     hooks: FwdHooks = []
@@ -171,8 +173,7 @@ def recipe_hooks(
             means = mean_variants(subject, name, (rtg,) if recipe == "mean" else RTG_MIX)
             means = means[:1] if point else means
             variants = means.shape[0]
-            per_row = means.repeat_interleave(n_rows, dim=0)
-            fn = replace_hook(comp, None, lambda act, per_row=per_row: per_row)
+            fn = variants_hook(comp, means, n_rows)
         elif recipe == "resample":
             donors = _walk_stats(subject, rtg)["donors"][name]
             idx = torch.as_tensor(_donor_indices(n_rows, seed, int(donors.shape[0])))
@@ -184,7 +185,3 @@ def recipe_hooks(
             fn = replace_hook(comp, None, lambda act: act.mean(dim=-1, keepdim=True))
         hooks.append((name, fn))
     return hooks, variants
-
-
-def tiled(inputs: Inputs, variants: int) -> Inputs:
-    return inputs if variants == 1 else inputs.repeat(variants)

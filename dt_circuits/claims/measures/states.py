@@ -118,7 +118,9 @@ class Ablation(_OnStates):
         hooks, k = recipe_lib.recipe_hooks(
             subject, comps, recipe, self.on.rtg, len(inputs), self._recipe_seed(recipe), paired=paired
         )
-        ablated = metric_values(subject, recipe_lib.tiled(inputs, k), self.metric, hooks)
+        ablated = metric_values(subject, inputs, self.metric, hooks)
+        if len(ablated) != k * len(inputs):  # the metric is read upstream of the hooks: the same in every variant
+            ablated = np.tile(ablated, k)
         return ablated.reshape(k, len(inputs)) - clean[None]
 
     def _recipe_seed(self, recipe: str) -> int:
