@@ -170,7 +170,8 @@ def reference_suite(reference_path, tmp_path_factory):
     the test command's largest item, 136 s on an AMD EPYC with a second process on the other core). Session-scoped:
     as a module fixture it was paid twice in a CI run whose xdist worker left the module between its two tests.
     Each run has its own empty disk cache (core/cache.py): both roll out and fit, neither loads what another test
-    or the other run saved."""
+    or the other run saved. The run here is one process; the CLI's shares claims and searches out over forked
+    workers (``run_suite``), so the comparison also holds the suite's numbers independent of how it is shared."""
     from dt_circuits.core.cache import CACHE_ENV
 
     out = tmp_path_factory.mktemp("again") / "again.json"
@@ -182,6 +183,7 @@ def reference_suite(reference_path, tmp_path_factory):
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache-here"))
     try:
         subject = Subject.load(reference_path)
+        subject.workers = 1  # one process here; the CLI shares its claims and searches out over forked workers
         here = suite_json(subject, run_suite(subject, discover(), search=True))
         _, err = proc.communicate(timeout=900)
     finally:

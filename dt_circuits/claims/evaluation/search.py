@@ -165,62 +165,25 @@ def _key(state: GridState, rtg: float, t: int) -> tuple | None:
     return None if cell is None else (cell, float(rtg), int(t))
 
 
-#: what forked search workers read: the subject and the (claim id, check) tasks, set just before the pool forks
-_FORKED: list = []
-
-
-def _timed_search(subject: Subject, claim_id: str, check: Check) -> tuple[Counterexample, float]:
+def timed_search(subject: Subject, claim_id: str, check: Check) -> tuple[Counterexample, float]:
+    """:func:`find_counterexample` and its seconds."""
     import time
 
     start = time.perf_counter()
     return find_counterexample(claim_id, check, subject), time.perf_counter() - start
 
 
-def _search_group(indices: list[int]) -> list[tuple[Counterexample, float]]:
-    subject, tasks = _FORKED
-    return [_timed_search(subject, *tasks[i]) for i in indices]
-
-
-def _one_thread() -> None:
+def one_thread() -> None:
+    """A forked worker's torch threads: one (the cores are shared out by processes)."""
     import torch
 
     torch.set_num_threads(1)
 
 
-def find_counterexamples(
-    subject: Subject, tasks: list[tuple[str, Check]], workers: int | None = None
-) -> list[tuple[Counterexample, float]]:
-    """:func:`find_counterexample` for every (claim id, check), each with its seconds; over ``workers`` forked
-    processes (default: every core) where the platform forks (:func:`dt_circuits.evaluation.pool.start_method`).
-
-    Each search is derandomized and independent of the others, so the results are the same for any number of
-    workers; the searches are Python-bound (hypothesis draws a state in ~1.5 ms), so a second core halves them,
-    and checks with one strategy (family, RTG regime, timesteps) share their first pass's draws (on the shipped
-    claims, 50 searches draw 12 first passes).
-    Forked workers inherit the subject with its caches (the walk's means, rendered states) and use one torch
-    thread each, as the rollout pool's do.
-    """
-    import multiprocessing as mp
-    import os
-
-    from dt_circuits.evaluation.pool import start_method
-
-    workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if workers <= 1 or start_method() != "fork":
-        return [_timed_search(subject, claim_id, check) for claim_id, check in tasks]
-    # the checks that share a search strategy go to one worker, which draws their first pass once
+def strategy_groups(subject: Subject, tasks: list[tuple[str, Check]]) -> list[list[int]]:
+    """The tasks' indices grouped by search strategy (a group's checks share their first pass's draws, so one
+    worker takes a whole group), the largest group first (the workers finish together)."""
     groups: dict[tuple, list[int]] = {}
     for i, (_, check) in enumerate(tasks):
         groups.setdefault(strategy_key(check, subject), []).append(i)
-    ordered = sorted(groups.values(), key=len, reverse=True)  # the largest first: the workers finish together
-    _FORKED[:] = [subject, tasks]
-    try:
-        with mp.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
-            done = pool.map(_search_group, ordered, chunksize=1)
-    finally:
-        _FORKED.clear()
-    out: list[tuple[Counterexample, float] | None] = [None] * len(tasks)
-    for indices, results in zip(ordered, done, strict=True):
-        for i, result in zip(indices, results, strict=True):
-            out[i] = result
-    return out  # type: ignore[return-value]
+    return sorted(groups.values(), key=len, reverse=True)

@@ -6,6 +6,7 @@ table are :mod:`dt_circuits.claims.output.suite_output`.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
 from dt_circuits.claims.evaluation.measurement import PerStateMeasure
 from dt_circuits.claims.evaluation.results import Verdict, _num
-from dt_circuits.claims.evaluation.search import find_counterexamples
+from dt_circuits.claims.evaluation.search import one_thread, strategy_groups, timed_search
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.language.claim import Claim
 from dt_circuits.claims.suite.discovery import rollout_requests
@@ -75,15 +76,61 @@ def run_suite(
 ) -> list[ClaimRun]:
     """Every applicable claim on ``subject``; ``search`` also looks for a counterexample to each per-state
     prediction. ``comparisons``: the family the checks are adjusted for (default: the subject's, else the shipped
-    claims')."""
+    claims').
+
+    The claims and the searches are shared out over ``subject.workers`` forked processes (default: every core)
+    where the platform forks (:func:`dt_circuits.evaluation.pool.start_method`), after the rollouts every claim
+    reads are made: a claim's verdict and a search's counterexample are functions of the subject alone (seeded,
+    derandomized), so the numbers are those of one process (tested). The searches are Python-bound; checks with one
+    search strategy go to one worker, which draws their first pass once. Each worker keeps its own caches and uses
+    one torch thread, as the rollout pool's do."""
     claims = applicable(claims, subject)
     subject.comparisons = comparisons or subject.comparisons or default_comparisons()
     subject.prefetch_rollouts(rollout_requests(claims))
-    runs = [run_claim(c, subject) for c in claims]
-    if search:  # every search of the suite at once, over the cores (the same counterexamples as one by one)
-        tasks = [(r, c) for r in runs for c in r.claim.checks if isinstance(c.measure, PerStateMeasure)]
-        found = find_counterexamples(subject, [(r.claim.id, c) for r, c in tasks], subject.workers)
-        for (run, _), (counterexample, seconds) in zip(tasks, found, strict=True):
-            run.verdict.counterexamples.append(counterexample)
-            run.seconds += seconds
+    searches = [(c.id, check) for c in claims for check in c.checks if isinstance(check.measure, PerStateMeasure)]
+    searches = searches if search else []
+    jobs: list[tuple[str, Any]] = [("claim", i) for i in range(len(claims))]
+    jobs += [("search", group) for group in strategy_groups(subject, searches)]
+    done = _run_jobs(subject, claims, searches, jobs)
+    runs = [ClaimRun(c, verdict, subject.expected(c.id), seconds)
+            for c, (verdict, seconds) in zip(claims, done[: len(claims)], strict=True)]  # fmt: skip
+    found: dict[int, tuple] = {}
+    for (_, group), results in zip(jobs[len(claims) :], done[len(claims) :], strict=True):
+        found.update(zip(group, results, strict=True))
+    by_id = {r.claim.id: r for r in runs}
+    for i, (claim_id, _) in enumerate(searches):
+        counterexample, seconds = found[i]
+        by_id[claim_id].verdict.counterexamples.append(counterexample)
+        by_id[claim_id].seconds += seconds
     return runs
+
+
+#: what forked suite workers read: the subject, the claims and the searches, set just before the pool forks
+_FORKED: list = []
+
+
+def _job(job: tuple[str, Any]) -> Any:
+    """One claim's (verdict, seconds), or a search group's [(counterexample, seconds)]."""
+    subject, claims, searches = _FORKED
+    kind, what = job
+    if kind == "claim":
+        start = time.perf_counter()
+        verdict = claims[what].evaluate(subject)
+        return verdict, time.perf_counter() - start
+    return [timed_search(subject, *searches[i]) for i in what]
+
+
+def _run_jobs(subject: Subject, claims: list[Claim], searches: list, jobs: list[tuple[str, Any]]) -> list[Any]:
+    import multiprocessing as mp
+
+    from dt_circuits.evaluation.pool import start_method
+
+    workers = min(subject.workers or os.cpu_count() or 1, len(jobs))
+    _FORKED[:] = [subject, claims, searches]
+    try:
+        if workers <= 1 or start_method() != "fork":
+            return [_job(job) for job in jobs]
+        with mp.get_context("fork").Pool(workers, initializer=one_thread) as pool:
+            return pool.map(_job, jobs, chunksize=1)  # handed out one at a time, to whichever worker is free
+    finally:
+        _FORKED.clear()
