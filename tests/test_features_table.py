@@ -79,7 +79,8 @@ def test_the_readme_features_table_is_generated_from_the_committed_json():
 @pytest.mark.parametrize("name", ["raw-index", "dti-memory"])
 def test_the_features_report_draws_a_committed_table(name, tmp_path, capsys):
     """`dt-circuits features --from JSON --report DIR`: the table and its two figures from the JSON alone (no model):
-    a probe heatmap with a cell per variable and site, IIA bars for the interchange sites; a bad file is one line."""
+    a probe heatmap with a cell per variable and site, IIA bars for the interchange sites, and the on-policy probes'
+    heatmap and rows where the table has them; a bad file is one line."""
     from PIL import Image
 
     from dt_circuits.cli import main
@@ -91,7 +92,13 @@ def test_the_features_report_draws_a_committed_table(name, tmp_path, capsys):
     )
     page = (out / "index.html").read_text()
     assert "probes.png" in page and "iia.png" in page and "<table>" in page and "IIA DAS / probe / neuron" in page
-    for png in ("probes.png", "iia.png"):
+    on_policy = name == "raw-index"  # the Dynamic Obstacles tables carry probes on the agent's own states
+    assert ("On the agent's own states" in page) == on_policy == ("probes-on-policy.png" in page)
+    if on_policy:  # its own heatmap and rows: a cell per readable variable at every site
+        section = page.split("On the agent's own states", 1)[1]
+        table = json.loads((REPO_ROOT / "docs" / "features" / f"{name}.json").read_text())
+        assert section.count("<tr>") == 1 + len(table["sites"]) and "ball_in_front" in section
+    for png in ("probes.png", "iia.png") + (("probes-on-policy.png",) if on_policy else ()):
         with Image.open(out / png) as im:
             assert im.size[0] > 200 and im.size[1] > 100
     assert "report:" in capsys.readouterr().out

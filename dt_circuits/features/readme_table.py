@@ -92,8 +92,9 @@ def _caption(table: dict[str, Any]) -> str:
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "
         f"poses; IIA on held-out poses, {table['n_pairs']} ball-in-front pairs at RTG {table['pair_rtg']:g} "
         f"(n = {table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes); "
-        f"seed {table['seed']}; {s.get('probes', 0) + s.get('sae', 0) + s.get('interchange', 0):.0f} s"
+        f"seed {table['seed']}; {sum(s.values()):.0f} s"
         + (f" ({s['sae']:.0f} s for the SAEs)" if s.get("sae") else "")
+        + (f" ({s['on_policy_probes']:.0f} s for the on-policy probes)" if s.get("on_policy_probes") else "")
         + f" on {table.get('cpu', '?')}"
     )
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from dt_circuits.analysis.figures import save_png
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.io import write_text_atomic
-from dt_circuits.features.readme_table import _caption, _rows
+from dt_circuits.features.readme_table import _caption, _on_policy_rows, _rows
 
 METHODS = ("das", "probe", "neuron", "sae")
 
@@ -83,8 +83,7 @@ def write_features_report(directory: str | Path, table: dict[str, Any]) -> Path:
     e = html.escape
     probes = probe_figure(table, out / "probes.png")
     iia = iia_figure(table, out / "iia.png")
-    header, rows = _rows(table)
-    cells = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    on_policy = _on_policy_section(table, out)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>features: {e(table['checkpoint'])}</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
@@ -92,6 +91,30 @@ def write_features_report(directory: str | Path, table: dict[str, Any]) -> Path:
         f"</head><body><h1>Features of {e(table['checkpoint'])}</h1><p>{e(_caption(table))}</p>"
         f"<img src='{probes.name}' alt='probe accuracy above the majority class, variable by site'>"
         + (f"<img src='{iia.name}' alt='held-out IIA per method and site'>" if iia else "")
-        + "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + f"</tr>{cells}</table></body></html>"
+        + _html_table(*_rows(table)) + on_policy + "</body></html>"
     )  # fmt: skip
     return write_text_atomic(out / "index.html", page)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    e = html.escape
+    cells = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + f"</tr>{cells}</table>"
+
+
+def _on_policy_section(table: dict[str, Any], out: Path) -> str:
+    """The probes on the agent's own states (when the table has them): a heatmap like the generated states' and
+    the rows, under their own heading; "" otherwise."""
+    on = _on_policy_rows(table)
+    if on is None:
+        return ""
+    caption, header, rows = on
+    drawn = {"checkpoint": f"{table['checkpoint']}, on-policy", "variables": table["on_policy"]["variables"],
+             "sites": table["sites"], "probes": table["on_policy"]["probes"]}  # fmt: skip
+    figure = probe_figure(drawn, out / "probes-on-policy.png")
+    e = html.escape
+    return (
+        f"<h2>On the agent's own states</h2><p>{e(caption)}</p>"
+        f"<img src='{figure.name}' alt='on-policy probe accuracy above the majority class, variable by site'>"
+        + _html_table(header, rows)
+    )

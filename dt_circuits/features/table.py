@@ -121,7 +121,8 @@ def localisation_table(
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
     xs = probe_features(model, data.inputs, chosen)
-    bar = progress_reporter(1 + (len(chosen) if with_sae else 0) + len(chosen), "features", "steps", enabled=progress)
+    steps = 1 + (len(chosen) if with_sae else 0) + len(chosen) + (on_policy is not None)
+    bar = progress_reporter(steps, "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
     bar.update(1)
     t1 = time.perf_counter()
@@ -134,9 +135,13 @@ def localisation_table(
         iia.append({"variable": "ball_in_front",
                     **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()})  # fmt: skip
         bar.update(1)
-    bar.close()
     t2 = time.perf_counter()
     extra = on_policy_rows(model, on_policy, chosen, variables, seed) if on_policy is not None else {}
+    bar.update(on_policy is not None)
+    bar.close()
+    seconds = {"probes": round(t1 - t0, 1), "sae": round(t_sae - t1, 1), "interchange": round(t2 - t_sae, 1)}
+    if on_policy is not None:
+        seconds["on_policy_probes"] = round(time.perf_counter() - t2, 1)
     return {
         "seed": seed,
         "n_states": len(data.states),
@@ -148,7 +153,7 @@ def localisation_table(
         "probes": probes,
         "sae": sae_rows,
         "iia": iia,
-        "seconds": {"probes": round(t1 - t0, 1), "sae": round(t_sae - t1, 1), "interchange": round(t2 - t_sae, 1)},
+        "seconds": seconds,
         **extra,
     }
 
