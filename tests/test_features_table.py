@@ -144,3 +144,37 @@ def test_on_policy_rows_read_the_ball_where_head1_carries_it_and_agree_with_the_
     with_rows["sites"] = [INPUT, INPUT_FRONT, "L0H1"]
     assert "on the agent's own states" in terminal_table(with_rows)
     assert "On the agent's own states" in markdown([with_rows]) and "| `L0H1` | " in markdown([with_rows])
+
+
+def test_the_table_saes_train_on_the_agents_own_states_too_and_are_read_on_held_out_episodes():
+    """With on-policy states (the claims' on-policy sample of the hand-set head-1 model), each site's SAE trains on
+    a sample of half the episodes' states beside the generated ones (other weights than without them) and is read
+    on the other half: at L0H1 the ball latent chosen on generated states fires exactly where a ball is in front
+    on the agent's own held-out states too; the text forms show the column."""
+    import torch
+
+    from dt_circuits.claims.evaluation.subject import Subject
+    from dt_circuits.claims.measures.features import ProbeStates
+    from dt_circuits.features.data import probe_set
+    from dt_circuits.features.sites import parse_site
+    from dt_circuits.features.table import ON_POLICY_SAE_STATES, on_policy_rows, probe_features, site_saes
+
+    model = ball_avoider("head1", decoys=True)
+    on = ProbeStates(sample="on-policy").states(Subject.from_model(model))
+    data = probe_set(seed=0, n_random=40, max_timestep=model.cfg.max_timestep)
+    sites = [parse_site(model, "L0H1")]
+    xs, on_xs = probe_features(model, data.inputs, sites), probe_features(model, on.inputs, sites)
+    variables = ("ball_in_front", "ball_within_2")
+    plain, _ = site_saes(model, data, sites, variables, 0, xs)
+    saes, (row,) = site_saes(model, data, sites, variables, 0, xs, on_policy=(on, on_xs))
+    assert not torch.equal(saes["L0H1"].W_dec, plain["L0H1"].W_dec)  # the on-policy states were trained on
+    got = row["on_policy"]
+    assert 0 < got["n_train"] <= ON_POLICY_SAE_STATES and got["n_test"] > 0
+    assert got["n_train"] + got["n_test"] <= len(on.inputs)
+    assert got["f1"]["ball_in_front=yes"] == 1.0 and got["fvu"] < 0.05
+    assert not any(name.startswith("ball_within_2") for name in got["f1"])  # the view cannot tell it
+    table = {"checkpoint": "handset-head1", "sha256": "0" * 64, "cpu": "test", "variables": {}, "seed": 0,
+             "sites": [INPUT, INPUT_FRONT, "L0H1"], "probes": [], "iia": [], "sae": [row], "seconds": {},
+             **on_policy_rows(model, on, sites, variables, 0, xs=on_xs)}  # fmt: skip
+    text = terminal_table({**table, "n_states": 0, "n_poses": 0, "n_pairs": 0, "pair_rtg": 0.9})
+    assert "ball latent F1 (held out)" in text and "read on the other half's" in text

@@ -66,10 +66,22 @@ def _on_policy_rows(table: dict[str, Any]) -> tuple[str, list[str], list[list[st
     probes = {(p["variable"], p["site"]): p for p in on["probes"]}
     header = ["site (on-policy)", *on["variables"]]
     rows = [[site] + [_probe_cell(probes[(v, site)]) for v in on["variables"]] for site in table["sites"]]
+    saes = {r["site"]: r["on_policy"] for r in table.get("sae") or [] if "on_policy" in r}
     caption = (
         f"on the agent's own states: {on['n_states']} states of {on['n_episodes']} episodes, "
         f"{on.get('states', 'its rollouts')}; clusters are episodes; variables the view can tell"
     )
+    if saes:  # the SAEs trained on some of these states too: read on the held-out episodes' states
+        latent = table.get("sae_latent", "ball_in_front=yes")
+        header.append(f"SAE FVU / L0; {'ball' if latent == 'ball_in_front=yes' else latent} latent F1 (held out)")
+        for row, site in zip(rows, table["sites"], strict=True):
+            a = saes.get(site)
+            row.append(f"{_f(a['fvu'])} / {a['l0']:.0f}; {_f(a['f1'].get(latent))}" if a else "—")
+        first = next(iter(saes.values()))
+        caption += (
+            f"; the SAEs trained on {first['n_train']} states of half the episodes beside the generated ones, read "
+            f"on the other half's {first['n_test']}"
+        )
     return caption, header, rows
 
 

@@ -126,7 +126,9 @@ def localisation_table(
     probes = probe_rows(xs, data, variables, seed)
     bar.update(1)
     t1 = time.perf_counter()
-    saes, sae_rows = site_saes(model, data, chosen, variables, seed, xs) if with_sae else ({}, [])
+    on_xs = probe_features(model, on_policy.inputs, chosen) if on_policy is not None else None
+    on = (on_policy, on_xs) if on_policy is not None else None
+    saes, sae_rows = site_saes(model, data, chosen, variables, seed, xs, on_policy=on) if with_sae else ({}, [])
     bar.update(len(chosen) if with_sae else 0)
     t_sae = time.perf_counter()
     pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
@@ -136,7 +138,7 @@ def localisation_table(
                     **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()})  # fmt: skip
         bar.update(1)
     t2 = time.perf_counter()
-    extra = on_policy_rows(model, on_policy, chosen, variables, seed) if on_policy is not None else {}
+    extra = on_policy_rows(model, on_policy, chosen, variables, seed, xs=on_xs) if on_policy is not None else {}
     bar.update(on_policy is not None)
     bar.close()
     seconds = {"probes": round(t1 - t0, 1), "sae": round(t_sae - t1, 1), "interchange": round(t2 - t_sae, 1)}
@@ -159,13 +161,19 @@ def localisation_table(
 
 
 def on_policy_rows(
-    model: DecisionTransformer, data: Any, sites: Sequence[Site], variables: Sequence[str], seed: int
+    model: DecisionTransformer,
+    data: Any,
+    sites: Sequence[Site],
+    variables: Sequence[str],
+    seed: int,
+    *,
+    xs: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Probe rows on the checkpoint's own states (``data``: a view probe set, clusters are episodes) for each of
     ``variables`` the view can tell, at the input and ``sites``: is what a probe reads on generated states also
-    read where the agent actually goes?"""
+    read where the agent actually goes? ``xs``: the states' features by site, when already computed."""
     readable = [v for v in variables if variable(v).from_view is not None]
-    xs = probe_features(model, data.inputs, sites)
+    xs = probe_features(model, data.inputs, sites) if xs is None else xs
     return {
         "on_policy": {
             "n_states": len(data.inputs),
@@ -183,30 +191,76 @@ def site_saes(
     variables: Sequence[str],
     seed: int,
     probe_xs: dict[str, np.ndarray],
+    *,
+    on_policy: tuple[Any, dict[str, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An SAE per site, trained on a seeded random walk's states plus half of the probe set's poses; its quality
     and latent labels read on the other half (``features.sae``). ``probe_xs``: the probe set's activations by site
-    name, as the probes read them. Returns (SAE by site name, JSON rows)."""
-    from sklearn.model_selection import GroupShuffleSplit
-
+    name, as the probes read them. ``on_policy``: the checkpoint's own states (a view probe set) and their
+    activations by site: a seeded sample of at most :data:`ON_POLICY_SAE_STATES` states of half the episodes joins
+    the training data, and the row also reads the SAE on the other half's states (``on_policy``: FVU, L0, dead
+    latents, and the F1 there of each latent chosen on the generated states, for the variables the view can
+    tell). Returns (SAE by site name, JSON rows)."""
     from dt_circuits.features.sae import sae_row, site_sae, walk_inputs
 
-    split = GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=seed)
-    train, test = (np.sort(ix) for ix in next(split.split(data.clusters, groups=data.clusters)))
+    train, test = _cluster_halves(data.clusters, seed)
     names = {v: np.array(variable(v).values)[data.labels(v)] for v in variables}
     train_values = {v: x[train] for v, x in names.items()}
     test_values = {v: x[test] for v, x in names.items()}
     walk = walk_inputs(model, seed=seed)
     test_inputs = data.inputs[torch.as_tensor(test)]
+    if on_policy is not None:
+        on_data, on_xs = on_policy
+        on_train, on_test = _cluster_halves(on_data.clusters, seed)
+        if len(on_train) > ON_POLICY_SAE_STATES:
+            picked = np.random.default_rng(seed).choice(len(on_train), ON_POLICY_SAE_STATES, replace=False)
+            on_train = np.sort(on_train[picked])
+        readable = [v for v in variables if variable(v).from_view is not None]
+        on_values = {v: np.array(variable(v).values)[on_data.labels(v)][on_test] for v in readable}
     saes, rows = {}, []
     for site in sites:
         probe_acts = torch.from_numpy(probe_xs[str(site)])
-        train_acts = torch.cat([activations(model, walk, site), probe_acts[train]])
-        sae, seconds = site_sae(model, site, train_acts, seed=seed)
+        parts = [activations(model, walk, site), probe_acts[train]]
+        if on_policy is not None:
+            parts.append(torch.from_numpy(on_xs[str(site)][on_train]))
+        sae, seconds = site_sae(model, site, torch.cat(parts), seed=seed)
         saes[str(site)] = sae
-        rows.append(sae_row(model, site, sae, seconds, test_inputs, probe_acts[train], probe_acts[test],
-                            train_values, test_values))  # fmt: skip
+        row = sae_row(model, site, sae, seconds, test_inputs, probe_acts[train], probe_acts[test], train_values,
+                      test_values)  # fmt: skip
+        if on_policy is not None:
+            row["on_policy"] = _on_policy_sae(sae, row, torch.from_numpy(on_xs[str(site)][on_test]), on_values)
+            row["on_policy"]["n_train"], row["on_policy"]["n_test"] = len(on_train), len(on_test)
+        rows.append(row)
     return saes, rows
+
+
+#: on-policy states an SAE of the table trains on at most (beside the walk's 4,096 and half the probe set's): a
+#: checkpoint's rollouts give ~17,000, which would otherwise outweigh the generated families several times
+ON_POLICY_SAE_STATES = 4096
+
+
+def _cluster_halves(clusters: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, test) row indices, half of the clusters each (no cluster in both)."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    split = GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=seed)
+    return tuple(np.sort(ix) for ix in next(split.split(clusters, groups=clusters)))  # type: ignore[return-value]
+
+
+def _on_policy_sae(sae: Any, row: dict[str, Any], acts: torch.Tensor, values: dict[str, np.ndarray]) -> dict:
+    """The SAE read on held-out on-policy states: quality, and each latent the row chose (on generated states)
+    for a variable the view can tell, with its F1 there."""
+    from dt_circuits.features.sae import f1_matrix, sae_metrics
+
+    with torch.no_grad():
+        active = (sae.encode(acts.float()) > 0).numpy()
+    f1 = {}
+    for name, pick in row["f1"].items():
+        var, value = name.split("=", 1)
+        if var in values:
+            target = np.asarray(values[var]) == value
+            f1[name] = round(float(f1_matrix(active[:, [pick["latent"]]], target[:, None])[0, 0]), 4)
+    return {**{k: round(v, 4) for k, v in sae_metrics(sae, acts).items()}, "f1": f1}
 
 
 #: a window model's input sites: the current frame as the model encodes it, and the whole window (every frame,
