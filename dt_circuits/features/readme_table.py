@@ -85,6 +85,13 @@ def _on_policy_rows(table: dict[str, Any]) -> tuple[str, list[str], list[list[st
     return caption, header, rows
 
 
+def _parts(seconds: dict[str, float]) -> str:
+    """ " (N s for the SAEs, M s for the on-policy probes)": the phases worth naming in a caption's seconds."""
+    phases = (("sae", "SAEs"), ("on_policy_probes", "on-policy probes"))
+    named = [f"{seconds[k]:.0f} s for the {what}" for k, what in phases if seconds.get(k)]
+    return f" ({', '.join(named)})" if named else ""
+
+
 def _caption(table: dict[str, Any]) -> str:
     s = table.get("seconds", {})
     if table.get("env") == "memory":
@@ -104,10 +111,7 @@ def _caption(table: dict[str, Any]) -> str:
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "
         f"poses; IIA on held-out poses, {table['n_pairs']} ball-in-front pairs at RTG {table['pair_rtg']:g} "
         f"(n = {table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes); "
-        f"seed {table['seed']}; {sum(s.values()):.0f} s"
-        + (f" ({s['sae']:.0f} s for the SAEs)" if s.get("sae") else "")
-        + (f" ({s['on_policy_probes']:.0f} s for the on-policy probes)" if s.get("on_policy_probes") else "")
-        + f" on {table.get('cpu', '?')}"
+        f"seed {table['seed']}; {sum(s.values()):.0f} s" + _parts(s) + f" on {table.get('cpu', '?')}"
     )
 
 
