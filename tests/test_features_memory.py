@@ -106,9 +106,12 @@ def test_the_memory_table_has_its_own_caption_and_rows(tables):
     assert table["sites"] == [INPUT_FRAME, INPUT_WINDOW, "blocks.0.hook_resid_pre", "L0H0"]
     assert table["token"] == 25 and table["env"] == "memory" and [r["site"] for r in table["iia"]] == ["L0H0"]
     assert table["n_pairs"] == 2 * table["n_states"] and table["iia"][0]["variable"] == "instruction"
-    # an SAE at each interchange site, its quality read on held-out episodes, its instruction latent localised
-    assert [r["site"] for r in table["sae"]] == ["L0H0"] and table["iia"][0]["sae"] is not None
-    assert table["sae"][0]["fvu"] >= 0 and table["sae_latent"] == "instruction=ball"
+    # an SAE at each site, its quality read on held-out episodes, its instruction latent localised at the
+    # interchange site
+    assert [r["site"] for r in table["sae"]] == ["blocks.0.hook_resid_pre", "L0H0"] and table["iia"][0][
+        "sae"
+    ] is not None
+    assert all(r["fvu"] >= 0 for r in table["sae"]) and table["sae_latent"] == "instruction=ball"
     text = terminal_table(table)
     assert "windows (every step)" in text and "last state token (25)" in text and "instruction_in_view" in text
     assert "| `input (window)` |" in markdown([table])

@@ -86,7 +86,7 @@ def _on_policy_rows(table: dict[str, Any]) -> tuple[str, list[str], list[list[st
 
 
 def _parts(seconds: dict[str, float]) -> str:
-    """ " (N s for the SAEs, M s for the on-policy probes)": the phases worth naming in a caption's seconds."""
+    """The phases worth naming in a caption's seconds: ' (N s for the SAEs, M s for the on-policy probes)'."""
     phases = (("sae", "SAEs"), ("on_policy_probes", "on-policy probes"))
     named = [f"{seconds[k]:.0f} s for the {what}" for k, what in phases if seconds.get(k)]
     return f" ({', '.join(named)})" if named else ""

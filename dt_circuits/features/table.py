@@ -328,8 +328,8 @@ def memory_localisation_table(
     """Probe rows for Memory ``variables`` at ``sites`` (default: every default site, at the last state token)
     and the two input sites, on :func:`memory_probe_set`'s windows; and the instruction localised by interchange
     (DAS, the probe's direction, the best neuron) at ``iia_sites``, on pairs of the same step of the same episode
-    with the instruction swapped, held out by episode; and an SAE per interchange site (``with_sae``), its latent for
-    "the instruction is a ball" localised beside them."""
+    with the instruction swapped, held out by episode; and an SAE per site (``with_sae``), its latent for "the
+    instruction is a ball" localised beside them at the interchange sites."""
     from dt_circuits.features.memory_data import MAX_STEPS, RTG, instruction_pairs, memory_probe_set
 
     t0 = time.perf_counter()
@@ -341,15 +341,15 @@ def memory_localisation_table(
     data = memory_probe_set(model, seed=seed, n_episodes=n_episodes)
     xs = memory_input_features(model, data.windows)
     xs.update({str(s): activations(model, data.windows, s).numpy() for s in chosen})
-    n_iia = len(iia_sites)
-    bar = progress_reporter(1 + (n_iia if with_sae else 0) + n_iia, "features", "steps", enabled=progress)
+    n_iia, n_sae = len(iia_sites), len(chosen) if with_sae else 0
+    bar = progress_reporter(1 + n_sae + n_iia, "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
     bar.update(1)
     t1 = time.perf_counter()
     pairs = instruction_pairs(model, seed=seed, n_episodes=n_episodes)
     localised = [at_state_token(model, parse_site(model, s)) for s in iia_sites]
-    saes, sae_rows = memory_site_saes(model, data, pairs, localised, variables, seed, xs) if with_sae else ({}, [])
-    bar.update(n_iia if with_sae else 0)
+    saes, sae_rows = memory_site_saes(model, data, pairs, chosen, variables, seed, xs) if with_sae else ({}, [])
+    bar.update(n_sae)
     t_sae = time.perf_counter()
     iia = []
     for s in localised:  # 200-260 s a site on MemoryDT
