@@ -178,3 +178,16 @@ def test_the_table_saes_train_on_the_agents_own_states_too_and_are_read_on_held_
              **on_policy_rows(model, on, sites, variables, 0, xs=on_xs)}  # fmt: skip
     text = terminal_table({**table, "n_states": 0, "n_poses": 0, "n_pairs": 0, "pair_rtg": 0.9})
     assert "ball latent F1 (held out)" in text and "read on the other half's" in text
+
+
+def test_das_with_two_dimensions_is_run_and_named():
+    """`--k 2`: DAS learns a 2-dimensional subspace at each interchange site; on the hand-set head-1 DT the ball is
+    still swapped perfectly there, each IIA row says k, and the tables' header names it (k = 1 unnamed)."""
+    model = ball_avoider("head1", decoys=True)
+    rows = localisation_table(model, n_random=20, layouts=1, k=2, variables=("ball_in_front",), sites=("L0H1",),
+                              with_sae=False)  # fmt: skip
+    (iia,) = rows["iia"]
+    assert iia["k"] == 2 and iia["das"] == 1.0
+    table = {"checkpoint": "handset-head1", "sha256": "0" * 64, "cpu": "test", **rows}
+    assert "IIA DAS (k = 2) / probe / neuron" in terminal_table(table)
+    assert "IIA DAS (k = 2)" in markdown([table]) and "IIA DAS / probe" in markdown([{**table, "iia": []}])

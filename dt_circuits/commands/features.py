@@ -5,6 +5,7 @@ Examples:
   dt-circuits features --checkpoint checkpoints/raw-index --json docs/features/raw-index.json
   dt-circuits features --checkpoint ../shared/reference/dti-memory-s7-fixed-start-gated-mlp.pt \
       --json docs/features/dti-memory.json   # MemoryDT: the instruction, in view, the correct side (probes)
+  dt-circuits features --checkpoint checkpoints/raw-index --k 2 --json k2.json   # DAS with two dimensions
   dt-circuits features --from docs/features/raw-index.json --report dt-circuits-report/features-raw-index
                                          # the figures and table of a table computed before (no model)
   dt-circuits features --readme          # rewrite the README's features table from docs/features/*.json
@@ -23,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="our checkpoint directory or a DTI .pt file")
     p.add_argument("--json", metavar="OUT", help="write the table as JSON (with the checkpoint's name and sha256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the states, splits, control task and DAS (0)")
+    p.add_argument("--k", type=_positive, default=1, help="dimensions of the DAS subspace at each interchange site (1)")
     p.add_argument("--readme", action="store_true", help="regenerate the README's features table from JSON files")
     p.add_argument("--check", action="store_true", help="with --readme: only check that the README is up to date")
     p.add_argument("--report", metavar="DIR", help="also write the table and its figures as a static report in DIR")
@@ -65,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.checkpoint)
     weights = source / "model.safetensors" if source.is_dir() else source
     if model.cfg.n_timesteps > 1:
-        computed = memory_localisation_table(model, seed=args.seed, progress=not args.quiet)
+        computed = memory_localisation_table(model, seed=args.seed, k=args.k, progress=not args.quiet)
     else:
         states, describe = _on_policy_states(model)
-        computed = localisation_table(model, seed=args.seed, progress=not args.quiet, on_policy=states)
+        computed = localisation_table(model, seed=args.seed, k=args.k, progress=not args.quiet, on_policy=states)
         computed["on_policy"]["states"] = describe
     table = {"checkpoint": source.name.removesuffix(".pt"), "sha256": sha256_file(weights), "cpu": cpu_model(),
              **computed}  # fmt: skip
@@ -77,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, table)
         print(f"wrote {args.json}")
     return _report(args, table)
+
+
+def _positive(text: str) -> int:
+    """argparse type: a positive integer (a bad value is one line from argparse)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def _on_policy_states(model):

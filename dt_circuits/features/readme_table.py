@@ -34,7 +34,9 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     iia = {r["site"]: r for r in table["iia"]}
     saes = {r["site"]: r for r in table.get("sae") or []}
     with_sae = any(r.get("sae") is not None for r in table["iia"])
-    header = ["site", *variables, "IIA DAS / probe / neuron" + (" / SAE" if with_sae else "")]
+    das_k = sorted({int(r.get("k", 1)) for r in table["iia"]}) or [1]
+    das = "DAS" if das_k == [1] else f"DAS (k = {', '.join(map(str, das_k))})"  # k = 1 is the tables' default
+    header = ["site", *variables, f"IIA {das} / probe / neuron" + (" / SAE" if with_sae else "")]
     latent = table.get("sae_latent", "ball_in_front=yes")  # the variable value whose latent the table localises
     if saes:
         header.append(f"SAE FVU / L0 / dead / ΔCE; {'ball' if latent == 'ball_in_front=yes' else latent} latent F1")
