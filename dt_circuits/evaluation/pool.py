@@ -54,7 +54,7 @@ def model_from_payload(payload: dict[str, Any]) -> tuple[DecisionTransformer, En
 
 
 def _init_worker(payload: dict[str, Any]) -> None:
-    torch.set_num_threads(1)
+    _one_thread()
     _WORKER["model"], _WORKER["env"] = model_from_payload(payload)
 
 
@@ -80,6 +80,36 @@ def start_method() -> str:
     than a whole claims suite's rollouts gain from a second core. Forked workers inherit the imports and set
     one torch thread before any work, the same guard PyTorch's DataLoader workers use. Elsewhere: ``spawn``."""
     return "fork" if sys.platform == "linux" and "fork" in mp.get_all_start_methods() else "spawn"
+
+
+#: what a :func:`fork_map`'s workers read (the function and what it shares), set just before its pool forks
+_FORK_MAP: list = []
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _fork_map_call(task: Any) -> Any:
+    fn, shared = _FORK_MAP
+    return fn(shared, task)
+
+
+def fork_map(fn: Any, tasks: Sequence[Any], shared: Any, workers: int | None = None) -> list[Any]:
+    """``[fn(shared, task) for task in tasks]`` over ``workers`` forked processes (default: every core), results in
+    task order, each task handed to whichever worker is free. ``shared`` (a subject with its caches, arrays) is
+    inherited by the fork, never pickled; only tasks and results are. Each worker uses one torch thread (the
+    cores are shared out by processes). One process, in order, where the platform does not fork
+    (:func:`start_method`) or one worker is enough. For work whose results do not depend on where it runs."""
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if workers <= 1 or start_method() != "fork":
+        return [fn(shared, task) for task in tasks]
+    _FORK_MAP[:] = [fn, shared]
+    try:
+        with mp.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
+            return pool.map(_fork_map_call, tasks, chunksize=1)
+    finally:
+        _FORK_MAP.clear()
 
 
 def model_env(model: DecisionTransformer) -> EnvSpec:

@@ -328,6 +328,22 @@ def cached_sae(acts: torch.Tensor, cfg: SAEConfig) -> TopKSAE:
     return sae
 
 
+def latent_f1(
+    sae: TopKSAE, acts: torch.Tensor, latents: dict[str, int], values: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """F1 (4 decimals) on ``acts`` of each ``"variable=value"`` name's latent firing against that value, for the
+    names whose variable ``values`` has (labels per row of ``acts``)."""
+    with torch.no_grad():
+        active = (sae.encode(acts.float()) > 0).numpy()
+    out = {}
+    for name, latent in latents.items():
+        var, value = name.split("=", 1)
+        if var in values:
+            target = np.asarray(values[var]) == value
+            out[name] = round(float(f1_matrix(active[:, [latent]], target[:, None])[0, 0]), 4)
+    return out
+
+
 def sae_row(
     model: Any,
     site: Any,
@@ -344,14 +360,9 @@ def sae_row(
     quality = sae_metrics(sae, test_acts)
     loss = spliced_loss(model, test_inputs, site, sae)
     _, chosen = latent_labels(sae, train_acts, train_values)
-    with torch.no_grad():
-        active = (sae.encode(test_acts) > 0).numpy()
-    f1 = {}
-    for name, pick in chosen.items():
-        var, value = name.split("=", 1)
-        target = np.asarray(test_values[var]) == value
-        f1[name] = {"latent": pick["latent"], "f1_train": pick["f1"],
-                    "f1": round(float(f1_matrix(active[:, [pick["latent"]]], target[:, None])[0, 0]), 4)}  # fmt: skip
+    held_out = latent_f1(sae, test_acts, {name: pick["latent"] for name, pick in chosen.items()}, test_values)
+    f1 = {name: {"latent": pick["latent"], "f1_train": pick["f1"], "f1": held_out[name]}
+          for name, pick in chosen.items()}  # fmt: skip
     return {
         "site": str(site),
         "d_in": sae.d_in,

@@ -92,33 +92,16 @@ def probe_rows(
     Each (variable, site) is ten logistic regressions (five folds, probe and control) fitted on one thread, the
     same numbers wherever they run; on the agent's ~17,000 own states they are minutes of work. So they are shared
     out over ``workers`` forked processes (default: every core) where the platform forks, rows in the same order."""
-    import os
-
-    from dt_circuits.evaluation.pool import start_method
+    from dt_circuits.evaluation.pool import fork_map
 
     labels = {name: data.labels(name) for name in variables}
     tasks = [(name, where) for name in variables for where in xs]
-    _PROBE_JOBS[:] = [xs, labels, data.clusters, data.types, seed]
-    try:
-        workers = min(workers or os.cpu_count() or 1, len(tasks))
-        if workers <= 1 or start_method() != "fork":
-            results = [_probe_job(task) for task in tasks]
-        else:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(workers) as pool:
-                results = pool.map(_probe_job, tasks, chunksize=1)
-    finally:
-        _PROBE_JOBS.clear()
+    results = fork_map(_probe_job, tasks, (xs, labels, data.clusters, data.types, seed), workers)
     return [{"variable": name, "site": where, **result} for (name, where), result in zip(tasks, results, strict=True)]
 
 
-#: what forked probe workers read (the features, labels, clusters, control types and seed), set before the fork
-_PROBE_JOBS: list = []
-
-
-def _probe_job(task: tuple[str, str]) -> dict[str, Any]:
-    xs, labels, clusters, types, seed = _PROBE_JOBS
+def _probe_job(shared: tuple, task: tuple[str, str]) -> dict[str, Any]:
+    xs, labels, clusters, types, seed = shared
     name, where = task
     return probe(xs[where], labels[name], clusters, types, seed=seed).to_json()
 
@@ -278,16 +261,9 @@ def _cluster_halves(clusters: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
 def _on_policy_sae(sae: Any, row: dict[str, Any], acts: torch.Tensor, values: dict[str, np.ndarray]) -> dict:
     """The SAE read on held-out on-policy states: quality, and each latent the row chose (on generated states)
     for a variable the view can tell, with its F1 there."""
-    from dt_circuits.features.sae import f1_matrix, sae_metrics
+    from dt_circuits.features.sae import latent_f1, sae_metrics
 
-    with torch.no_grad():
-        active = (sae.encode(acts.float()) > 0).numpy()
-    f1 = {}
-    for name, pick in row["f1"].items():
-        var, value = name.split("=", 1)
-        if var in values:
-            target = np.asarray(values[var]) == value
-            f1[name] = round(float(f1_matrix(active[:, [pick["latent"]]], target[:, None])[0, 0]), 4)
+    f1 = latent_f1(sae, acts, {name: pick["latent"] for name, pick in row["f1"].items()}, values)
     return {**{k: round(v, 4) for k, v in sae_metrics(sae, acts).items()}, "f1": f1}
 
 

@@ -173,13 +173,6 @@ def timed_search(subject: Subject, claim_id: str, check: Check) -> tuple[Counter
     return find_counterexample(claim_id, check, subject), time.perf_counter() - start
 
 
-def one_thread() -> None:
-    """A forked worker's torch threads: one (the cores are shared out by processes)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def strategy_groups(subject: Subject, tasks: list[tuple[str, Check]]) -> list[list[int]]:
     """The tasks' indices grouped by search strategy (a group's checks share their first pass's draws, so one
     worker takes a whole group), the largest group first (the workers finish together)."""

@@ -6,7 +6,6 @@ table are :mod:`dt_circuits.claims.output.suite_output`.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
 from dt_circuits.claims.evaluation.measurement import PerStateMeasure
 from dt_circuits.claims.evaluation.results import Verdict, _num
-from dt_circuits.claims.evaluation.search import one_thread, strategy_groups, timed_search
+from dt_circuits.claims.evaluation.search import strategy_groups, timed_search
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.language.claim import Claim
 from dt_circuits.claims.suite.discovery import rollout_requests
+from dt_circuits.evaluation.pool import fork_map
 
 
 @dataclass
@@ -91,7 +91,7 @@ def run_suite(
     searches = searches if search else []
     jobs: list[tuple[str, Any]] = [("claim", i) for i in range(len(claims))]
     jobs += [("search", group) for group in strategy_groups(subject, searches)]
-    done = _run_jobs(subject, claims, searches, jobs)
+    done = fork_map(_job, jobs, (subject, claims, searches), subject.workers)
     runs = [ClaimRun(c, verdict, subject.expected(c.id), seconds)
             for c, (verdict, seconds) in zip(claims, done[: len(claims)], strict=True)]  # fmt: skip
     found: dict[int, tuple] = {}
@@ -105,32 +105,12 @@ def run_suite(
     return runs
 
 
-#: what forked suite workers read: the subject, the claims and the searches, set just before the pool forks
-_FORKED: list = []
-
-
-def _job(job: tuple[str, Any]) -> Any:
+def _job(shared: tuple, job: tuple[str, Any]) -> Any:
     """One claim's (verdict, seconds), or a search group's [(counterexample, seconds)]."""
-    subject, claims, searches = _FORKED
+    subject, claims, searches = shared
     kind, what = job
     if kind == "claim":
         start = time.perf_counter()
         verdict = claims[what].evaluate(subject)
         return verdict, time.perf_counter() - start
     return [timed_search(subject, *searches[i]) for i in what]
-
-
-def _run_jobs(subject: Subject, claims: list[Claim], searches: list, jobs: list[tuple[str, Any]]) -> list[Any]:
-    import multiprocessing as mp
-
-    from dt_circuits.evaluation.pool import start_method
-
-    workers = min(subject.workers or os.cpu_count() or 1, len(jobs))
-    _FORKED[:] = [subject, claims, searches]
-    try:
-        if workers <= 1 or start_method() != "fork":
-            return [_job(job) for job in jobs]
-        with mp.get_context("fork").Pool(workers, initializer=one_thread) as pool:
-            return pool.map(_job, jobs, chunksize=1)  # handed out one at a time, to whichever worker is free
-    finally:
-        _FORKED.clear()
