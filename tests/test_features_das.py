@@ -1,4 +1,5 @@
-"""DAS and the interchange comparison: known truth on hand-set DTs whose ball-avoidance runs through one head."""
+"""DAS and the interchange comparison: known truth on hand-set DTs whose ball-avoidance, or whose use of the RTG,
+runs through one head."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.dt.handset import ball_avoider
+from dt_circuits.dt.handset import ball_avoider, rtg_follower
 from dt_circuits.features.das import Pairs, das_basis, iia
-from dt_circuits.features.data import ball_pairs
+from dt_circuits.features.data import ball_pairs, rtg_pairs
 from dt_circuits.features.localise import localise
 from dt_circuits.features.sites import Site, parse_site
 
@@ -28,6 +29,23 @@ def test_das_finds_the_ball_at_the_head_that_carries_it_and_not_at_the_other(rou
     assert found.das >= 0.95 and found.probe >= 0.95 and found.neuron >= 0.95, found
     absent = localise(model, pairs, parse_site(model, f"L0H{other}"), seed=0)
     assert absent.das <= 0.05 and absent.probe <= 0.05 and absent.neuron <= 0.05, absent
+
+
+@pytest.mark.parametrize("route", ["head0", "head1"])
+def test_the_rtgs_sign_is_found_in_the_head_that_relays_it_and_not_before_it_or_in_the_other(route):
+    """The second interchanged variable: the RTG lives on the RTG token; only the relay head moves it to the state
+    token. Every method swaps it there (IIA 1); at the state token before the heads (identical on both sides of
+    a pair) and in the other head nothing does (IIA 0), decoy or not."""
+    model = rtg_follower(route, decoys=True)
+    pairs = rtg_pairs(layouts=1, max_timestep=1000)
+    assert set(pairs.base_values) == {0, 2}  # negative, positive
+    relay, other = (0, 1) if route == "head0" else (1, 0)
+    found = localise(model, pairs, parse_site(model, f"L0H{relay}"), seed=0)
+    assert found.n_test_pairs == len(pairs) // 2  # every pair changes the action; half the poses are held out
+    assert found.das == found.probe == found.neuron == 1.0, found
+    for where in (f"L0H{other}", "blocks.0.hook_resid_pre"):
+        absent = localise(model, pairs, parse_site(model, where), seed=0)
+        assert absent.das == absent.probe == absent.neuron == 0.0, (where, absent)
 
 
 def test_the_held_out_split_shares_no_pose_and_iia_counts_only_pairs_whose_action_changes(pairs):

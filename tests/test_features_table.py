@@ -40,8 +40,12 @@ def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
     rtg_input, rtg_head = probes[("rtg_sign", INPUT)], probes[("rtg_sign", "L0H1")]
     assert rtg_input["accuracy"] > rtg_input["majority"] + 0.3
     assert rtg_head["accuracy"] < rtg_head["majority"] + 0.1
-    iia = {r["site"]: r for r in table["iia"]}
+    iia = {r["site"]: r for r in table["iia"] if r["variable"] == "ball_in_front"}
     assert iia["L0H1"]["das"] == 1.0 and iia["L0H0"]["das"] == 0.0
+    # the RTG's sign is interchanged too, but this model's action ignores the RTG: no held-out pair changes it
+    rtg = [r for r in table["iia"] if r["variable"] == "rtg_sign"]
+    assert [r["site"] for r in rtg] == ["L0H0", "L0H1"] and all(r["n_test_pairs"] == 0 for r in rtg), rtg
+    assert table["interchange"]["rtg_sign"]["n_pairs"] > 0 and table["interchange"]["ball_in_front"]["n_pairs"] > 0
     # the SAE of each site: on L0H1 a latent fires exactly for the ball (chosen on one half of the poses, F1 on
     # the other) and its decoder direction localises it as well as DAS; head 0 (a constant decoy) has none
     saes = {r["site"]: r for r in table["sae"]}
@@ -51,7 +55,11 @@ def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
 
 
 def test_text_forms_and_the_readme_block(table, tmp_path):
-    assert "L0H1" in terminal_table(table) and "1.00 / 1.00 / 1.00 / 1.00" in terminal_table(table)
+    text = terminal_table(table)
+    assert "L0H1" in text and "1.00 / 1.00 / 1.00 / 1.00" in text
+    # a column per interchanged variable; the caption names both kinds of pairs and the RTG's n = 0
+    assert "IIA ball_in_front: DAS / probe / neuron / SAE" in text and "IIA rtg_sign: DAS" in text
+    assert "n/a / n/a / n/a / n/a" in text and "RTG-sign pairs (RTG 0.9 against −1) (n = 0 test pairs" in text
     (tmp_path / "a.json").write_text(json.dumps(table))
     text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
     new = generated_readme(text, tmp_path)
@@ -185,7 +193,7 @@ def test_das_with_two_dimensions_is_run_and_named():
     still swapped perfectly there, each IIA row says k, and the tables' header names it (k = 1 unnamed)."""
     model = ball_avoider("head1", decoys=True)
     rows = localisation_table(model, n_random=20, layouts=1, k=2, variables=("ball_in_front",), sites=("L0H1",),
-                              with_sae=False)  # fmt: skip
+                              with_sae=False, interchanged=("ball_in_front",))  # fmt: skip
     (iia,) = rows["iia"]
     assert iia["k"] == 2 and iia["das"] == 1.0
     table = {"checkpoint": "handset-head1", "sha256": "0" * 64, "cpu": "test", **rows}

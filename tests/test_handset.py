@@ -11,7 +11,7 @@ import torch
 
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.controls import swap_heads
-from dt_circuits.dt.handset import ROUTES, ball_avoider
+from dt_circuits.dt.handset import ROUTES, RTG_ROUTES, ball_avoider, rtg_follower
 from dt_circuits.dt.model import STATE_POS, DecisionTransformer
 from dt_circuits.env.spec import COLOR, FRONT_VIEW_CELL, OBJECT, Action
 
@@ -167,3 +167,25 @@ def test_the_clear_polarity_twin_has_the_same_behaviour_and_carrier_but_zero_rea
     assert p_forward(plain, empty, [(name, zero)]).min() >= 0.9  # reads as "no ball"
     with pytest.raises(ConfigError, match="polarity"):
         ball_avoider("mlp", polarity="clear")
+
+
+@pytest.mark.parametrize("decoys", [False, True], ids=["plain", "decoys"])
+@pytest.mark.parametrize("route", RTG_ROUTES)
+def test_the_rtg_follower_goes_forward_by_the_rtgs_sign_through_its_relay_head_only(route, decoys):
+    """The RTG known truth (features' second interchanged variable): forward at a positive RTG, not at a negative
+    one, whatever is in view; patching the relay head's state-token output from the other RTG flips the action,
+    patching the other head's changes nothing."""
+    model = rtg_follower(route, decoys=decoys)
+    obs = torch.as_tensor(np.concatenate([states(front)[0] for front in (EMPTY, BALL, WALL, GOAL)]))
+    t = torch.arange(len(obs)) % 60
+    up, down = (obs, torch.full((len(obs),), 0.9), t), (obs, torch.full((len(obs),), -1.0), t)
+    assert p_forward(model, up).min() >= 0.99 and p_forward(model, down).max() <= 0.01
+    relay = f"L0H{route[-1]}"
+    for component in ("L0H0", "L0H1"):
+        p = patched_from(model, up, down, component)
+        assert (p.max() <= 0.01) if component == relay else (p.min() >= 0.99), component
+
+
+def test_an_unknown_rtg_route_is_one_line():
+    with pytest.raises(ConfigError, match="unknown RTG route"):
+        rtg_follower("mlp")

@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the table as JSON (with the checkpoint's name and sha256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the states, splits, control task and DAS (0)")
     p.add_argument("--k", type=_positive, default=1, help="dimensions of the DAS subspace at each interchange site (1)")
+    p.add_argument(
+        "--interchange",
+        nargs="+",
+        metavar="VAR",
+        help="variables localised by interchange (Dynamic Obstacles: ball_in_front rtg_sign, the default)",
+    )
     p.add_argument("--readme", action="store_true", help="regenerate the README's features table from JSON files")
     p.add_argument("--check", action="store_true", help="with --readme: only check that the README is up to date")
     p.add_argument("--report", metavar="DIR", help="also write the table and its figures as a static report in DIR")
@@ -67,10 +73,15 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.checkpoint)
     weights = source / "model.safetensors" if source.is_dir() else source
     if model.cfg.n_timesteps > 1:
+        if args.interchange:
+            raise ConfigError("--interchange: a MemoryDT table localises the instruction only")
         computed = memory_localisation_table(model, seed=args.seed, k=args.k, progress=not args.quiet)
     else:
         states, describe = _on_policy_states(model)
-        computed = localisation_table(model, seed=args.seed, k=args.k, progress=not args.quiet, on_policy=states)
+        chosen = {"interchanged": tuple(args.interchange)} if args.interchange else {}
+        computed = localisation_table(
+            model, seed=args.seed, k=args.k, progress=not args.quiet, on_policy=states, **chosen
+        )
         computed["on_policy"]["states"] = describe
     table = {"checkpoint": source.name.removesuffix(".pt"), "sha256": sha256_file(weights), "cpu": cpu_model(),
              **computed}  # fmt: skip

@@ -26,6 +26,10 @@ that the behaviour needs: zero-ablating a decoy changes P(forward), the counterf
 
 The result is a plain :class:`DecisionTransformer` (no LayerNorm, 1 layer, 2 heads), so every tool of the package
 runs on it unchanged.
+
+A second variable, the RTG, has its own known-truth model (:func:`rtg_follower`): the RTG lives on the RTG token,
+and one named head moves it to the state token, where the action is read. A tool that localises a variable
+must find the RTG's sign in that head and in neither the other head nor the state token's input.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Literal
 import torch
 
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.dt.config import STATE_POS, DTConfig, ObsEncoding
+from dt_circuits.dt.config import RTG_POS, STATE_POS, DTConfig, ObsEncoding
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL, OBJECT, Action
 
@@ -53,6 +57,8 @@ GO = 3  # "go forward", written by the decoys with a constant
 RTG = 4  # the RTG, carried on the RTG token and read by nothing
 TIME = 5  # timestep / max_timestep, carried on both tokens and read by nothing
 MID = 6  # the chain route's "ball" as head 1 writes it for the MLP: not read by the unembedding
+MARK = 7  # constant 1 at the RTG token (W_pos): what the RTG relay head's key reads
+RELAY = 8  # the RTG as the relay head writes it at the state token: read by the forward logit
 
 #: Shape: 1 layer, 2 heads, no LayerNorm (the post's architecture), small widths.
 HANDSET_SHAPE = dict(n_layers=1, n_heads=2, d_model=16, d_head=4, d_mlp=4, n_ctx=2, max_timestep=1000)
@@ -156,3 +162,48 @@ def _embed_ball_in_front(model: DecisionTransformer, dim: int) -> None:
     span = OBJECT["ball"] - OBJECT["empty"]
     model.W_state[cell, dim] = 1.0 / span
     model.W_pos[STATE_POS, dim] = -OBJECT["empty"] / span
+
+
+#: :func:`rtg_follower`'s forward logit per unit of RTG (left, right: 0): at RTG 0.9 forward (7.2), at RTG −1
+#: not (−8; argmax left), whatever the view.
+RTG_FORWARD_LOGIT = 8.0
+#: :func:`rtg_follower`'s relay heads (the other head attends to the state token itself and moves nothing)
+RTG_ROUTES: tuple[str, ...] = ("head0", "head1")
+
+
+def rtg_follower(route: str, *, decoys: bool = False) -> DecisionTransformer:
+    """A DT that goes forward at a positive RTG and not at a negative one, whatever it sees, with the RTG moved
+    from the RTG token to the state token only by head ``route`` ("head0" / "head1"): its query (the state
+    token's constant) meets the key of the RTG token's marker (score 32 against 0 for itself), and its OV copies
+    the RTG into the direction the forward logit reads. The other head attends to the state token and moves
+    nothing (``decoys=True``: a constant push toward forward, given back by ``b_U``). Forward logit
+    ``RTG_FORWARD_LOGIT · RTG``; nothing at the state token before attention depends on the RTG."""
+    if route not in RTG_ROUTES:
+        raise ConfigError(f"unknown RTG route {route!r}; expected one of {', '.join(RTG_ROUTES)}")
+    relay = int(route[-1])
+    model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding="one_hot"))
+    cfg = model.cfg
+    attn = model.blocks[0].attn
+    fwd = int(Action.FORWARD)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_pos[STATE_POS, ONE] = 1.0
+        model.W_pos[RTG_POS, MARK] = 1.0
+        model.W_rtg[RTG] = 1.0
+        model.W_time[:, TIME] = torch.arange(cfg.max_timestep + 1) / cfg.max_timestep
+        for head in range(cfg.n_heads):
+            attn.W_Q[head, ONE, 0] = SELF_ATTENTION
+            attn.W_K[head, MARK if head == relay else ONE, 0] = SELF_ATTENTION
+        attn.W_V[relay, RTG, 0] = 1.0
+        attn.W_O[relay, 0, RELAY] = 1.0
+        other = 1 - relay
+        if decoys:
+            attn.W_V[other, ONE, 1] = 1.0
+            attn.W_O[other, 1, GO] = DECOY_LOGIT
+        model.W_U[RELAY, fwd] = RTG_FORWARD_LOGIT
+        model.W_U[GO, fwd] = 1.0
+        model.b_U[fwd] = -DECOY_LOGIT if decoys else 0.0
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()

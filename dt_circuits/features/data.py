@@ -1,4 +1,5 @@
-"""The states features are measured on: a probe set with labels for every variable, and ball-in-front pairs.
+"""The states features are measured on: a probe set with labels for every variable, and pairs for interchange
+(a ball in front or not; the RTG's sign).
 
 Generated through the real env (``env.scenarios``): every valid pose with a ball, a wall, the goal or nothing in
 front, plus uniformly random states, so every value of every variable occurs. Clusters are agent poses (the
@@ -9,6 +10,7 @@ clustered by episode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,7 @@ from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
 from dt_circuits.env.scenarios import GridState, StateRenderer, in_front, random_states
 from dt_circuits.env.spec import FRONT_VIEW_CELL, EnvSpec
 from dt_circuits.features.das import Pairs
-from dt_circuits.features.variables import labels, view_labels
+from dt_circuits.features.variables import labels, variable, view_labels
 
 #: RTGs the probe set is drawn at (the post's three critical points)
 RTGS = (-1.0, 0.0, 0.9)
@@ -111,3 +113,50 @@ def ball_pairs(*, seed: int = 0, layouts: int = 2, rtg: float = 0.9, max_timeste
         np.concatenate([ones, zeros]),
         np.concatenate([zeros, ones]),
     )
+
+
+#: the RTGs of :func:`rtg_pairs`: the post's goal-seeking and collision-seeking critical points
+RTG_PAIR_RTGS = (0.9, -1.0)
+
+
+def rtg_pairs(*, seed: int = 0, layouts: int = 2, max_timestep: int = 300) -> Pairs:
+    """Pairs differing only in the RTG's sign: every pose with a ball, a wall, the goal or nothing in front
+    (``layouts`` seeded layouts each), at RTG 0.9 and at RTG −1 with the same view and a seeded timestep shared by
+    the pair, in both directions. At the state token nothing before attention differs; the RTG token's does."""
+    renderer = StateRenderer()
+    families = [in_front(k, seed=seed * layouts + j, renderer=renderer)
+                for j in range(layouts) for k in ("obstacle", "wall", "goal", "empty")]  # fmt: skip
+    obs = np.concatenate([f.obs for f in families])
+    states = tuple(s for f in families for s in f.states)
+    t = _timesteps(np.random.default_rng([seed, 29]), len(obs), max_timestep)
+    hi, lo = RTG_PAIR_RTGS
+    up, down = Inputs.make(obs, hi, t), Inputs.make(obs, lo, t)
+    rtg_sign = variable("rtg_sign")
+    up_value = np.full(len(obs), rtg_sign(states[0], hi), np.int64)
+    down_value = np.full(len(obs), rtg_sign(states[0], lo), np.int64)
+    clusters = _pose_ids(states)
+    return Pairs(
+        Inputs.cat([up, down]),
+        Inputs.cat([down, up]),
+        np.concatenate([clusters, clusters]),
+        np.concatenate([up_value, down_value]),
+        np.concatenate([down_value, up_value]),
+    )
+
+
+@dataclass(frozen=True)
+class Interchanged:
+    """A variable the table localises by interchange: its pairs and the value whose SAE latent is compared."""
+
+    pairs: Callable[..., Pairs]
+    #: the value an SAE latent's firing should predict (the variable's value name)
+    latent_value: str
+    #: how the caption names the pairs
+    described: str
+
+
+#: the variables localised by interchange on Dynamic Obstacles checkpoints, in table order
+INTERCHANGED: dict[str, Interchanged] = {
+    "ball_in_front": Interchanged(ball_pairs, "yes", "ball-in-front pairs at RTG {rtg}"),
+    "rtg_sign": Interchanged(rtg_pairs, "positive", "RTG-sign pairs (RTG 0.9 against −1)"),
+}

@@ -130,10 +130,18 @@ def sae_fit(
 
 
 def localise(
-    model: DecisionTransformer, pairs: Pairs, site: Site, *, k: int = 1, seed: int = 0, sae: TopKSAE | None = None
+    model: DecisionTransformer,
+    pairs: Pairs,
+    site: Site,
+    *,
+    k: int = 1,
+    seed: int = 0,
+    sae: TopKSAE | None = None,
+    latent_target: int = 1,
 ) -> Localisation:
     """DAS, probe and neuron IIA of ``pairs``' variable at ``site`` on a held-out half of the poses (seeded); and
-    the ``sae``'s latent for it (its decoder direction) when an SAE of this site is given."""
+    the ``sae``'s latent for it (its decoder direction; the latent whose firing best predicts the value
+    ``latent_target`` on the training pairs) when an SAE of this site is given."""
     site.check(model)
     train, test = pairs.split(seed)
     das, n_test = iia(model, test, site, das_basis(model, train, site, k, seed=seed))
@@ -143,6 +151,6 @@ def localise(
     neuron, _ = iia(model, test, site, torch.eye(d)[:, [j]])
     sae_iia, latent = None, None
     if sae is not None:
-        basis, latent = sae_basis(sae, activations(model, train.base, site), train.base_values)
+        basis, latent = sae_basis(sae, activations(model, train.base, site), train.base_values, latent_target)
         sae_iia, _ = iia(model, test, site, basis)
     return Localisation(str(site), k, das, probe, neuron, j, n_test, sae_iia, latent)

@@ -31,12 +31,18 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and one row per site: each variable's "accuracy (majority, selectivity)", then IIA."""
     variables = list(table["variables"])
     probes = {(p["variable"], p["site"]): p for p in table["probes"]}
-    iia = {r["site"]: r for r in table["iia"]}
+    iia = {(r["variable"], r["site"]): r for r in table["iia"]}
+    interchanged = list(dict.fromkeys(r["variable"] for r in table["iia"]))  # one IIA column each, in table order
     saes = {r["site"]: r for r in table.get("sae") or []}
     with_sae = any(r.get("sae") is not None for r in table["iia"])
     das_k = sorted({int(r.get("k", 1)) for r in table["iia"]}) or [1]
     das = "DAS" if das_k == [1] else f"DAS (k = {', '.join(map(str, das_k))})"  # k = 1 is the tables' default
-    header = ["site", *variables, f"IIA {das} / probe / neuron" + (" / SAE" if with_sae else "")]
+    methods_named = f"{das} / probe / neuron" + (" / SAE" if with_sae else "")
+    if len(interchanged) > 1:
+        iia_header = [f"IIA {name}: {methods_named}" for name in interchanged]
+    else:
+        iia_header = [f"IIA {methods_named}"]
+    header = ["site", *variables, *iia_header]
     latent = table.get("sae_latent", "ball_in_front=yes")  # the variable value whose latent the table localises
     if saes:
         header.append(f"SAE FVU / L0 / dead / ΔCE; {'ball' if latent == 'ball_in_front=yes' else latent} latent F1")
@@ -45,9 +51,10 @@ def _rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         cells = [site]
         for v in variables:
             cells.append(_probe_cell(probes[(v, site)]))
-        r = iia.get(site)
         methods = ("das", "probe", "neuron", "sae") if with_sae else ("das", "probe", "neuron")
-        cells.append(" / ".join(_f(r.get(m)) for m in methods) if r else "—")
+        for name in interchanged or [None]:
+            r = iia.get((name, site))
+            cells.append(" / ".join(_f(r.get(m)) for m in methods) if r else "—")
         if saes:
             a = saes.get(site)
             ball = (a or {}).get("f1", {}).get(latent, {})
@@ -111,10 +118,21 @@ def _caption(table: dict[str, Any]) -> str:
         )
     return (
         f"{table['checkpoint']} (sha256 {table['sha256'][:12]}…): {table['n_states']} states in {table['n_poses']} "
-        f"poses; IIA on held-out poses, {table['n_pairs']} ball-in-front pairs at RTG {table['pair_rtg']:g} "
-        f"(n = {table['iia'][0]['n_test_pairs'] if table['iia'] else 0} test pairs whose action changes); "
+        f"poses; IIA on held-out poses, {_pairs_described(table)}; "
         f"seed {table['seed']}; {sum(s.values()):.0f} s" + _parts(s) + f" on {table.get('cpu', '?')}"
     )
+
+
+def _pairs_described(table: dict[str, Any]) -> str:
+    """Each interchanged variable's pairs and its held-out pairs whose action changes (IIA's n)."""
+    interchange = table.get("interchange") or {
+        "ball_in_front": {"n_pairs": table["n_pairs"], "pairs": f"ball-in-front pairs at RTG {table['pair_rtg']:g}"}
+    }  # tables written before the RTG's sign was interchanged too
+    parts = []
+    for name, how in interchange.items():
+        n_test = next((r["n_test_pairs"] for r in table["iia"] if r.get("variable", name) == name), 0)
+        parts.append(f"{how['n_pairs']} {how['pairs']} (n = {n_test} test pairs whose action changes)")
+    return " and ".join(parts)
 
 
 def terminal_table(table: dict[str, Any]) -> str:

@@ -43,25 +43,28 @@ def probe_figure(table: dict[str, Any], path: Path) -> Path:
 
 
 def iia_figure(table: dict[str, Any], path: Path) -> Path | None:
-    """Grouped bars: held-out IIA of each method's subspace at each site localised by interchange (None: no
-    site was)."""
+    """Grouped bars, one panel per variable localised by interchange: held-out IIA of each method's subspace at
+    each site (None: no site was)."""
     rows = table.get("iia") or []
     if not rows:
         return None
+    names = list(dict.fromkeys(r["variable"] for r in rows))
     methods = [m for m in METHODS if any(r.get(m) is not None for r in rows)]
-    fig = Figure(figsize=(max(5.0, 1.5 + 1.1 * len(rows)), 2.6), layout="constrained")
+    n_sites = max(sum(r["variable"] == name for r in rows) for name in names)
+    fig = Figure(figsize=(max(5.0, 1.5 + 1.1 * n_sites), 2.6 * len(names)), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
     width = 0.8 / len(methods)
-    for k, m in enumerate(methods):
-        values = [np.nan if r.get(m) is None else float(r[m]) for r in rows]
-        ax.bar(np.arange(len(rows)) + (k - (len(methods) - 1) / 2) * width, values, width, label=m)
-    ax.set_xticks(range(len(rows)), [r["site"] for r in rows], rotation=30, ha="right", fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("IIA (held out)", fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.set_title(f"{table['checkpoint']}: {rows[0]['variable']} by interchange", fontsize=8)
-    ax.legend(fontsize=6, ncol=len(methods))
+    for ax, name in zip(np.atleast_1d(fig.subplots(len(names), 1)), names, strict=True):
+        mine = [r for r in rows if r["variable"] == name]
+        for k, m in enumerate(methods):
+            values = [np.nan if r.get(m) is None else float(r[m]) for r in mine]
+            ax.bar(np.arange(len(mine)) + (k - (len(methods) - 1) / 2) * width, values, width, label=m)
+        ax.set_xticks(range(len(mine)), [r["site"] for r in mine], rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("IIA (held out)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_title(f"{table['checkpoint']}: {name} by interchange", fontsize=8)
+        ax.legend(fontsize=6, ncol=len(methods))
     return save_png(fig, path)
 
 

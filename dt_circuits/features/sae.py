@@ -375,11 +375,12 @@ def sae_row(
     }
 
 
-def sae_basis(sae: TopKSAE, acts: torch.Tensor, values: np.ndarray) -> tuple[torch.Tensor, int]:
-    """(d × 1 unit decoder direction, latent) of the latent whose firing best predicts ``values`` == 1 (F1) on
-    ``acts``: the SAE's candidate for a binary variable, for the same interchange as DAS, probe and neuron."""
+def sae_basis(sae: TopKSAE, acts: torch.Tensor, values: np.ndarray, target: int = 1) -> tuple[torch.Tensor, int]:
+    """(d × 1 unit decoder direction, latent) of the latent whose firing best predicts ``values == target`` (F1)
+    on ``acts``: the SAE's candidate for one value of a variable, for the same interchange as DAS, probe and
+    neuron."""
     with torch.no_grad():
         z = sae.encode(acts.float()).numpy()
-    j = int(best_latents(f1_matrix(z > 0, (np.asarray(values) == 1)[:, None]), z)[0])
+    j = int(best_latents(f1_matrix(z > 0, (np.asarray(values) == target)[:, None]), z)[0])
     direction = sae.W_dec[j] / sae.W_dec[j].norm().clamp_min(1e-12)
     return direction[:, None].detach().clone(), j

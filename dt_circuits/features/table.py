@@ -20,7 +20,7 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.progress import progress as progress_reporter
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL
-from dt_circuits.features.data import ball_pairs, probe_set
+from dt_circuits.features.data import INTERCHANGED, probe_set
 from dt_circuits.features.localise import localise
 from dt_circuits.features.probes import probe
 from dt_circuits.features.sites import Site, activations, parse_site
@@ -30,7 +30,7 @@ INPUT = "input"
 #: the front cell alone, as the model encodes it (3 raw indices, or its one-hot bits): the hand-checked fact that a
 #: ball is not linearly separable there in raw-index encoding, measured
 INPUT_FRONT = "input (front cell)"
-#: the variables probed (ball_in_front is also the one localised by interchange)
+#: the variables probed (ball_in_front and rtg_sign are also localised by interchange: data.INTERCHANGED)
 PROBED = ("ball_in_front", "front_object", "ball_within_2", "goal_visible", "goal_side", "rtg_sign")
 #: the RTG the ball-in-front pairs are taken at (the post's obstacle-avoidance RTG)
 PAIR_RTG = 0.9
@@ -118,21 +118,26 @@ def localisation_table(
     with_sae: bool = True,
     progress: bool = False,
     on_policy: Any | None = None,
+    interchanged: Sequence[str] = tuple(INTERCHANGED),
 ) -> dict[str, Any]:
-    """Probe rows for ``variables``, an SAE per site (``with_sae``) and interchange rows (ball in front; DAS, probe,
-    neuron and the SAE's latent) at ``sites`` (default: every default site) and the input, seeded; with timings.
+    """Probe rows for ``variables``, an SAE per site (``with_sae``) and interchange rows (each of ``interchanged``:
+    a ball in front, the RTG's sign; DAS, probe, neuron and the SAE's latent) at ``sites`` (default: every default
+    site) and the input, seeded; with timings.
     ``progress``: a bar on a terminal, a line now and then elsewhere (1–2 minutes of work). ``on_policy``: the
     checkpoint's own rollout states (a :class:`~dt_circuits.features.data.ViewProbeSet`, clustered by episode):
     probe rows on them too, for every variable the view can tell (:func:`on_policy_rows`)."""
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
+    for name in interchanged:
+        if name not in INTERCHANGED:
+            raise ConfigError(f"no interchange pairs for {name!r}; variables with pairs: {', '.join(INTERCHANGED)}")
     if model.cfg.n_timesteps > 1:
         raise ConfigError("a window model (MemoryDT) has its own table: memory_localisation_table")
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
     data = probe_set(seed=seed, n_random=n_random, max_timestep=model.cfg.max_timestep)
     xs = probe_features(model, data.inputs, chosen)
-    steps = 1 + (len(chosen) if with_sae else 0) + len(chosen) + (on_policy is not None)
+    steps = 1 + (len(chosen) if with_sae else 0) + len(chosen) * len(interchanged) + (on_policy is not None)
     bar = progress_reporter(steps, "features", "steps", enabled=progress)
     probes = probe_rows(xs, data, variables, seed)
     bar.update(1)
@@ -142,12 +147,17 @@ def localisation_table(
     saes, sae_rows = site_saes(model, data, chosen, variables, seed, xs, on_policy=on) if with_sae else ({}, [])
     bar.update(len(chosen) if with_sae else 0)
     t_sae = time.perf_counter()
-    pairs = ball_pairs(seed=seed, layouts=layouts, rtg=PAIR_RTG, max_timestep=model.cfg.max_timestep)
-    iia = []
-    for s in chosen:
-        iia.append({"variable": "ball_in_front",
-                    **localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s))).to_json()})  # fmt: skip
-        bar.update(1)
+    iia, n_pairs = [], {}
+    for name in interchanged:
+        how = INTERCHANGED[name]
+        extra = {"rtg": PAIR_RTG} if name == "ball_in_front" else {}
+        pairs = how.pairs(seed=seed, layouts=layouts, max_timestep=model.cfg.max_timestep, **extra)
+        n_pairs[name] = len(pairs)
+        target = variable(name).values.index(how.latent_value)
+        for s in chosen:
+            found = localise(model, pairs, s, k=k, seed=seed, sae=saes.get(str(s)), latent_target=target)
+            iia.append({"variable": name, **found.to_json()})
+            bar.update(1)
     t2 = time.perf_counter()
     extra = on_policy_rows(model, on_policy, chosen, variables, seed, xs=on_xs) if on_policy is not None else {}
     bar.update(on_policy is not None)
@@ -159,8 +169,16 @@ def localisation_table(
         "seed": seed,
         "n_states": len(data.states),
         "n_poses": int(len(np.unique(data.clusters))),
-        "n_pairs": len(pairs),
+        "n_pairs": n_pairs.get("ball_in_front", 0),
         "pair_rtg": PAIR_RTG,
+        "interchange": {
+            name: {
+                "n_pairs": n,
+                "pairs": INTERCHANGED[name].described.format(rtg=f"{PAIR_RTG:g}"),
+                "latent": f"{name}={INTERCHANGED[name].latent_value}",
+            }
+            for name, n in n_pairs.items()
+        },
         "variables": {name: list(variable(name).values) for name in variables},
         "sites": [INPUT, INPUT_FRONT] + [str(s) for s in chosen],
         "probes": probes,
