@@ -99,7 +99,10 @@ def test_the_features_report_draws_a_committed_table(name, tmp_path, capsys):
         main(["features", "--from", str(REPO_ROOT / "docs" / "features" / f"{name}.json"), "--report", str(out)]) == 0
     )
     page = (out / "index.html").read_text()
-    assert "probes.png" in page and "iia.png" in page and "<table>" in page and "IIA DAS / probe / neuron" in page
+    assert "probes.png" in page and "iia.png" in page and "<table>" in page
+    # one IIA column per interchanged variable (MemoryDT: the instruction alone)
+    named = ("IIA ball_in_front: DAS / probe / neuron", "IIA rtg_sign: DAS") if name == "raw-index" else ("IIA DAS",)
+    assert all(column in page for column in named), named
     on_policy = name == "raw-index"  # the Dynamic Obstacles tables carry probes on the agent's own states
     assert ("On the agent's own states" in page) == on_policy == ("probes-on-policy.png" in page)
     if on_policy:  # its own heatmap and rows: a cell per readable variable at every site

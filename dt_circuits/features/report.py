@@ -60,11 +60,12 @@ def iia_figure(table: dict[str, Any], path: Path) -> Path | None:
             values = [np.nan if r.get(m) is None else float(r[m]) for r in mine]
             ax.bar(np.arange(len(mine)) + (k - (len(methods) - 1) / 2) * width, values, width, label=m)
         ax.set_xticks(range(len(mine)), [r["site"] for r in mine], rotation=30, ha="right", fontsize=7)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.2)  # headroom for the legend above the bars
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_ylabel("IIA (held out)", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.set_title(f"{table['checkpoint']}: {name} by interchange", fontsize=8)
-        ax.legend(fontsize=6, ncol=len(methods))
+        ax.legend(fontsize=6, ncol=len(methods), loc="upper center")
     return save_png(fig, path)
 
 
