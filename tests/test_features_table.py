@@ -77,6 +77,19 @@ def test_unknown_variables_and_sites_are_one_line():
         localisation_table(model, variables=("nope",))
     with pytest.raises(ConfigError):
         localisation_table(model, sites=("L0H7",))
+    with pytest.raises(ConfigError, match="no interchange pairs for 'goal_side'"):
+        localisation_table(model, interchanged=("goal_side",))
+
+
+def test_an_unknown_interchange_variable_fails_before_the_checkpoint_is_read(tmp_path, capsys):
+    """`dt-circuits features --interchange`: a variable without pairs is one line naming the valid ones, before any
+    model is loaded (here the checkpoint does not even exist)."""
+    from dt_circuits.cli import main
+
+    code = main(["features", "--checkpoint", str(tmp_path / "missing"), "--interchange", "rtg_sign", "goal_side"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--interchange goal_side: no pairs for it; valid: ball_in_front, rtg_sign" in err, err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_the_readme_features_table_is_generated_from_the_committed_json():
