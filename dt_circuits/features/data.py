@@ -104,14 +104,19 @@ def ball_pairs(*, seed: int = 0, layouts: int = 2, rtg: float = 0.9, max_timeste
     ball, clear = np.concatenate(ball_obs), np.concatenate(clear_obs)
     t = _timesteps(np.random.default_rng([seed, 28]), len(ball), max_timestep)
     with_ball, without = Inputs.make(ball, rtg, t), Inputs.make(clear, rtg, t)
-    clusters = _pose_ids(tuple(states))
-    ones, zeros = np.ones(len(ball), np.int64), np.zeros(len(ball), np.int64)
+    return _both_ways(with_ball, without, _pose_ids(tuple(states)), 1, 0)
+
+
+def _both_ways(a: Inputs, b: Inputs, clusters: np.ndarray, a_value: int, b_value: int) -> Pairs:
+    """Row i of ``a`` paired with row i of ``b`` (the variable ``a_value`` against ``b_value``), in both directions:
+    a → b, then b → a; each row keeps its pose's cluster."""
+    a_values, b_values = np.full(len(a), a_value, np.int64), np.full(len(b), b_value, np.int64)
     return Pairs(
-        Inputs.cat([with_ball, without]),
-        Inputs.cat([without, with_ball]),
+        Inputs.cat([a, b]),
+        Inputs.cat([b, a]),
         np.concatenate([clusters, clusters]),
-        np.concatenate([ones, zeros]),
-        np.concatenate([zeros, ones]),
+        np.concatenate([a_values, b_values]),
+        np.concatenate([b_values, a_values]),
     )
 
 
@@ -132,16 +137,7 @@ def rtg_pairs(*, seed: int = 0, layouts: int = 2, max_timestep: int = 300) -> Pa
     hi, lo = RTG_PAIR_RTGS
     up, down = Inputs.make(obs, hi, t), Inputs.make(obs, lo, t)
     rtg_sign = variable("rtg_sign")
-    up_value = np.full(len(obs), rtg_sign(states[0], hi), np.int64)
-    down_value = np.full(len(obs), rtg_sign(states[0], lo), np.int64)
-    clusters = _pose_ids(states)
-    return Pairs(
-        Inputs.cat([up, down]),
-        Inputs.cat([down, up]),
-        np.concatenate([clusters, clusters]),
-        np.concatenate([up_value, down_value]),
-        np.concatenate([down_value, up_value]),
-    )
+    return _both_ways(up, down, _pose_ids(states), rtg_sign(states[0], hi), rtg_sign(states[0], lo))
 
 
 @dataclass(frozen=True)
