@@ -41,7 +41,8 @@ def test_the_rtgs_sign_is_found_in_the_head_that_relays_it_and_not_before_it_or_
     assert set(pairs.base_values) == {0, 2}  # negative, positive
     relay, other = (0, 1) if route == "head0" else (1, 0)
     found = localise(model, pairs, parse_site(model, f"L0H{relay}"), seed=0)
-    assert found.n_test_pairs == len(pairs) // 2  # every pair changes the action; half the poses are held out
+    _, test = pairs.split(0)
+    assert found.n_test_pairs == len(test)  # every held-out pair changes the action
     assert found.das == found.probe == found.neuron == 1.0, found
     for where in (f"L0H{other}", "blocks.0.hook_resid_pre"):
         absent = localise(model, pairs, parse_site(model, where), seed=0)
