@@ -88,7 +88,9 @@ def test_an_unknown_interchange_variable_fails_before_the_checkpoint_is_read(tmp
 
     code = main(["features", "--checkpoint", str(tmp_path / "missing"), "--interchange", "rtg_sign", "goal_side"])
     err = capsys.readouterr().err
-    assert code != 0 and "--interchange goal_side: no pairs for it; valid: ball_in_front, rtg_sign" in err, err
+    assert code != 0 and "no interchange pairs for 'goal_side'; variables with pairs: ball_in_front, rtg_sign" in err, (
+        err
+    )
     assert len(err.strip().splitlines()) == 1
 
 

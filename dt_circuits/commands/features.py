@@ -69,11 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from dt_circuits.features.table import localisation_table, memory_localisation_table
 
     if args.interchange:  # a misspelt variable fails before the model and its rollouts are loaded
-        from dt_circuits.features.data import INTERCHANGED
+        from dt_circuits.features.data import check_interchanged
 
-        unknown = [v for v in args.interchange if v not in INTERCHANGED]
-        if unknown:
-            raise ConfigError(f"--interchange {' '.join(unknown)}: no pairs for it; valid: {', '.join(INTERCHANGED)}")
+        check_interchanged(args.interchange)
     configure_threads()
     model = load_checkpoint(args.checkpoint)
     source = Path(args.checkpoint)

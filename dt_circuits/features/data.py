@@ -10,13 +10,14 @@ clustered by episode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from dt_circuits.analysis.interventions import Inputs
 from dt_circuits.analysis.patching import edit_family, remove_front_obstacle
+from dt_circuits.core.errors import ConfigError
 from dt_circuits.env.scenarios import GridState, StateRenderer, in_front, random_states
 from dt_circuits.env.spec import FRONT_VIEW_CELL, EnvSpec
 from dt_circuits.features.das import Pairs
@@ -26,6 +27,8 @@ from dt_circuits.features.variables import labels, variable, view_labels
 RTGS = (-1.0, 0.0, 0.9)
 #: timesteps drawn uniformly from this range (clipped to the model's max_timestep)
 TIMESTEPS = (0, 30)
+#: the RTG the ball-in-front pairs are taken at (the post's obstacle-avoidance RTG)
+PAIR_RTG = 0.9
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def probe_set(*, seed: int = 0, n_random: int = 400, max_timestep: int = 300) ->
     return ProbeSet(states, inputs, _pose_ids(states), types)
 
 
-def ball_pairs(*, seed: int = 0, layouts: int = 2, rtg: float = 0.9, max_timestep: int = 300) -> Pairs:
+def ball_pairs(*, seed: int = 0, layouts: int = 2, rtg: float = PAIR_RTG, max_timestep: int = 300) -> Pairs:
     """Pairs differing only in a ball in front: every pose with a ball in front (``layouts`` seeded layouts),
     paired with the same state re-rendered without that ball, in both directions (ball → removed and back), at
     ``rtg`` and a seeded timestep shared by the pair."""
@@ -153,6 +156,15 @@ class Interchanged:
 
 #: the variables localised by interchange on Dynamic Obstacles checkpoints, in table order
 INTERCHANGED: dict[str, Interchanged] = {
-    "ball_in_front": Interchanged(ball_pairs, "yes", "ball-in-front pairs at RTG {rtg}"),
+    "ball_in_front": Interchanged(ball_pairs, "yes", f"ball-in-front pairs at RTG {PAIR_RTG:g}"),
     "rtg_sign": Interchanged(rtg_pairs, "positive", "RTG-sign pairs (RTG 0.9 against −1)"),
 }
+
+
+def check_interchanged(names: Sequence[str]) -> None:
+    """A one-line ConfigError naming each of ``names`` that has no pairs in :data:`INTERCHANGED`, and those that do."""
+    unknown = [name for name in names if name not in INTERCHANGED]
+    if unknown:
+        raise ConfigError(
+            f"no interchange pairs for {', '.join(map(repr, unknown))}; variables with pairs: {', '.join(INTERCHANGED)}"
+        )

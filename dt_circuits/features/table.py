@@ -20,7 +20,7 @@ from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.progress import progress as progress_reporter
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.env.spec import FRONT_VIEW_CELL
-from dt_circuits.features.data import INTERCHANGED, probe_set
+from dt_circuits.features.data import INTERCHANGED, PAIR_RTG, check_interchanged, probe_set
 from dt_circuits.features.localise import localise
 from dt_circuits.features.probes import probe
 from dt_circuits.features.sites import Site, activations, parse_site
@@ -32,8 +32,6 @@ INPUT = "input"
 INPUT_FRONT = "input (front cell)"
 #: the variables probed (ball_in_front and rtg_sign are also localised by interchange: data.INTERCHANGED)
 PROBED = ("ball_in_front", "front_object", "ball_within_2", "goal_visible", "goal_side", "rtg_sign")
-#: the RTG the ball-in-front pairs are taken at (the post's obstacle-avoidance RTG)
-PAIR_RTG = 0.9
 
 
 def state_token(model: DecisionTransformer) -> int:
@@ -129,9 +127,7 @@ def localisation_table(
     t0 = time.perf_counter()
     for name in variables:
         variable(name)  # unknown names fail before any work
-    for name in interchanged:
-        if name not in INTERCHANGED:
-            raise ConfigError(f"no interchange pairs for {name!r}; variables with pairs: {', '.join(INTERCHANGED)}")
+    check_interchanged(interchanged)
     if model.cfg.n_timesteps > 1:
         raise ConfigError("a window model (MemoryDT) has its own table: memory_localisation_table")
     chosen = default_sites(model) if sites is None else [parse_site(model, s) for s in sites]
@@ -150,8 +146,7 @@ def localisation_table(
     iia, n_pairs = [], {}
     for name in interchanged:
         how = INTERCHANGED[name]
-        extra = {"rtg": PAIR_RTG} if name == "ball_in_front" else {}
-        pairs = how.pairs(seed=seed, layouts=layouts, max_timestep=model.cfg.max_timestep, **extra)
+        pairs = how.pairs(seed=seed, layouts=layouts, max_timestep=model.cfg.max_timestep)
         n_pairs[name] = len(pairs)
         target = variable(name).values.index(how.latent_value)
         for s in chosen:
@@ -174,7 +169,7 @@ def localisation_table(
         "interchange": {
             name: {
                 "n_pairs": n,
-                "pairs": INTERCHANGED[name].described.format(rtg=f"{PAIR_RTG:g}"),
+                "pairs": INTERCHANGED[name].described,
                 "latent": f"{name}={INTERCHANGED[name].latent_value}",
             }
             for name, n in n_pairs.items()
