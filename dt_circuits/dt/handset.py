@@ -97,18 +97,13 @@ def ball_avoider(
         raise ConfigError(f"unknown route {route!r}; expected one of {', '.join(ROUTES + CHAIN_ROUTES)}")
     if polarity not in POLARITIES or (polarity == "clear" and route not in ("head0", "head1")):
         raise ConfigError(f"polarity {polarity!r} needs a head route (head0, head1) and is one of ball, clear")
-    model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding=encoding))  # validates the encoding
+    model = _blank(encoding)  # validates the encoding
     cfg = model.cfg
     attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
     fwd = int(Action.FORWARD)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        # -- embeddings: the ball feature, the constant, and unread RTG / time
+        # -- embeddings: the ball feature (the constant, RTG and time are _blank's)
         _embed_ball_in_front(model, AVOID if route == "direct" else BALL)
-        model.W_pos[STATE_POS, ONE] = 1.0
-        model.W_rtg[RTG] = 1.0
-        model.W_time[:, TIME] = torch.arange(cfg.max_timestep + 1) / cfg.max_timestep
         # -- attention: both heads attend from the state token to itself (their patterns are legitimate); only
         # the route head has an OV circuit, BALL -> AVOID
         attn.W_Q[:, ONE, 0] = SELF_ATTENTION
@@ -146,6 +141,24 @@ def ball_avoider(
         model.W_U[AVOID, fwd] = -AVOID_LOGIT
         model.W_U[GO, fwd] = 1.0
         model.b_U[fwd] = GO_LOGIT - DECOY_LOGIT * n_decoys - (AVOID_LOGIT if polarity == "clear" else 0.0)
+    return _frozen(model)
+
+
+def _blank(encoding: ObsEncoding) -> DecisionTransformer:
+    """The hand-set shape with every weight 0 but what all of these models share: the constant ONE at the state
+    token, the RTG in RTG on the RTG token, timestep / max_timestep in TIME on both."""
+    model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding=encoding))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_pos[STATE_POS, ONE] = 1.0
+        model.W_rtg[RTG] = 1.0
+        model.W_time[:, TIME] = torch.arange(model.cfg.max_timestep + 1) / model.cfg.max_timestep
+    return model
+
+
+def _frozen(model: DecisionTransformer) -> DecisionTransformer:
+    """A built model as every tool receives it: no gradients, eval mode."""
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
@@ -181,17 +194,12 @@ def rtg_follower(route: str, *, decoys: bool = False) -> DecisionTransformer:
     if route not in RTG_ROUTES:
         raise ConfigError(f"unknown RTG route {route!r}; expected one of {', '.join(RTG_ROUTES)}")
     relay = int(route[-1])
-    model = DecisionTransformer(DTConfig(**HANDSET_SHAPE, obs_encoding="one_hot"))
+    model = _blank("one_hot")
     cfg = model.cfg
     attn = model.blocks[0].attn
     fwd = int(Action.FORWARD)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.W_pos[STATE_POS, ONE] = 1.0
         model.W_pos[RTG_POS, MARK] = 1.0
-        model.W_rtg[RTG] = 1.0
-        model.W_time[:, TIME] = torch.arange(cfg.max_timestep + 1) / cfg.max_timestep
         for head in range(cfg.n_heads):
             attn.W_Q[head, ONE, 0] = SELF_ATTENTION
             attn.W_K[head, MARK if head == relay else ONE, 0] = SELF_ATTENTION
@@ -204,6 +212,4 @@ def rtg_follower(route: str, *, decoys: bool = False) -> DecisionTransformer:
         model.W_U[RELAY, fwd] = RTG_FORWARD_LOGIT
         model.W_U[GO, fwd] = 1.0
         model.b_U[fwd] = -DECOY_LOGIT if decoys else 0.0
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval()
+    return _frozen(model)
