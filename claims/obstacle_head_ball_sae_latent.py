@@ -3,8 +3,9 @@ SAE question of issue 27 ("an SAE latent tracks ball-in-front (F1 ≥ 0.9) and a
 the ball)"), asked of the post's head.
 
 The SAE (`features/sae.py`, the features table's shape: 2 × d latents, 4 active, 1500 steps) is trained on a seeded
-random walk plus the ball-in-front pairs of half the poses; its latent is the one whose firing predicts the ball
-best on those training pairs (F1); both readings are taken on the other half's poses.
+random walk, the ball-in-front pairs of half the poses and the checkpoint's own states at RTG 0.9 (a seeded 4,096 of
+those its 200 rollouts visit: generated and on-policy, as issue 27 asks); its latent is the one whose firing predicts
+the ball best on the training pairs (F1); both readings are taken on the other half's poses.
 
 Bars (none tuned on a model): F1 ≥ 0.9, the issue's; setting the latent's direction to its ball-removed mean
 raises P(forward) into the ball by ≥ 0.25, the bar of `obstacle-avoidance-head` (a quarter of the probability

@@ -97,6 +97,33 @@ def test_the_sae_claim_holds_where_head1_carries_the_ball_and_fails_on_the_twin(
     assert checks["control: F1 of the goal head's SAE ball latent"].holds
 
 
+def test_the_sae_trains_on_the_checkpoints_own_states_too(monkeypatch):
+    """A claim's SAE trains on the walk, the training pairs and every state the checkpoint's rollouts at the
+    claim's RTG visited (issue 27: generated and on-policy); ``own_states=False`` leaves the last out."""
+    from dt_circuits.claims.evaluation.samples import rollout_states
+    from dt_circuits.core.cache import CACHE_ENV
+    from dt_circuits.features import sae as sae_lib
+    from dt_circuits.features import shipped_saes
+
+    monkeypatch.setenv(CACHE_ENV, "off")
+    monkeypatch.setattr(shipped_saes, "shipped_sae", lambda key: None)
+    rows, real = [], sae_lib.site_sae  # sae_fit imports site_sae when it runs, so the spy sees every training
+
+    def spy(model, site, acts, **kwargs):
+        rows.append(len(acts))
+        return real(model, site, acts, **kwargs)
+
+    monkeypatch.setattr(sae_lib, "site_sae", spy)
+    subject = Subject.from_model(ball_avoider("head1", decoys=True), name="head1", roles=ROLES)
+    for own in (True, False):
+        measure = Subspace(ON, "obstacle_head", "ball_in_front", method="sae", reading="f1", own_states=own)
+        measure.measure(subject)
+    train, _ = measure.pairs(subject).split(subject.derived_seed(measure.seed))
+    visited = len(rollout_states(subject, ON.rtg, ON.episodes, ON.seed)[0])
+    assert 0 < visited <= 4096  # a sample only above the cap
+    assert rows == [sae_lib.WALK_STATES + 2 * len(train) + visited, sae_lib.WALK_STATES + 2 * len(train)]
+
+
 def test_iia_counts_poses_not_pairs(subjects):
     """A pose gives up to four pairs (two layouts, both directions): the result's clusters are the held-out poses,
     and the interval is the pose bootstrap's."""

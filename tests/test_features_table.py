@@ -182,8 +182,9 @@ def test_the_table_saes_train_on_the_agents_own_states_too_and_are_read_on_held_
     from dt_circuits.claims.evaluation.subject import Subject
     from dt_circuits.claims.measures.features import ProbeStates
     from dt_circuits.features.data import probe_set
+    from dt_circuits.features.sae import ON_POLICY_SAE_STATES
     from dt_circuits.features.sites import parse_site
-    from dt_circuits.features.table import ON_POLICY_SAE_STATES, on_policy_rows, probe_features, site_saes
+    from dt_circuits.features.table import on_policy_rows, probe_features, site_saes
 
     model = ball_avoider("head1", decoys=True)
     on = ProbeStates(sample="on-policy").states(Subject.from_model(model))

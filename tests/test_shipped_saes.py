@@ -34,7 +34,9 @@ def loaded(reference_path, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("empty-cache")))  # nothing from the disk cache either
     # (site_sae, not train_sae: the training code's source is part of a shipped SAE's identity)
-    mp.setattr(sae_lib, "site_sae", lambda *a, **k: pytest.fail("an SAE was trained: none shipped for it"))
+    mp.setattr(sae_lib, "site_sae", lambda *a, **k: pytest.fail(
+        "an SAE was trained: none shipped for its identity (on a CPU kind that did not ship it, the one input that "
+        "could differ is the checkpoint's own rollout states)"))  # fmt: skip
     hits: dict[str, set] = {}
     original = shipped_saes.shipped_sae
 
@@ -84,20 +86,22 @@ def test_a_shipped_sae_is_what_training_gives(monkeypatch, tmp_path):
                    "obstacle_head")  # fmt: skip
     site = _site(subject, measure.site)
     train, _ = measure.pairs(subject).split(subject.derived_seed(measure.seed))
-    shipped = sae_fit(subject.model, train, site, seed=measure.seed)[0]
-    inputs = [walk_inputs(subject.model, seed=measure.seed), train.base, train.source]
+    own = measure._own_states(subject)  # the checkpoint's own states at the claim's RTG
+    shipped = sae_fit(subject.model, train, site, seed=measure.seed, own=own)[0]
+    inputs = [walk_inputs(subject.model, seed=measure.seed), train.base, train.source, own]
     key = shipped_saes.identity(subject.model, site, inputs, sae_lib.table_config(shipped.d_in, measure.seed))
     manifest = json.loads((shipped_saes._folder(key) / sae_lib.MANIFEST_FILE).read_text())
     assert manifest["checkpoint"] == "raw-index" and manifest["identity"]["site"]["head"] == 1
+    assert "own states" in manifest["data"]
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(shipped_saes, "shipped_sae", lambda key: None)
-    fresh = sae_fit(subject.model, train, site, seed=measure.seed)[0]
+    fresh = sae_fit(subject.model, train, site, seed=measure.seed, own=own)[0]
     if same_kind(manifest["trained_on"], machine_kind()):
         for name, t in shipped.state_dict().items():
             assert torch.equal(t, fresh.state_dict()[name]), name
     else:
         walk = walk_inputs(subject.model, seed=measure.seed)
-        acts = torch.cat([activations(subject.model, x, site) for x in (walk, train.base, train.source)])
+        acts = torch.cat([activations(subject.model, x, site) for x in (walk, train.base, train.source, own)])
         a, b = sae_lib.sae_metrics(shipped, acts)["fvu"], sae_lib.sae_metrics(fresh, acts)["fvu"]
         assert abs(a - b) <= 0.02, (a, b)
 

@@ -6,6 +6,7 @@ pairs only; IIA is read on pairs of other poses."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from dt_circuits.features.das import STEPS, Pairs, best_neuron, das_basis, iia
 from dt_circuits.features.probes import probe_direction
 from dt_circuits.features.sae import TopKSAE, sae_basis
 from dt_circuits.features.sites import Site, activations
+
+if TYPE_CHECKING:
+    from dt_circuits.analysis.interventions import Inputs
 
 
 @dataclass(frozen=True)
@@ -106,25 +110,28 @@ def cached_das_basis(
 
 
 def sae_fit(
-    model: DecisionTransformer, train: Pairs, site: Site, *, seed: int = 0
+    model: DecisionTransformer, train: Pairs, site: Site, *, seed: int = 0, own: Inputs | None = None
 ) -> tuple[TopKSAE, int, torch.Tensor]:
     """(the SAE, its latent for the pairs' variable, that latent's unit decoder direction as a d × 1 basis): the
-    table's SAE shape trained on a seeded random walk plus the training pairs' states, the latent chosen by F1 on
-    the training pairs' base side. Loaded from the SAEs shipped with the claims when one was trained exactly so
-    (:mod:`dt_circuits.features.shipped_saes`, on either CPU kind), else trained and kept in the disk cache
-    (:func:`dt_circuits.features.sae.cached_sae`)."""
+    table's SAE shape trained on a seeded random walk plus the training pairs' states — and ``own``, states of the
+    checkpoint's own rollouts, when given — the latent chosen by F1 on the training pairs' base side. Loaded from
+    the SAEs shipped with the claims when one was trained exactly so (:mod:`dt_circuits.features.shipped_saes`, on
+    either CPU kind), else trained and kept in the disk cache (:func:`dt_circuits.features.sae.cached_sae`)."""
     from dt_circuits.features import shipped_saes
     from dt_circuits.features.sae import site_sae, table_config, walk_inputs
 
     walk = walk_inputs(model, seed=seed)
     base = activations(model, train.base, site)
-    acts = torch.cat([activations(model, walk, site), base, activations(model, train.source, site)])
-    key = shipped_saes.identity(model, site, [walk, train.base, train.source], table_config(acts.shape[1], seed))
+    parts = [walk, train.base, train.source] + ([own] if own is not None else [])
+    acts = torch.cat([activations(model, walk, site), base, activations(model, train.source, site)]
+                     + ([activations(model, own, site)] if own is not None else []))  # fmt: skip
+    key = shipped_saes.identity(model, site, parts, table_config(acts.shape[1], seed))
     sae = shipped_saes.shipped_sae(key)
     if sae is None:
         sae, _ = site_sae(model, site, acts, seed=seed, cache=True)
+        mine = f" + {len(own)} of the checkpoint's own states" if own is not None else ""
         shipped_saes.record(key, sae, model, f"a seeded {len(walk)}-step random walk (seed {seed}) + {len(train)} "
-                                      "training pairs' base and source states")  # fmt: skip
+                                      f"training pairs' base and source states{mine}")  # fmt: skip
     basis, latent = sae_basis(sae, base, train.base_values)
     return sae, latent, basis
 

@@ -275,6 +275,19 @@ def _walk(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return walk.obs, walk.timesteps, rng.choice(np.array(RTGS, dtype=np.float32), size=len(walk.obs))
 
 
+#: the checkpoint's own (on-policy) states an SAE trains on at most, beside the walk's 4,096 and the generated
+#: states: a checkpoint's rollouts give ~17,000, which would otherwise outweigh the generated families several times
+ON_POLICY_SAE_STATES = 4096
+
+
+def own_rows(rows: np.ndarray, seed: int, cap: int = ON_POLICY_SAE_STATES) -> np.ndarray:
+    """``rows`` (indices of on-policy states), or a seeded sample of ``cap`` of them in their order when there are
+    more: the own states an SAE trains on."""
+    if len(rows) <= cap:
+        return rows
+    return np.sort(rows[np.random.default_rng(seed).choice(len(rows), cap, replace=False)])
+
+
 def walk_inputs(model: Any, *, seed: int, n: int = WALK_STATES) -> Any:
     """Inputs of a seeded random walk of ``n`` env steps, at seeded RTGs of the probe set's three (the SAE's
     unlabelled training states: what the model sees beside the generated families)."""

@@ -221,11 +221,11 @@ def site_saes(
     """An SAE per site, trained on a seeded random walk's states plus half of the probe set's poses; its quality
     and latent labels read on the other half (``features.sae``). ``probe_xs``: the probe set's activations by site
     name, as the probes read them. ``on_policy``: the checkpoint's own states (a view probe set) and their
-    activations by site: a seeded sample of at most :data:`ON_POLICY_SAE_STATES` states of half the episodes joins
-    the training data, and the row also reads the SAE on the other half's states (``on_policy``: FVU, L0, dead
-    latents, and the F1 there of each latent chosen on the generated states, for the variables the view can
-    tell). Returns (SAE by site name, JSON rows)."""
-    from dt_circuits.features.sae import sae_row, site_sae, walk_inputs
+    activations by site: a seeded sample of at most :data:`~dt_circuits.features.sae.ON_POLICY_SAE_STATES`
+    states of half the episodes joins the training data, and the row also reads the SAE on the other half's states
+    (``on_policy``: FVU, L0, dead latents, and the F1 there of each latent chosen on the generated states, for the
+    variables the view can tell). Returns (SAE by site name, JSON rows)."""
+    from dt_circuits.features.sae import own_rows, sae_row, site_sae, walk_inputs
 
     train, test = _cluster_halves(data.clusters, seed)
     names = {v: np.array(variable(v).values)[data.labels(v)] for v in variables}
@@ -236,9 +236,7 @@ def site_saes(
     if on_policy is not None:
         on_data, on_xs = on_policy
         on_train, on_test = _cluster_halves(on_data.clusters, seed)
-        if len(on_train) > ON_POLICY_SAE_STATES:
-            picked = np.random.default_rng(seed).choice(len(on_train), ON_POLICY_SAE_STATES, replace=False)
-            on_train = np.sort(on_train[picked])
+        on_train = own_rows(on_train, seed)
         readable = [v for v in variables if variable(v).from_view is not None]
         on_values = {v: np.array(variable(v).values)[on_data.labels(v)][on_test] for v in readable}
     saes, rows = {}, []
@@ -256,11 +254,6 @@ def site_saes(
             row["on_policy"]["n_train"], row["on_policy"]["n_test"] = len(on_train), len(on_test)
         rows.append(row)
     return saes, rows
-
-
-#: on-policy states an SAE of the table trains on at most (beside the walk's 4,096 and half the probe set's): a
-#: checkpoint's rollouts give ~17,000, which would otherwise outweigh the generated families several times
-ON_POLICY_SAE_STATES = 4096
 
 
 def _cluster_halves(clusters: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -250,6 +250,11 @@ class Subspace(OwnSample):
     #: pairs' ball side) on the held-out states *without* the ball (does writing the feature alone make the agent
     #: stop as before a ball? necessity and sufficiency are two claims); ``f1``: an SAE latent's firing
     reading: SubspaceReading = "iia"
+    #: ``method="sae"``: the SAE also trains on the checkpoint's own states at ``on.rtg`` (the rollouts of ``on``'s
+    #: episodes and seed, which the suite makes anyway; a seeded sample of at most
+    #: :data:`~dt_circuits.features.sae.ON_POLICY_SAE_STATES`), beside the walk and the training pairs: a latent
+    #: learnt only on generated states may split or merge what the agent actually meets
+    own_states: bool = True
 
     def __post_init__(self) -> None:
         variable(self.variable)
@@ -279,9 +284,12 @@ class Subspace(OwnSample):
         pairs = self.pairs(subject)
         train, test = pairs.split(subject.derived_seed(self.seed))
         fit = ("feature-basis", str(site), self.method, self.k, self.steps, self.seed, self.layouts, self.on.rtg)
+        if self.method == "sae" and self.own_states:
+            fit += ("own", self.on.episodes, self.on.seed)
         if fit not in subject._cache:
             if self.method == "sae":  # the SAE and its latent are kept for the f1 reading
-                subject._cache[fit] = sae_fit(subject.model, train, site, seed=self.seed)
+                own = self._own_states(subject) if self.own_states else None
+                subject._cache[fit] = sae_fit(subject.model, train, site, seed=self.seed, own=own)
             else:
                 subject._cache[fit] = fit_basis(
                     subject.model, train, site, self.method, k=self.k, seed=self.seed, steps=self.steps, cache=True
@@ -304,6 +312,17 @@ class Subspace(OwnSample):
         if len(correct) == 0:
             return _undefined("IIA", describe, "no held-out pair changes the model's action")
         return _pooled_by_pose(correct, test.clusters[rows], "IIA", describe, "/".join(map(str, key[:3])))
+
+    def _own_states(self, subject: Subject) -> Any:
+        """The SAE's share of the checkpoint's own states: every state its rollouts at ``on.rtg`` visited, or a
+        seeded sample of them (whatever is in front: an SAE needs what the agent meets, not only the family)."""
+        from dt_circuits.analysis.interventions import Inputs
+        from dt_circuits.claims.evaluation.samples import rollout_states
+        from dt_circuits.features.sae import own_rows
+
+        obs, rtgs, ts, _, _ = rollout_states(subject, self.on.rtg, self.on.episodes, self.on.seed)
+        keep = own_rows(np.arange(len(obs)), subject.derived_seed(self.seed))
+        return Inputs.make(obs[keep], rtgs[keep], np.minimum(ts[keep], subject.model.cfg.max_timestep))
 
     def _set_to_mean(
         self, subject: Subject, site: Site, train: Pairs, test: Pairs, basis: Any, label: str, fit: tuple
