@@ -5,8 +5,9 @@ pick other kernels elsewhere; ``docs/populations/kernel-hashes.json``): a retrai
 another seed. So the gate compares bytes-identical retrains with the checkpoint's record and any other retrain
 with what the recipe does on its recorded seeds (``claims/recipe_bands.py``). These tests run on whichever kind
 the machine is: the plain gate passes (identical bytes on the recording kind, inside the recipe's bands
-elsewhere), a population trained through MKL's AVX2 path (other bytes on an Intel Xeon, the default path of an
-AMD EPYC) passes, and two deliberate breaks of different kinds fail and name what moved.
+elsewhere), a population trained through MKL's AVX2 path passes (other bytes on an Intel Xeon; on an AMD EPYC,
+where it is the default path, that retrain would be the plain gate's own, so it is skipped there), and two
+deliberate breaks of different kinds fail and name what moved.
 """
 
 from __future__ import annotations
@@ -195,6 +196,32 @@ CPU_MOVED = ["calibration-critical-points", "head-negative-controls", "injection
              "obstacle-head-qk-walls-goal"]  # fmt: skip
 
 
+def _default_bytes(setting: str) -> bool:
+    """Whether the kernel-hashes record shows ``setting`` training this CPU model's default bytes (measured:
+    ``python -m dt_circuits.claims.records.kernel_hashes --record``; a model not recorded: False)."""
+    from dt_circuits.claims.records.kernel_hashes import recorded_runs
+    from dt_circuits.core.machine import cpu_model
+
+    runs = {r["setting"]: r["sha256"] for r in recorded_runs() if r["cpu"] == cpu_model()}
+    return setting in runs and runs[setting] == runs.get("(default)")
+
+
+def test_the_other_kernels_retrain_is_skipped_only_where_it_repeats_the_readme_gate(monkeypatch):
+    """The skip below is read from the measured record, not assumed: MKL's AVX2 path trains the default bytes on
+    the AMD EPYC and other bytes on the Intel Xeon (so there the test runs), and a CPU model not recorded runs it."""
+    from dt_circuits.claims.records.kernel_hashes import recorded_runs
+    from dt_circuits.core import machine
+
+    setting = " ".join(f"{k}={v}" for k, v in OTHER_KERNELS.items())
+    seen = {}
+    for cpu in {r["cpu"] for r in recorded_runs()}:
+        monkeypatch.setattr(machine, "cpu_model", lambda cpu=cpu: cpu)
+        seen[cpu.split(" (")[0]] = _default_bytes(setting)
+    assert seen == {"AMD EPYC": True, "Intel(R) Xeon(R) Processor": False}, seen
+    monkeypatch.setattr(machine, "cpu_model", lambda: "a CPU nobody measured")
+    assert not _default_bytes(setting)
+
+
 @pytest.mark.xdist_group("gate-other-kernels")
 def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index, tmp_path, record_property):
     """`gate --seeds 1 --only ... --json OUT` with MKL's AVX2 path: a retrain whose bytes are none of the
@@ -207,6 +234,12 @@ def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index,
     from dt_circuits.core.io import read_json
     from dt_circuits.dt.checkpoint import read_manifest
 
+    if _default_bytes(" ".join(f"{k}={v}" for k, v in OTHER_KERNELS.items())):
+        # on an AMD EPYC MKL's AVX2 path is the default one: this retrain would be the README gate's own, bytes for
+        # bytes, judged by the recipe as that test judges it (every claim, not four); the population's JSON fields
+        # are tested on a tiny checkpoint (tests/test_population.py). ~90 s of the test command, repeated coverage.
+        pytest.skip("on this CPU model MKL_CBWR=AVX2 trains the default bytes (docs/populations/kernel-hashes.json): "
+                    "the README gate's retrain, judged by the recipe there")  # fmt: skip
     out = tmp_path / "population.json"
     env = {**os.environ, **OTHER_KERNELS}
     proc = subprocess.run(
