@@ -173,11 +173,13 @@ def reference_suite(reference_path, tmp_path_factory):
     or the other run saved. The run here is one process; the CLI's shares claims and searches out over forked
     workers (``run_suite``), so the comparison also holds the suite's numbers independent of how it is shared."""
     from dt_circuits.core.cache import CACHE_ENV
+    from dt_circuits.core.cores import WORKERS_ENV
 
     out = tmp_path_factory.mktemp("again") / "again.json"
     argv = [sys.executable, "-m", "dt_circuits.cli", "claims", "--checkpoint", str(reference_path), "--json", str(out),
             "--no-report", "--only", *AGAIN]  # fmt: skip
-    env = {**os.environ, CACHE_ENV: str(tmp_path_factory.mktemp("cache-there"))}
+    # two workers there whatever the test session caps (core/cores.py): the comparison is across sharings
+    env = {**os.environ, CACHE_ENV: str(tmp_path_factory.mktemp("cache-there")), WORKERS_ENV: "2"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     saved = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache-here"))

@@ -40,3 +40,25 @@ def test_a_user_who_sized_the_pools_keeps_their_setting():
     got = _run(DT_CIRCUITS_THREADS="1", OPENBLAS_NUM_THREADS="2")
     assert got["torch"] == 1
     assert [k for p, k in got["pools"] if "openblas" in p] == [2, 2], got
+
+
+def test_the_workers_cap_is_read_from_the_environment(monkeypatch):
+    """``DT_CIRCUITS_WORKERS`` caps the worker processes a pool starts (the suite sets 1 in each xdist worker);
+    unset, every core; a bad value is a one-line error naming the variable."""
+    import pytest
+
+    from dt_circuits.core.cores import WORKERS_ENV, cores
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.evaluation.pool import fork_map
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert cores() == (os.cpu_count() or 1)
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert cores() == 1
+    assert fork_map(lambda shared, task: (os.getpid(), shared + task), [1, 2, 3], 10) == [(os.getpid(), 11),
+                                                                                       (os.getpid(), 12),
+                                                                                       (os.getpid(), 13)]  # fmt: skip
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(WORKERS_ENV, bad)
+        with pytest.raises(ConfigError, match=WORKERS_ENV):
+            cores()

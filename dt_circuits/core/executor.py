@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dt_circuits.core.cores import cores
 from dt_circuits.core.errors import ConfigError
 
 EXECUTORS = ("local", "ray")
@@ -53,8 +54,7 @@ class ExecutorSpec:
             raise ConfigError("--address only applies to --executor ray")
 
     def local_workers(self, n_tasks: int) -> int:
-        cores = os.cpu_count() or 1
-        wanted = self.workers if self.workers is not None else max(1, cores // self.threads)
+        wanted = self.workers if self.workers is not None else max(1, cores() // self.threads)
         return max(1, min(wanted, n_tasks))
 
     def describe(self) -> str:

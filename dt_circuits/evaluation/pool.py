@@ -8,7 +8,6 @@ depend on the number of workers, and every chunk runs with one torch thread, so 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dt_circuits.core.cores import cores
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer, DTConfig
 from dt_circuits.env.spec import EnvSpec
@@ -101,7 +101,7 @@ def fork_map(fn: Any, tasks: Sequence[Any], shared: Any, workers: int | None = N
     inherited by the fork, never pickled; only tasks and results are. Each worker uses one torch thread (the
     cores are shared out by processes). One process, in order, where the platform does not fork
     (:func:`start_method`) or one worker is enough. For work whose results do not depend on where it runs."""
-    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    workers = min(workers or cores(), len(tasks))
     if workers <= 1 or start_method() != "fork":
         return [fn(shared, task) for task in tasks]
     _FORK_MAP[:] = [fn, shared]
@@ -151,7 +151,7 @@ def evaluate_rtgs(
             f"env max_steps {env.max_steps} needs timesteps beyond the model's time embedding "
             f"(max_timestep {model.cfg.max_timestep})"
         )
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = cores() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     chunk = ENVPOOL_CHUNK if env_backend == "envpool" else CHUNK
