@@ -12,15 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from dt_circuits.core.cores import WORKERS_ENV
 from dt_circuits.core.paths import reference_checkpoint
 from dt_circuits.core.threads import configure_threads
 
 configure_threads()
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # each xdist worker has a core of its own: a suite, rollout or population inside a test (and a CLI it starts)
-    # runs in that process, not in forked workers competing with the other xdist worker (core/cores.py)
-    os.environ.setdefault(WORKERS_ENV, "1")
 
 # CI: derandomized (a fixed example sequence) and no example database, so a run is a pure function of the code.
 settings.register_profile(

@@ -178,7 +178,7 @@ def reference_suite(reference_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("again") / "again.json"
     argv = [sys.executable, "-m", "dt_circuits.cli", "claims", "--checkpoint", str(reference_path), "--json", str(out),
             "--no-report", "--only", *AGAIN]  # fmt: skip
-    # two workers there whatever the test session caps (core/cores.py): the comparison is across sharings
+    # two workers there even where DT_CIRCUITS_WORKERS caps them (core/cores.py): the comparison is across sharings
     env = {**os.environ, CACHE_ENV: str(tmp_path_factory.mktemp("cache-there")), WORKERS_ENV: "2"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     saved = os.environ.get(CACHE_ENV)

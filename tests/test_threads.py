@@ -43,8 +43,8 @@ def test_a_user_who_sized_the_pools_keeps_their_setting():
 
 
 def test_the_workers_cap_is_read_from_the_environment(monkeypatch):
-    """``DT_CIRCUITS_WORKERS`` caps the worker processes a pool starts (the suite sets 1 in each xdist worker);
-    unset, every core; a bad value is a one-line error naming the variable."""
+    """``DT_CIRCUITS_WORKERS`` caps the worker processes a pool starts (1: the work runs in this process); unset,
+    every core; a bad value is a one-line error naming the variable."""
     import pytest
 
     from dt_circuits.core.cores import WORKERS_ENV, cores
