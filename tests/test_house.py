@@ -217,3 +217,35 @@ def test_xdist_groups_are_in_effect_under_loadgroup(request):
     assert request.node.nodeid.endswith("@house-grouping-check"), (
         f"xdist_group marks are ignored (node id {request.node.nodeid!r}): pin pytest < 9.2 (constraints.txt)"
     )
+
+
+def test_the_plugin_evaluates_claims_with_the_clis_threads_and_gives_the_users_back(pytester, monkeypatch):
+    """A claim's numbers can depend on the thread count (a fit's bytes do), and ``--record`` is the CLI's, one
+    thread: the plugin evaluates each claim under the same policy, and a user's own tests keep their threads."""
+    from dt_circuits.core.paths import CHECKPOINTS_DIR
+    from dt_circuits.core.threads import NATIVE_POOL_VARS
+
+    for var in (*NATIVE_POOL_VARS, "DT_CIRCUITS_THREADS"):  # the user's process: nothing sized
+        monkeypatch.delenv(var, raising=False)
+    pytester.mkdir("claims")
+    (pytester.path / "claims" / "threads_seen.py").write_text(
+        textwrap.dedent(
+            """
+            from dt_circuits.claim import Check, Claim, Weights
+
+            def threads(subject):
+                import torch
+                return float(torch.get_num_threads())
+
+            CLAIM = Claim(
+                id="threads-seen", statement="one torch thread while a claim is evaluated", source="house",
+                kind="embedding", checks=(Check("threads", Weights(threads, "torch threads"), at_most=1.0),),
+            )
+            """
+        )
+    )
+    # the user's own setting, two threads, and their test that runs after the claim
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    pytester.makepyfile(test_zz_after="import torch\n\ndef test_mine():\n    assert torch.get_num_threads() == 2\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--checkpoint={CHECKPOINTS_DIR / 'raw-index'}")
+    result.assert_outcomes(passed=2)

@@ -208,16 +208,19 @@ class ClaimItem(pytest.Item):
                 if os.environ.get("CI"):
                     pytest.fail(msg + "; CI must have ../shared")
             pytest.fail(msg)
+        from dt_circuits.core.threads import claims_threads
+
         claims = self.config.stash.get(_SELECTED, {}).get(self.checkpoint, [self.claim])
         claims_dir = self.config.stash[_CLAIMS_DIR]
-        subject = _subject(
-            self.checkpoint, self.config.getoption("roles"), claims_dir, claims, env_backend(self.config)
-        )
-        if self.claim.env != subject.env_family:
-            pytest.skip(
-                f"not applicable: {self.claim.id} is about {self.claim.env} checkpoints, not {subject.env_family}"
+        with claims_threads():  # the CLI's thread policy for the claim, the user's own for their other tests
+            subject = _subject(
+                self.checkpoint, self.config.getoption("roles"), claims_dir, claims, env_backend(self.config)
             )
-        run = run_claim(self.claim, subject)
+            if self.claim.env != subject.env_family:
+                pytest.skip(
+                    f"not applicable: {self.claim.id} is about {self.claim.env} checkpoints, not {subject.env_family}"
+                )
+            run = run_claim(self.claim, subject)
         self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
         details = (
             "\n".join(

@@ -16,6 +16,8 @@ threads). A user who sets ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` keeps 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -24,10 +26,16 @@ import torch
 NATIVE_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
+def policy_threads() -> int:
+    """The policy's thread count: ``DT_CIRCUITS_THREADS``, else 1."""
+    return max(1, int(os.environ.get("DT_CIRCUITS_THREADS", "1")))
+
+
 def configure_threads() -> int:
     """One torch intra-op thread (or ``DT_CIRCUITS_THREADS``), and as many for the native BLAS / OpenMP pools
-    unless the user sized those; returns torch's thread count."""
-    n = max(1, int(os.environ.get("DT_CIRCUITS_THREADS", "1")))
+    unless the user sized those; returns torch's thread count. For this process from now on (the CLI, the test
+    suite, the app); :func:`claims_threads` for one block."""
+    n = policy_threads()
     torch.set_num_threads(n)
     if not any(var in os.environ for var in NATIVE_POOL_VARS):
         for var in NATIVE_POOL_VARS:  # libraries loaded later, in this process and in the workers it starts
@@ -36,3 +44,23 @@ def configure_threads() -> int:
 
         threadpool_limits(limits=n)  # the pools already loaded (numpy's OpenBLAS, torch's OpenMP)
     return torch.get_num_threads()
+
+
+@contextmanager
+def claims_threads() -> Iterator[int]:
+    """The policy's threads inside the block only, then the process's own again: the pytest plugin evaluates claims
+    so (their numbers are those the CLI records, which can depend on the thread count) while a user's other tests
+    keep their threads."""
+    from threadpoolctl import threadpool_limits
+
+    n, before = policy_threads(), torch.get_num_threads()
+    sized = any(var in os.environ for var in NATIVE_POOL_VARS)
+    torch.set_num_threads(n)
+    try:
+        if sized:
+            yield n
+        else:
+            with threadpool_limits(limits=n):
+                yield n
+    finally:
+        torch.set_num_threads(before)
