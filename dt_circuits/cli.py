@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     from dt_circuits.core.threads import configure_threads
 
-    configure_threads()
     try:
+        configure_threads()
         return int(args._run(args) or 0)
     except DTCircuitsError as exc:
         print(f"dt-circuits {args.command}: error: {exc}", file=sys.stderr)

@@ -62,3 +62,17 @@ def test_the_workers_cap_is_read_from_the_environment(monkeypatch):
         monkeypatch.setenv(WORKERS_ENV, bad)
         with pytest.raises(ConfigError, match=WORKERS_ENV):
             cores()
+
+
+def test_a_bad_thread_count_is_one_line(monkeypatch):
+    import pytest
+
+    from dt_circuits.core.errors import ConfigError
+    from dt_circuits.core.threads import policy_threads
+
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("DT_CIRCUITS_THREADS", bad)
+        with pytest.raises(ConfigError, match="DT_CIRCUITS_THREADS"):
+            policy_threads()
+    monkeypatch.setenv("DT_CIRCUITS_THREADS", "3")
+    assert policy_threads() == 3

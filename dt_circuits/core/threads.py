@@ -21,14 +21,19 @@ from contextlib import contextmanager
 
 import torch
 
+from dt_circuits.core.errors import ConfigError
+
 #: the variables native pools read when their library loads (SciPy's OpenBLAS and scikit-learn's OpenMP load
 #: after this runs, with their first import)
 NATIVE_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def policy_threads() -> int:
-    """The policy's thread count: ``DT_CIRCUITS_THREADS``, else 1."""
-    return max(1, int(os.environ.get("DT_CIRCUITS_THREADS", "1")))
+    """The policy's thread count: ``DT_CIRCUITS_THREADS`` (an integer >= 1), else 1."""
+    value = os.environ.get("DT_CIRCUITS_THREADS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"DT_CIRCUITS_THREADS must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def configure_threads() -> int:
