@@ -189,6 +189,8 @@ def test_gate_refuses_unknown_overrides(raw_index):
 #: MKL's AVX2 code path: on an Intel Xeon other weight bytes than its default (a CPU change in all but name;
 #: docs/populations/kernel-hashes.json), on an AMD EPYC its default path
 OTHER_KERNELS = {"MKL_CBWR": "AVX2"}
+#: the same, as the kernel-hashes record names a setting
+OTHER_KERNELS_SETTING = " ".join(f"{k}={v}" for k, v in OTHER_KERNELS.items())
 
 
 #: the four claims whose verdicts a CPU change moved under the verdict-comparing gate (issue 25, an AMD EPYC)
@@ -212,14 +214,13 @@ def test_the_other_kernels_retrain_is_skipped_only_where_it_repeats_the_readme_g
     from dt_circuits.claims.records.kernel_hashes import recorded_runs
     from dt_circuits.core import machine
 
-    setting = " ".join(f"{k}={v}" for k, v in OTHER_KERNELS.items())
     seen = {}
     for cpu in {r["cpu"] for r in recorded_runs()}:
         monkeypatch.setattr(machine, "cpu_model", lambda cpu=cpu: cpu)
-        seen[cpu.split(" (")[0]] = _default_bytes(setting)
+        seen[cpu.split(" (")[0]] = _default_bytes(OTHER_KERNELS_SETTING)
     assert seen == {"AMD EPYC": True, "Intel(R) Xeon(R) Processor": False}, seen
     monkeypatch.setattr(machine, "cpu_model", lambda: "a CPU nobody measured")
-    assert not _default_bytes(setting)
+    assert not _default_bytes(OTHER_KERNELS_SETTING)
 
 
 @pytest.mark.xdist_group("gate-other-kernels")
@@ -234,7 +235,7 @@ def test_population_gate_through_other_kernels_passes_with_the_fields(raw_index,
     from dt_circuits.core.io import read_json
     from dt_circuits.dt.checkpoint import read_manifest
 
-    if _default_bytes(" ".join(f"{k}={v}" for k, v in OTHER_KERNELS.items())):
+    if _default_bytes(OTHER_KERNELS_SETTING):
         # on an AMD EPYC MKL's AVX2 path is the default one: this retrain would be the README gate's own, bytes for
         # bytes, judged by the recipe as that test judges it (every claim, not four); the population's JSON fields
         # are tested on a tiny checkpoint (tests/test_population.py). ~90 s of the test command, repeated coverage.

@@ -15,15 +15,21 @@ from dt_circuits.core.errors import ConfigError
 WORKERS_ENV = "DT_CIRCUITS_WORKERS"
 
 
-def cores() -> int:
-    """``DT_CIRCUITS_WORKERS`` when set (an integer >= 1), else the machine's core count."""
-    value = os.environ.get(WORKERS_ENV, "").strip()
+def env_count(name: str) -> int | None:
+    """The integer >= 1 in environment variable ``name``, None when it is unset or empty; anything else is a
+    one-line error naming the variable (``DT_CIRCUITS_WORKERS`` here, ``DT_CIRCUITS_THREADS`` in core/threads.py)."""
+    value = os.environ.get(name, "").strip()
     if not value:
-        return os.cpu_count() or 1
+        return None
     try:
         n = int(value)
     except ValueError:
         n = 0
     if n < 1:
-        raise ConfigError(f"{WORKERS_ENV} must be an integer >= 1, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     return n
+
+
+def cores() -> int:
+    """``DT_CIRCUITS_WORKERS`` when set, else the machine's core count."""
+    return env_count(WORKERS_ENV) or os.cpu_count() or 1

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
-from dt_circuits.core.errors import ConfigError
+from dt_circuits.core.cores import env_count
 
 #: the variables native pools read when their library loads (SciPy's OpenBLAS and scikit-learn's OpenMP load
 #: after this runs, with their first import)
@@ -30,10 +30,12 @@ NATIVE_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 def policy_threads() -> int:
     """The policy's thread count: ``DT_CIRCUITS_THREADS`` (an integer >= 1), else 1."""
-    value = os.environ.get("DT_CIRCUITS_THREADS", "").strip() or "1"
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"DT_CIRCUITS_THREADS must be an integer >= 1, got {value!r}")
-    return int(value)
+    return env_count("DT_CIRCUITS_THREADS") or 1
+
+
+def _pools_sized() -> bool:
+    """Whether the user sized the native pools themselves (then they are left alone)."""
+    return any(var in os.environ for var in NATIVE_POOL_VARS)
 
 
 def configure_threads() -> int:
@@ -42,7 +44,7 @@ def configure_threads() -> int:
     suite, the app); :func:`claims_threads` for one block."""
     n = policy_threads()
     torch.set_num_threads(n)
-    if not any(var in os.environ for var in NATIVE_POOL_VARS):
+    if not _pools_sized():
         for var in NATIVE_POOL_VARS:  # libraries loaded later, in this process and in the workers it starts
             os.environ[var] = str(n)
         from threadpoolctl import threadpool_limits
@@ -59,13 +61,9 @@ def claims_threads() -> Iterator[int]:
     from threadpoolctl import threadpool_limits
 
     n, before = policy_threads(), torch.get_num_threads()
-    sized = any(var in os.environ for var in NATIVE_POOL_VARS)
     torch.set_num_threads(n)
     try:
-        if sized:
+        with nullcontext() if _pools_sized() else threadpool_limits(limits=n):
             yield n
-        else:
-            with threadpool_limits(limits=n):
-                yield n
     finally:
         torch.set_num_threads(before)

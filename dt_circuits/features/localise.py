@@ -121,10 +121,9 @@ def sae_fit(
     from dt_circuits.features.sae import site_sae, table_config, walk_inputs
 
     walk = walk_inputs(model, seed=seed)
-    base = activations(model, train.base, site)
     parts = [walk, train.base, train.source] + ([own] if own is not None else [])
-    acts = torch.cat([activations(model, walk, site), base, activations(model, train.source, site)]
-                     + ([activations(model, own, site)] if own is not None else []))  # fmt: skip
+    part_acts = [activations(model, x, site) for x in parts]
+    base, acts = part_acts[1], torch.cat(part_acts)
     key = shipped_saes.identity(model, site, parts, table_config(acts.shape[1], seed))
     sae = shipped_saes.shipped_sae(key)
     if sae is None:

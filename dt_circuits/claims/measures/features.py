@@ -322,7 +322,7 @@ class Subspace(OwnSample):
 
         obs, rtgs, ts, _, _ = rollout_states(subject, self.on.rtg, self.on.episodes, self.on.seed)
         keep = own_rows(np.arange(len(obs)), subject.derived_seed(self.seed))
-        return Inputs.make(obs[keep], rtgs[keep], np.minimum(ts[keep], subject.model.cfg.max_timestep))
+        return Inputs.make(obs[keep], rtgs[keep], ts[keep])  # the pool refuses episodes beyond the time embedding
 
     def _set_to_mean(
         self, subject: Subject, site: Site, train: Pairs, test: Pairs, basis: Any, label: str, fit: tuple
