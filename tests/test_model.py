@@ -171,3 +171,76 @@ def test_unknown_head_is_named(layer, head, message):
 def test_init_is_seeded(seed):
     a, b = random_model(seed), random_model(seed)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+# -- positions no logit reads ----------------------------------------------------------------------------------------
+
+#: one-timestep models (index, one-hot) and a two-layer, LayerNorm, gated-MLP window model like MemoryDT's
+TRIM_CONFIGS = [
+    {},
+    {"obs_encoding": "one_hot"},
+    {"n_ctx": 8, "n_layers": 2, "normalization": "LN", "mlp_type": "gated"},
+]
+
+
+def _inputs(model, n: int):
+    from dt_circuits.dt.model import TRIM_MIN_ROWS
+
+    assert n >= TRIM_MIN_ROWS
+    t = model.cfg.n_timesteps
+    obs, rtg, ts = batch(n * t, seed=3)
+    if t == 1:
+        return obs, rtg, ts % 50
+    rng = np.random.default_rng(3)
+    return (obs.reshape(n, t, 7, 7, 3), rtg.reshape(n, t), np.sort(ts.reshape(n, t) % 50, axis=1),
+            rng.integers(0, 3, (n, t - 1)))  # fmt: skip
+
+
+@pytest.mark.parametrize("cfg", TRIM_CONFIGS)
+@pytest.mark.parametrize(
+    "hooked",
+    [
+        (),
+        ("attn.hook_z",),
+        ("attn.hook_result",),
+        ("hook_resid_mid",),
+        ("mlp.hook_post",),
+        ("attn.hook_z", "mlp.hook_pre"),
+    ],
+)
+def test_a_forward_computes_unread_positions_only_as_far_as_hooks_see_and_keeps_the_bits(cfg, hooked):
+    """Without gradients the last block stops computing positions no logit reads once no hook can see them; every
+    hook still gets every position, and the logits are the bits of the whole computation (which a hook on the
+    block's output forces)."""
+    model = random_model(2, **cfg)
+    args = _inputs(model, 300)
+    last = f"blocks.{model.cfg.n_layers - 1}"
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def scale(act, hook):  # an intervention that changes every position it sees
+        seen[hook.name] = tuple(act.shape)
+        return act * 0.5
+
+    hooks = [(f"{last}.{name}", scale) for name in hooked]
+    with torch.no_grad():
+        trimmed = model.run_with_hooks(*args, fwd_hooks=hooks)
+        sizes = dict(seen)
+        whole = model.run_with_hooks(*args, fwd_hooks=[*hooks, (f"{last}.hook_resid_post", lambda act, hook: act)])
+    assert torch.equal(trimmed, whole)
+    assert sizes == seen and all(shape[1] == model.cfg.n_ctx for shape in sizes.values())
+
+
+def test_the_trim_stage_is_the_earliest_no_hook_can_see():
+    block = MODEL.blocks[0]
+    assert block.trim_stage([]) == "W_O"
+    for name, stage in (("attn.hook_z", "W_O"), ("attn.hook_result", "MLP"), ("hook_resid_mid", "MLP"),
+                        ("mlp.hook_pre", "W_out"), ("mlp.hook_post", "W_out"), ("hook_mlp_out", None),
+                        ("hook_resid_post", None)):  # fmt: skip
+        MODEL.add_hook(f"blocks.0.{name}", lambda act, hook: act)
+        try:
+            assert block.trim_stage([]) == stage, name
+        finally:
+            MODEL.reset_hooks()
+    final = random_model(0, normalization="LN")
+    final.add_hook("ln_final.hook_normalized", lambda act, hook: act)
+    assert final.blocks[0].trim_stage([final.ln_final.hook_normalized]) is None

@@ -62,7 +62,9 @@ class Attention(nn.Module):
         self.hook_result = HookPoint()  # [batch, pos, head, d_model]: each head's write
         self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: project only the last position's z through W_O (``hook_result`` and the output are
+        [batch, 1, ...]); the caller passes it when no hook can see the other positions (``Block.trim_stage``)."""
         # one GEMM per projection (heads side by side), bmm over heads for W_O: low overhead at every batch size
         b, n, d = x.shape
         h, e = self.cfg.n_heads, self.cfg.d_head
@@ -75,6 +77,8 @@ class Attention(nn.Module):
         scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:n, :n], float("-inf")))
         pattern, v = widened(self.hook_pattern(torch.softmax(scores, dim=-1)), v)
         z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))  # [batch, pos, head, d_head]
+        if last_only:
+            z, n = z[:, -1:], 1
         b = z.shape[0]
         per_head = z.permute(2, 0, 1, 3).reshape(h, b * n, e) @ self.W_O  # [head, batch*pos, d_model]
         result = self.hook_result(per_head.view(h, b, n, d).permute(1, 2, 0, 3))  # [batch, pos, head, d_model]
@@ -93,9 +97,10 @@ class MLP(nn.Module):
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: only the last position through W_out (the output is [batch, 1, d_model])."""
         pre = self.hook_pre(x @ self.W_in + self.b_in)
-        return self.hook_post(F.relu(pre)) @ self.W_out + self.b_out
+        return _last(self.hook_post(F.relu(pre)), last_only) @ self.W_out + self.b_out
 
 
 class GatedMLP(nn.Module):
@@ -113,9 +118,10 @@ class GatedMLP(nn.Module):
         self.hook_pre_linear = HookPoint()
         self.hook_post = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: only the last position through W_out (the output is [batch, 1, d_model])."""
         gate, linear = widened(self.hook_pre(x @ self.W_gate), self.hook_pre_linear(x @ self.W_in))
-        return self.hook_post(F.relu(gate) * linear + self.b_in) @ self.W_out + self.b_out
+        return _last(self.hook_post(F.relu(gate) * linear + self.b_in), last_only) @ self.W_out + self.b_out
 
 
 class LayerNorm(nn.Module):
@@ -152,9 +158,47 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+    def forward(self, resid: torch.Tensor, trim: str | None = None) -> torch.Tensor:
+        """``trim`` (a :data:`TRIMS` stage, from :meth:`trim_stage`): from there on only the last position is
+        computed, and the block returns [batch, 1, d_model]."""
         resid = self.hook_resid_pre(resid)
-        resid, attn_out = widened(resid, self.hook_attn_out(self.attn(self.ln1(resid))))
+        resid, attn_out = widened(resid, self.hook_attn_out(self.attn(self.ln1(resid), last_only=trim == "W_O")))
+        if trim == "W_O":
+            resid = resid[:, -1:]
         resid = self.hook_resid_mid(resid + attn_out)
-        resid, mlp_out = widened(resid, self.hook_mlp_out(self.mlp(self.ln2(resid))))
+        if trim == "MLP":
+            resid = resid[:, -1:].contiguous()
+        resid, mlp_out = widened(resid, self.hook_mlp_out(self.mlp(self.ln2(resid), last_only=trim == "W_out")))
+        if trim == "W_out":
+            resid = resid[:, -1:]
         return self.hook_resid_post(resid + mlp_out)
+
+    def trim_stage(self, downstream: list[HookPoint]) -> str | None:
+        """The earliest stage of this block from which only the last position needs computing, when only the
+        last position of its output is read (the last block of a forward that returns logits) and no hook can
+        see the others: every hook point from there on (and ``downstream``, e.g. ``ln_final``'s) has no hook.
+        None: some hook reads the residual stream after the MLP. Rows of a matrix product do not depend on the
+        other rows, so what the last position gets is the same bits either way (tests/test_model.py)."""
+        after_z = [self.attn.hook_result, self.hook_attn_out, self.hook_resid_mid]
+        mlp_in = [m for m in (*self.ln2.modules(), *self.mlp.modules()) if isinstance(m, HookPoint)]
+        after_mlp = [self.hook_mlp_out, self.hook_resid_post, *downstream]
+        if _hooked(after_mlp):
+            return None
+        if _hooked(mlp_in):
+            return "W_out"
+        return "MLP" if _hooked(after_z) else "W_O"
+
+
+#: the stages a forward can trim from, earliest first: the attention's output projection, the second LayerNorm and
+#: the MLP, the MLP's output projection
+TRIMS = ("W_O", "MLP", "W_out")
+
+
+def _hooked(points: list[HookPoint]) -> bool:
+    return any(p._forward_hooks or p._forward_pre_hooks for p in points)
+
+
+def _last(x: torch.Tensor, last_only: bool) -> torch.Tensor:
+    """The last position of ``x`` [batch, pos, ...] as a contiguous [batch, 1, ...] (the matrix product then sees
+    the layout it has in the whole computation), or ``x``."""
+    return x[:, -1:].contiguous() if last_only else x

@@ -36,6 +36,13 @@ __all__ = ["MLP", "Attention", "DTConfig", "DecisionTransformer", "GatedMLP", "L
            "as_model_inputs", "as_window_inputs", "weights_digest"]  # fmt: skip
 
 
+#: the smallest batch whose forward trims positions no logit reads (``_blocks``). A matrix product's row does not
+#: depend on the other rows from a few rows on (measured on the AMD EPYC: from 4 rows at one thread, 18 at two), but
+#: a very small product takes another kernel whose bits differ. The pool's rollouts step at most 250 episodes at a
+#: time, so they never trim; the claims' state families (~1,000-4,000 rows) do.
+TRIM_MIN_ROWS = 256
+
+
 class DecisionTransformer(HookedRootModule):
     """A Decision Transformer: ``model(obs, rtg, timestep) -> (B, n_actions)`` action logits.
 
@@ -114,7 +121,7 @@ class DecisionTransformer(HookedRootModule):
         pos_embed = self.hook_pos_embed(self.W_pos[None].expand(batch, -1, -1))
         rtg_embed, state_embed, time_embed, pos_embed = widened(rtg_embed, state_embed, time_embed, pos_embed)
         resid = torch.stack([rtg_embed + time_embed, state_embed + time_embed], dim=1) + pos_embed
-        return self._unembed(self._blocks(resid)[:, STATE_POS])
+        return self._unembed(self._blocks(resid)[:, -1])  # the state token: last of R, s
 
     def _forward_window(self, obs: Any, rtg: Any, timestep: Any, actions: Any) -> torch.Tensor:
         """DTI's ``get_token_embeddings``: R_t, s_t, a_t interleaved (time embedding on all three), the last
@@ -149,8 +156,16 @@ class DecisionTransformer(HookedRootModule):
         return self._unembed(self._blocks(resid)[:, -1])
 
     def _blocks(self, resid: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            resid = block(resid)
+        """The blocks and the final LayerNorm. The callers read the last position only, so without gradients the
+        last block computes the other positions only as far as a hook can see them (``Block.trim_stage``); with
+        gradients (training, attributions) every position is computed, as the recorded weights were trained."""
+        last = len(self.blocks) - 1
+        trim = None
+        if not torch.is_grad_enabled() and resid.shape[0] >= TRIM_MIN_ROWS:
+            downstream = list(self.ln_final.modules()) if self.cfg.normalization == "LN" else []
+            trim = self.blocks[last].trim_stage([m for m in downstream if isinstance(m, HookPoint)])
+        for i, block in enumerate(self.blocks):
+            resid = block(resid, trim if i == last else None)
         return self.ln_final(resid) if self.cfg.normalization == "LN" else resid
 
     def _unembed(self, x: torch.Tensor) -> torch.Tensor:
