@@ -85,6 +85,24 @@ def test_mean_ablating_head_1_but_not_head_0_raises_p_forward_facing_an_obstacle
     assert specific.ci_low > 0
 
 
+@pytest.mark.parametrize("n_clusters", [1, 4, 116, 511, 512, 1024, 4096])
+def test_resample_counts_are_numpys_default_draws_counted(n_clusters):
+    """The counts come from int32 draws for speed: each must be exactly the resample numpy's default (int64) draws
+    give, chunk by chunk, and the stream must go on where the default leaves it (the variant draws between chunks,
+    and so every recorded interval, depend on it)."""
+    from dt_circuits.analysis.stats import _cluster_counts
+
+    mine, plain = np.random.default_rng(11), np.random.default_rng(11)
+    chunks = 0
+    for start, stop, counts in _cluster_counts(mine, n_clusters, 3000):
+        picks = plain.integers(n_clusters, size=(stop - start, n_clusters))
+        expected = np.stack([np.bincount(p, minlength=n_clusters) for p in picks]).astype(np.float64)
+        assert counts.dtype == np.float64 and np.array_equal(counts, expected)
+        assert np.array_equal(mine.integers(3, size=stop - start), plain.integers(3, size=stop - start))
+        chunks += 1
+    assert chunks == -(-3000 // max(1, 2_000_000 // n_clusters))
+
+
 @pytest.mark.parametrize(("n", "n_clusters"), [(464, 116), (1024, 32), (2048, 2048), (17, 7)])
 def test_bootstraps_drawn_together_equal_each_drawn_alone(n, n_clusters):
     """One check's recipes share rows, clusters and seed, so the suite draws their resample counts once: every
