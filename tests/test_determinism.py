@@ -374,3 +374,32 @@ def test_checks_sharing_a_search_strategy_find_what_each_finds_alone():
         # the last check draws the first pass, the others reuse it
         found = [search.find_counterexample(*task, subject).to_dict() for task in reversed(group)][::-1]
         assert found == expected
+
+
+def test_a_first_pass_kept_on_disk_reads_back_as_the_draws_and_finds_the_same(monkeypatch, tmp_path):
+    """A strategy's first-pass draws depend on no model, so the disk cache keeps them for later runs: read back
+    they must be the same objects (states, float RTGs, integer timesteps), and a search that reads them must
+    report exactly what the search that drew them reported."""
+    from dt_circuits.claims.evaluation import search
+    from dt_circuits.claims.evaluation.measurement import PerStateMeasure
+    from dt_circuits.core.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    subject = Subject.load(REPO_ROOT / "checkpoints" / "raw-index")
+    claim_id, check = next(
+        (claim.id, check) for claim in CLAIMS.values() for check in claim.checks
+        if claim.env == subject.env_family and isinstance(check.measure, PerStateMeasure)
+    )  # fmt: skip
+    drawn_key = (search.SEARCH_EXAMPLES, *search.strategy_key(check, subject))
+    search._DRAWN.clear()
+    try:
+        assert search._kept_draws(drawn_key) is None
+        drawn = search.find_counterexample(claim_id, check, subject).to_dict()
+        first = list(search._DRAWN[drawn_key])
+        search._DRAWN.clear()
+        kept = search._kept_draws(drawn_key)
+        assert kept == first and len(kept) == search.SEARCH_EXAMPLES
+        assert [tuple(map(type, e)) for e in kept] == [tuple(map(type, e)) for e in first]
+        assert search.find_counterexample(claim_id, check, subject).to_dict() == drawn
+    finally:
+        search._DRAWN.clear()

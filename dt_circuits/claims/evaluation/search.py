@@ -124,9 +124,13 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
         if drawn_key in _DRAWN:  # another check searched the same strategy: its first pass drew these
             collecting[:] = _DRAWN[drawn_key]
             counted[0] = len(collecting)
+        elif (kept := _kept_draws(drawn_key)) is not None:  # an earlier run drew them (disk cache)
+            collecting[:] = _DRAWN[drawn_key] = kept
+            counted[0] = len(collecting)
         else:
             search()
             _DRAWN[drawn_key] = list(collecting)
+            _keep_draws(drawn_key, collecting)
         values = batch(subject, [e[0] for e in collecting], np.array([e[1] for e in collecting]),
                        np.array([e[2] for e in collecting])) if collecting else np.zeros(0)  # fmt: skip
         if values is None:  # this measure cannot score a batch (e.g. resample): search state by state
@@ -149,6 +153,63 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
 #: the first pass's draws per (max_examples, strategy): derandomized hypothesis draws the same examples for the
 #: same strategy whatever the predicate, so checks on one family, RTG regime and timesteps share one pass
 _DRAWN: dict[tuple, list[tuple[GridState, float, int]]] = {}
+
+
+_DRAWS_KIND = "search-draws"
+
+
+def _draws_key(drawn_key: tuple) -> dict | None:
+    """The disk-cache key of a first pass's draws: they are a function of the strategy's key, the number of
+    examples, the code that builds and runs the strategy and hypothesis' version alone (derandomized, no
+    database, no constants from the source), never of a model."""
+    from dt_circuits.core.cache import fit_key
+    from dt_circuits.env import scenarios, strategies
+
+    return fit_key(find_counterexample, source_constants_off, rtg_search_range, strategies, scenarios.GridState,
+                   libraries=("hypothesis",), strategy=list(drawn_key))  # fmt: skip
+
+
+def _kept_draws(drawn_key: tuple) -> list[tuple[GridState, float, int]] | None:
+    """The first pass's draws an earlier run kept for ``drawn_key`` (None: none kept)."""
+    from dt_circuits.core.cache import load_arrays
+
+    key = _draws_key(drawn_key)
+    found = load_arrays(_DRAWS_KIND, key) if key is not None else None
+    if found is None:
+        return None
+    ends = np.cumsum(found["n_obstacles"])
+    obstacles = np.split(found["obstacles"], ends[:-1]) if len(ends) else []
+    return [
+        (GridState((int(p[0]), int(p[1])), int(d), tuple((int(x), int(y)) for x, y in o), (int(g[0]), int(g[1]))),
+         float(r), int(t))
+        for p, d, o, g, r, t in zip(found["pos"], found["dir"], obstacles, found["goal"], found["rtg"],
+                                    found["t"], strict=True)
+    ]  # fmt: skip
+
+
+def _keep_draws(drawn_key: tuple, draws: list[tuple[GridState, float, int]]) -> None:
+    """Keep a first pass's draws for later runs when each is plain data (a state of integer cells, a float RTG, an
+    integer timestep) that reads back as the same objects; anything else is drawn again next time."""
+    from dt_circuits.core.cache import save_arrays
+
+    key = _draws_key(drawn_key)
+    plain = draws and all(
+        state_key(s) is not None and type(s.agent_dir) is int and type(r) is float and type(t) is int
+        and all(type(v) is int for cell in (s.agent_pos, s.goal, *s.obstacles) for v in cell)
+        for s, r, t in draws
+    )  # fmt: skip
+    if key is None or not plain:
+        return
+    obstacles = [cell for s, _, _ in draws for cell in s.obstacles]
+    save_arrays(_DRAWS_KIND, key, {
+        "pos": np.array([s.agent_pos for s, _, _ in draws], dtype=np.int64).reshape(-1, 2),
+        "dir": np.array([s.agent_dir for s, _, _ in draws], dtype=np.int64),
+        "goal": np.array([s.goal for s, _, _ in draws], dtype=np.int64).reshape(-1, 2),
+        "n_obstacles": np.array([len(s.obstacles) for s, _, _ in draws], dtype=np.int64),
+        "obstacles": np.array(obstacles, dtype=np.int64).reshape(-1, 2),
+        "rtg": np.array([r for _, r, _ in draws], dtype=np.float64),
+        "t": np.array([t for _, _, t in draws], dtype=np.int64),
+    })  # fmt: skip
 
 
 def strategy_key(check: Check, subject: Subject) -> tuple:
