@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from dt_circuits.core.paths import checkpoint_label
+
 DEFAULT_CLAIMS_DIR = "claims"
 _RUNS = pytest.StashKey[list]()
 _SELECTED = pytest.StashKey[dict]()
@@ -133,18 +135,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if file_path.resolve() in {p.resolve() for p in claim_files(claims_dir)}:
         return ClaimFile.from_parent(parent, path=file_path)
     return None
-
-
-def checkpoint_label(path: str) -> str:
-    """A short name for a checkpoint in test ids: the folder's name, the file's stem, or dti-reference."""
-    from dt_circuits.core.paths import memory_reference_checkpoint, reference_checkpoint
-
-    p = Path(path)
-    if p.suffix == ".pt" and p.name == reference_checkpoint().name:
-        return "dti-reference"
-    if p.suffix == ".pt" and p.name == memory_reference_checkpoint().name:
-        return "dti-memory"
-    return p.stem if p.suffix else p.name
 
 
 class ClaimFile(pytest.File):

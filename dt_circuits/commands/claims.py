@@ -80,9 +80,8 @@ def _out_path(base: str, label: str, several: bool, *, folder: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dt_circuits.claims.plugin import checkpoint_label
     from dt_circuits.claims.suite.discovery import default_checkpoints, select_claims
-    from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
+    from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR, checkpoint_label
 
     claims_dir = Path(args.claims_dir) if args.claims_dir else BUILTIN_CLAIMS_DIR
     claims = select_claims(args.only, claims_dir)

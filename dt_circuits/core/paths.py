@@ -59,3 +59,14 @@ def own_checkpoints() -> list[Path]:
     if not CHECKPOINTS_DIR.exists():
         return []
     return sorted(p for p in CHECKPOINTS_DIR.iterdir() if (p / "manifest.json").exists())
+
+
+def checkpoint_label(path: str | Path) -> str:
+    """A short name for a checkpoint (test ids, report folders): the folder's name, the file's stem, or
+    dti-reference / dti-memory for the published DTI checkpoints."""
+    p = Path(path)
+    if p.suffix == ".pt" and p.name == reference_checkpoint().name:
+        return "dti-reference"
+    if p.suffix == ".pt" and p.name == memory_reference_checkpoint().name:
+        return "dti-memory"
+    return p.stem if p.suffix else p.name
