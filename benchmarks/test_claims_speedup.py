@@ -22,11 +22,17 @@ import pytest
 
 from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 
-#: label -> commit: the code when issue 29 was filed (the wave-2 review, 22 claims, four recipes) and this wave's
-#: code just before its speed work (26 claims, five recipes with the counterfactual patch)
-BASELINES = {"2026-11-26 (issue filed)": "2e25cd0", "2026-12-06 before the speed work": "ca1f360"}
+#: label -> commit: the code when issue 29 was filed (the wave-2 review, 22 claims, four recipes), this wave's
+#: code just before its speed work (26 claims, five recipes with the counterfactual patch) and the code before the
+#: last round of speed work (29 claims: before the dead-position trim, int32 bootstrap draws, kept search draws)
+BASELINES = {
+    "2026-11-26 (issue filed)": "2e25cd0",
+    "2026-12-06 before the speed work": "ca1f360",
+    "2026-12-07 13:00": "6747c35",
+}
 #: where each tree keeps its own shipped checkpoints (they moved into the package and back out)
-CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "HEAD": "checkpoints"}
+CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "6747c35": "checkpoints",
+                   "HEAD": "checkpoints"}  # fmt: skip
 ROUNDS = int(os.environ.get("DT_CIRCUITS_SPEEDUP_ROUNDS", "2"))
 _WARM: set[str] = set()
 _SUMMARY = re.compile(r"(\d+)/(\d+) claims match expectations on .* \(([\d.]+) s\)")
