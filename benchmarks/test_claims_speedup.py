@@ -28,7 +28,7 @@ from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 BASELINES = {
     "2026-11-26 (issue filed)": "2e25cd0",
     "2026-12-06 before the speed work": "ca1f360",
-    "2026-12-07 13:00": "6747c35",
+    "2026-12-07 14:28": "6747c35",
 }
 #: where each tree keeps its own shipped checkpoints (they moved into the package and back out)
 CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "6747c35": "checkpoints",
