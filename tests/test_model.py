@@ -242,5 +242,32 @@ def test_the_trim_stage_is_the_earliest_no_hook_can_see():
         finally:
             MODEL.reset_hooks()
     final = random_model(0, normalization="LN")
+    assert final.blocks[0].trim_stage([final.ln_final]) == "W_O"
     final.add_hook("ln_final.hook_normalized", lambda act, hook: act)
-    assert final.blocks[0].trim_stage([final.ln_final.hook_normalized]) is None
+    assert final.blocks[0].trim_stage([final.ln_final]) is None
+
+
+@pytest.mark.parametrize("where", ["blocks.0", "blocks.0.mlp", "blocks.0.attn", "every module"])
+def test_a_torch_hook_on_a_module_sees_its_whole_output(where):
+    """Tools that hook modules rather than hook points (pyvene-style) must see what the module computes for every
+    position: a forward hook on the block, its attention or its MLP, or a global module hook, stops the trim."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    model = random_model(2)
+    args = _inputs(model, 300)
+    shapes: list[tuple[int, ...]] = []
+
+    def note(module, inputs, output):
+        if module is model.blocks[0] or where != "every module":
+            shapes.append(tuple(output.shape))
+
+    handle = (register_module_forward_hook(note) if where == "every module"
+              else model.get_submodule(where).register_forward_hook(note))  # fmt: skip
+    try:
+        assert model.blocks[0].trim_stage([]) is None
+        with torch.no_grad():
+            model(*args)
+    finally:
+        handle.remove()
+    assert shapes and all(s[:2] == (300, 2) for s in shapes)
+    assert model.blocks[0].trim_stage([]) == "W_O"

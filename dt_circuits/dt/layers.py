@@ -173,15 +173,19 @@ class Block(nn.Module):
             resid = resid[:, -1:]
         return self.hook_resid_post(resid + mlp_out)
 
-    def trim_stage(self, downstream: list[HookPoint]) -> str | None:
+    def trim_stage(self, downstream: list[nn.Module]) -> str | None:
         """The earliest stage of this block from which only the last position needs computing, when only the
         last position of its output is read (the last block of a forward that returns logits) and no hook can
-        see the others: every hook point from there on (and ``downstream``, e.g. ``ln_final``'s) has no hook.
-        None: some hook reads the residual stream after the MLP. Rows of a matrix product do not depend on the
-        other rows, so what the last position gets is the same bits either way (tests/test_model.py)."""
+        see the others: every hook point from there on (and in ``downstream``, the modules after the block, e.g.
+        ``ln_final``) has no hook. None: some hook reads the residual stream after the MLP, or a torch hook sits on
+        a module itself. Rows of a matrix product do not depend on the other rows, so what the last position gets
+        is the same bits either way (tests/test_model.py)."""
+        if _module_hooks(self, downstream):
+            return None
         after_z = [self.attn.hook_result, self.hook_attn_out, self.hook_resid_mid]
         mlp_in = [m for m in (*self.ln2.modules(), *self.mlp.modules()) if isinstance(m, HookPoint)]
-        after_mlp = [self.hook_mlp_out, self.hook_resid_post, *downstream]
+        after_mlp = [self.hook_mlp_out, self.hook_resid_post]
+        after_mlp += [m for d in downstream for m in d.modules() if isinstance(m, HookPoint)]
         if _hooked(after_mlp):
             return None
         if _hooked(mlp_in):
@@ -196,6 +200,18 @@ TRIMS = ("W_O", "MLP", "W_out")
 
 def _hooked(points: list[HookPoint]) -> bool:
     return any(p._forward_hooks or p._forward_pre_hooks for p in points)
+
+
+def _module_hooks(block: nn.Module, downstream: list[nn.Module]) -> bool:
+    """Whether a torch hook sits on a module of ``block`` or ``downstream`` other than a hook point (the block, its
+    attention, its MLP: what pyvene-style tools hook), or on every module: such a hook sees a module's whole
+    output, so nothing is trimmed under it."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    modules = [m for root in (block, *downstream) for m in root.modules() if not isinstance(m, HookPoint)]
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
 def _last(x: torch.Tensor, last_only: bool) -> torch.Tensor:

@@ -162,8 +162,7 @@ class DecisionTransformer(HookedRootModule):
         last = len(self.blocks) - 1
         trim = None
         if not torch.is_grad_enabled() and resid.shape[0] >= TRIM_MIN_ROWS:
-            downstream = list(self.ln_final.modules()) if self.cfg.normalization == "LN" else []
-            trim = self.blocks[last].trim_stage([m for m in downstream if isinstance(m, HookPoint)])
+            trim = self.blocks[last].trim_stage([self.ln_final] if self.cfg.normalization == "LN" else [])
         for i, block in enumerate(self.blocks):
             resid = block(resid, trim if i == last else None)
         return self.ln_final(resid) if self.cfg.normalization == "LN" else resid
