@@ -6,6 +6,7 @@ the suite runner with its verdict in the page. The library values here are compu
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,17 @@ RAW = str(CHECKPOINTS_DIR / "raw-index")
 #: agent at (2, 3) facing up, balls elsewhere; the front cell (2, 2) is empty until the page puts a ball there
 STATE = {"state": "2,3,3;5,5;4,1;1,5", "rtg": "0.9", "t": "3"}
 TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's AppTest runs the page as ``sys.modules["__main__"]`` and leaves it there. A ``spawn`` process
+    pool started later in the same worker then runs the page script in every child as ``__mp_main__`` (streamlit,
+    torch, the app: ~4 s of imports a child): the executor tests took 19-23 s after these tests instead of 0.3 s
+    (CI runs, AMD EPYC). Put the test process's own ``__main__`` back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def _script(tmp: Path, checkpoints: list[str], claims_dir: Path) -> Path:
