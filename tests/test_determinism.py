@@ -391,13 +391,14 @@ def test_a_first_pass_kept_on_disk_reads_back_as_the_draws_and_finds_the_same(mo
         if claim.env == subject.env_family and isinstance(check.measure, PerStateMeasure)
     )  # fmt: skip
     drawn_key = (search.SEARCH_EXAMPLES, *search.strategy_key(check, subject))
+    key = search._draws_key(drawn_key)
     search._DRAWN.clear()
     try:
-        assert search._kept_draws(drawn_key) is None
+        assert search._kept_draws(key) is None
         drawn = search.find_counterexample(claim_id, check, subject).to_dict()
         first = list(search._DRAWN[drawn_key])
         search._DRAWN.clear()
-        kept = search._kept_draws(drawn_key)
+        kept = search._kept_draws(key)
         assert kept == first and len(kept) == search.SEARCH_EXAMPLES
         assert [tuple(map(type, e)) for e in kept] == [tuple(map(type, e)) for e in first]
         assert search.find_counterexample(claim_id, check, subject).to_dict() == drawn

@@ -9,7 +9,7 @@ by renaming keys and analysis code addresses activations exactly as in Transform
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,10 @@ from transformer_lens.hook_points import HookPoint
 
 if TYPE_CHECKING:
     from dt_circuits.dt.config import DTConfig
+
+#: the stages a forward can trim from (``Block.trim_stage``), earliest first: the attention's output projection,
+#: the second LayerNorm and the MLP, the MLP's output projection
+Trim = Literal["W_O", "MLP", "W_out"]
 
 #: TransformerLens' LayerNorm epsilon (DTI's configs leave it at the default).
 LN_EPS = 1e-5
@@ -158,9 +162,9 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid: torch.Tensor, trim: str | None = None) -> torch.Tensor:
-        """``trim`` (a :data:`TRIMS` stage, from :meth:`trim_stage`): from there on only the last position is
-        computed, and the block returns [batch, 1, d_model]."""
+    def forward(self, resid: torch.Tensor, trim: Trim | None = None) -> torch.Tensor:
+        """``trim`` (from :meth:`trim_stage`): from there on only the last position is computed, and the block
+        returns [batch, 1, d_model]."""
         resid = self.hook_resid_pre(resid)
         resid, attn_out = widened(resid, self.hook_attn_out(self.attn(self.ln1(resid), last_only=trim == "W_O")))
         if trim == "W_O":
@@ -173,7 +177,7 @@ class Block(nn.Module):
             resid = resid[:, -1:]
         return self.hook_resid_post(resid + mlp_out)
 
-    def trim_stage(self, downstream: list[nn.Module]) -> str | None:
+    def trim_stage(self, downstream: list[nn.Module]) -> Trim | None:
         """The earliest stage of this block from which only the last position needs computing, when only the
         last position of its output is read (the last block of a forward that returns logits) and no hook can
         see the others: every hook point from there on (and in ``downstream``, the modules after the block, e.g.
@@ -193,12 +197,7 @@ class Block(nn.Module):
         return "MLP" if _hooked(after_z) else "W_O"
 
 
-#: the stages a forward can trim from, earliest first: the attention's output projection, the second LayerNorm and
-#: the MLP, the MLP's output projection
-TRIMS = ("W_O", "MLP", "W_out")
-
-
-def _hooked(points: list[HookPoint]) -> bool:
+def _hooked(points: list[nn.Module]) -> bool:
     return any(p._forward_hooks or p._forward_pre_hooks for p in points)
 
 
@@ -210,8 +209,7 @@ def _module_hooks(block: nn.Module, downstream: list[nn.Module]) -> bool:
 
     if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
         return True
-    modules = [m for root in (block, *downstream) for m in root.modules() if not isinstance(m, HookPoint)]
-    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    return _hooked([m for root in (block, *downstream) for m in root.modules() if not isinstance(m, HookPoint)])
 
 
 def _last(x: torch.Tensor, last_only: bool) -> torch.Tensor:

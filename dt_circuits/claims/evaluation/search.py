@@ -124,13 +124,13 @@ def find_counterexample(claim_id: str, check: Check, subject: Subject, max_examp
         if drawn_key in _DRAWN:  # another check searched the same strategy: its first pass drew these
             collecting[:] = _DRAWN[drawn_key]
             counted[0] = len(collecting)
-        elif (kept := _kept_draws(drawn_key)) is not None:  # an earlier run drew them (disk cache)
+        elif (kept := _kept_draws(draws_key := _draws_key(drawn_key))) is not None:  # an earlier run's (disk)
             collecting[:] = _DRAWN[drawn_key] = kept
             counted[0] = len(collecting)
         else:
             search()
             _DRAWN[drawn_key] = list(collecting)
-            _keep_draws(drawn_key, collecting)
+            _keep_draws(draws_key, collecting)
         values = batch(subject, [e[0] for e in collecting], np.array([e[1] for e in collecting]),
                        np.array([e[2] for e in collecting])) if collecting else np.zeros(0)  # fmt: skip
         if values is None:  # this measure cannot score a batch (e.g. resample): search state by state
@@ -169,11 +169,10 @@ def _draws_key(drawn_key: tuple) -> dict | None:
                    libraries=("hypothesis",), strategy=list(drawn_key))  # fmt: skip
 
 
-def _kept_draws(drawn_key: tuple) -> list[tuple[GridState, float, int]] | None:
-    """The first pass's draws an earlier run kept for ``drawn_key`` (None: none kept)."""
+def _kept_draws(key: dict | None) -> list[tuple[GridState, float, int]] | None:
+    """The first pass's draws an earlier run kept under ``key`` (:func:`_draws_key`; None: none kept)."""
     from dt_circuits.core.cache import load_arrays
 
-    key = _draws_key(drawn_key)
     found = load_arrays(_DRAWS_KIND, key) if key is not None else None
     if found is None:
         return None
@@ -187,12 +186,12 @@ def _kept_draws(drawn_key: tuple) -> list[tuple[GridState, float, int]] | None:
     ]  # fmt: skip
 
 
-def _keep_draws(drawn_key: tuple, draws: list[tuple[GridState, float, int]]) -> None:
-    """Keep a first pass's draws for later runs when each is plain data (a state of integer cells, a float RTG, an
-    integer timestep) that reads back as the same objects; anything else is drawn again next time."""
+def _keep_draws(key: dict | None, draws: list[tuple[GridState, float, int]]) -> None:
+    """Keep a first pass's draws under ``key`` (:func:`_draws_key`) for later runs when each is plain data (a state
+    of integer cells, a float RTG, an integer timestep) that reads back as the same objects; anything else is drawn
+    again next time."""
     from dt_circuits.core.cache import save_arrays
 
-    key = _draws_key(drawn_key)
     plain = draws and all(
         state_key(s) is not None and type(s.agent_dir) is int and type(r) is float and type(t) is int
         and all(type(v) is int for cell in (s.agent_pos, s.goal, *s.obstacles) for v in cell)
