@@ -28,15 +28,12 @@ from dt_circuits.claims.records.flakecheck import flakecheck, format_report, mar
 from dt_circuits.claims.suite.discovery import discover
 from dt_circuits.claims.suite.run import run_suite
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.core.paths import REPO_ROOT
+from dt_circuits.core.paths import REPO_ROOT, checkpoint_label, reference_checkpoint
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from dt_circuits.env.spec import EnvSpec
 from tests.helpers import random_model
 
 CLAIMS = {c.id: c for c in discover()}
-#: one worker for the module: its session fixture runs the reference suite twice (~2 min; CI showed it paid on
-#: both workers without this mark; see the root conftest on scheduling).
-pytestmark = pytest.mark.xdist_group("tests/test_determinism.py")
 
 
 def _without(data: Any, keys: frozenset[str]) -> Any:
@@ -165,13 +162,19 @@ AGAIN = covering_claims([c for c in CLAIMS.values() if c.env == "dynamic-obstacl
 @pytest.fixture(scope="session")
 def reference_suite(reference_path, tmp_path_factory):
     """The whole suite (with the counterexample search) on the reference here, and at the same time, in a fresh
-    CLI process with its own hash seed, caches, imported modules and hypothesis state, the claims that between
-    them run every kind of measure (``AGAIN``: 14 of 29 today; the whole suite twice was
-    the test command's largest item, 136 s on an AMD EPYC with a second process on the other core). Session-scoped:
-    as a module fixture it was paid twice in a CI run whose xdist worker left the module between its two tests.
-    Each run has its own empty disk cache (core/cache.py): both roll out and fit, neither loads what another test
-    or the other run saved. The run here is one process; the CLI's shares claims and searches out over forked
-    workers (``run_suite``), so the comparison also holds the suite's numbers independent of how it is shared."""
+    CLI process with its own hash seed, empty disk cache, imported modules and hypothesis state, the claims that
+    between them run every kind of measure (``AGAIN``: 14 of 29 today; the whole suite twice was the test command's
+    largest item, 136 s on an AMD EPYC with a second process on the other core).
+
+    The run here uses the test run's own disk cache (core/cache.py), shared with the claims plugin's items on the
+    reference (the same xdist group, so one worker runs them one after the other): whichever goes first rolls out
+    and fits, the other reads what it saved. The comparison is then between a computation from nothing in the
+    other process and one that is either the same from nothing or read back from a third process's (the plugin's)
+    saved results, and it must be exact either way. A run here from its own empty cache repeated the plugin's
+    rollouts and fits on the reference: 54 s of the fixture's single-process run against 26 s warm (AMD EPYC).
+    Session-scoped: as a module fixture it was paid twice in a CI run whose xdist worker left the module between
+    its two tests. The run here is one process; the CLI's shares claims and searches out over forked workers
+    (``run_suite``), so the comparison also holds the suite's numbers independent of how it is shared."""
     from dt_circuits.core.cache import CACHE_ENV
     from dt_circuits.core.cores import WORKERS_ENV
 
@@ -181,8 +184,6 @@ def reference_suite(reference_path, tmp_path_factory):
     # two workers there even where DT_CIRCUITS_WORKERS caps them (core/cores.py): the comparison is across sharings
     env = {**os.environ, CACHE_ENV: str(tmp_path_factory.mktemp("cache-there")), WORKERS_ENV: "2"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    saved = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache-here"))
     try:
         subject = Subject.load(reference_path)
         subject.workers = 1  # one process here; the CLI shares its claims and searches out over forked workers
@@ -190,12 +191,13 @@ def reference_suite(reference_path, tmp_path_factory):
         _, err = proc.communicate(timeout=900)
     finally:
         proc.kill()
-        if saved is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = saved
     assert proc.returncode in (0, 1), err
     return subject, here, json.loads(out.read_text())
+
+
+#: the reference's suite here shares a worker, and so its disk cache's rollouts and fits, with the claims plugin's
+#: items on the reference (see ``reference_suite``)
+ON_THE_REFERENCES_WORKER = pytest.mark.xdist_group(f"claims[{checkpoint_label(reference_checkpoint())}]")
 
 
 def _same_claims(data: dict[str, Any], ids: list[str]) -> dict[str, Any]:
@@ -214,6 +216,7 @@ def test_the_second_process_runs_every_kind_of_measure():
 
 
 @pytest.mark.reference
+@ON_THE_REFERENCES_WORKER
 def test_claims_suite_twice_on_the_reference_gives_identical_json(reference_suite):
     _, here, there = reference_suite
     assert sorted(c["id"] for c in there["claims"]) == AGAIN
@@ -221,6 +224,7 @@ def test_claims_suite_twice_on_the_reference_gives_identical_json(reference_suit
 
 
 @pytest.mark.reference
+@ON_THE_REFERENCES_WORKER
 def test_generation_seed_zero_reproduces_the_recorded_numbers(reference_suite):
     subject, data, _ = reference_suite
     assert subject.expectations, "no recorded expectations for the reference"
