@@ -143,3 +143,42 @@ def test_a_cached_render_is_the_env_rendering_and_cannot_be_changed_from_outside
     fresh.CACHED_RENDERS = 0
     np.testing.assert_array_equal(again, fresh.render(state))
     assert again.any()
+
+
+def _every_pose(spec: EnvSpec = EnvSpec()) -> list[tuple[tuple[int, int], int]]:
+    cells = [(x, y) for y in range(1, spec.size - 1) for x in range(1, spec.size - 1)]
+    return [(c, d) for c in cells if c != spec.goal_pos for d in range(4)]
+
+
+def test_render_is_the_env_rendering_at_every_pose_with_each_obstacle_cell():
+    """Every pose, alone and with one obstacle in each cell it may hold (4,900 states), then 2,000 seeded
+    layouts of four: the view-and-paint render equals the env's own ``gen_obs()`` byte for byte."""
+    spec = EnvSpec()
+    fast, env_side = StateRenderer(spec), StateRenderer(spec)
+    fast.CACHED_RENDERS = 0  # every state through the view-and-paint path, none from the renderer's cache
+    interior = [(x, y) for y in range(1, spec.size - 1) for x in range(1, spec.size - 1) if (x, y) != spec.goal_pos]
+    states = []
+    for pos, d in _every_pose(spec):
+        states.append(GridState(pos, d, ()))
+        states += [GridState(pos, d, (c,)) for c in interior if c != pos]
+    rng = np.random.default_rng(0)
+    poses = _every_pose(spec)
+    for _ in range(2000):
+        pos, d = poses[rng.integers(len(poses))]
+        free = [c for c in interior if c != pos]
+        picked = rng.choice(len(free), size=spec.n_obstacles, replace=False)
+        states.append(GridState(pos, d, tuple(free[i] for i in sorted(picked))))
+    assert len(states) == 140 * 35 + 2000
+    wrong = [s for s in states if not np.array_equal(fast.render(s), env_side.render_in_env(s))]
+    assert not wrong, wrong[:5]
+    seen_balls = sum(int((fast.render(s)[..., 0] == OBJECT["ball"]).sum()) for s in states[:4900])
+    assert seen_balls > 1000  # the painted path was exercised, not only empty views
+
+
+#: a second renderer, only ever used the slow way (its env is placed in each state)
+IN_ENV = StateRenderer()
+
+
+@given(grid_states())
+def test_a_drawn_state_renders_as_the_env_renders_it(state):
+    assert np.array_equal(RENDERER.render(state), IN_ENV.render_in_env(state))
