@@ -103,6 +103,28 @@ def test_resample_counts_are_numpys_default_draws_counted(n_clusters):
     assert chunks == -(-3000 // max(1, 2_000_000 // n_clusters))
 
 
+@pytest.mark.parametrize("n", [1, 7, 33, 464, 2048])
+def test_paired_bootstrap_in_chunks_draws_what_one_call_per_resample_draws(n):
+    """The paired bootstrap draws a chunk of resamples per call; the resamples, their statistics and the stream
+    after them must be those of one call per resample (the one-by-one ``stat`` path), for odd and even n."""
+    from dt_circuits.claims.measures.paths import paired_bootstrap
+
+    cols = np.random.default_rng(3).normal(size=(n, 8))
+    seen: list[np.ndarray] = []
+
+    def stats(stack: np.ndarray) -> np.ndarray:
+        seen.append(stack)
+        return stack[..., 0].mean(-1) - stack[..., 1].mean(-1)
+
+    est, draws = paired_bootstrap(lambda c: float(c[:, 0].mean() - c[:, 1].mean()), cols, 5, 1200, stats=stats)
+    rng = np.random.default_rng(5)
+    one_by_one = np.stack([cols[rng.integers(n, size=n)] for _ in range(1200)])
+    assert len(seen) == -(-1200 // max(1, 4_000_000 // (8 * n)))  # n = 464: 2 chunks, 2048: 5
+    assert np.array_equal(np.concatenate(seen), one_by_one)
+    assert np.array_equal(draws, one_by_one[..., 0].mean(-1) - one_by_one[..., 1].mean(-1))
+    assert est == float(cols[:, 0].mean() - cols[:, 1].mean())
+
+
 @pytest.mark.parametrize(("n", "n_clusters"), [(464, 116), (1024, 32), (2048, 2048), (17, 7)])
 def test_bootstraps_drawn_together_equal_each_drawn_alone(n, n_clusters):
     """One check's recipes share rows, clusters and seed, so the suite draws their resample counts once: every

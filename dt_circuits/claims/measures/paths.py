@@ -60,9 +60,11 @@ def paired_bootstrap(
     est = float(stat(columns))
     if stats is None:
         return est, np.array([stat(columns[rng.integers(n, size=n)]) for _ in range(n_resamples)], dtype=float)
-    rows = np.stack([rng.integers(n, size=n) for _ in range(n_resamples)])  # one call per resample: the same draws
+    # a chunk of resamples in one call: the same numbers as one call per resample (numpy draws bounded integers
+    # below 2**32 from the bit generator's own 32-bit stream, however the calls split it; tests/test_stats.py)
     chunk = max(1, 4_000_000 // max(1, columns[0].size * n))
-    draws = np.concatenate([stats(columns[rows[i : i + chunk]]) for i in range(0, n_resamples, chunk)])
+    draws = np.concatenate([stats(columns[rng.integers(n, size=(min(chunk, n_resamples - i), n))])
+                            for i in range(0, n_resamples, chunk)])  # fmt: skip
     return est, draws.astype(float)
 
 
