@@ -24,15 +24,16 @@ from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 
 #: label -> commit: the code when issue 29 was filed (the wave-2 review, 22 claims, four recipes), this wave's
 #: code just before its speed work (26 claims, five recipes with the counterfactual patch) and the code before the
-#: last round of speed work (29 claims: before the dead-position trim, int32 bootstrap draws, kept search draws)
+#: last round of speed work (29 claims: before the pose-view renderer and the chunked paired bootstrap; the round
+#: before, 6747c35, is in git history and README's brackets)
 BASELINES = {
     "2026-11-26 (issue filed)": "2e25cd0",
     "2026-12-06 before the speed work": "ca1f360",
-    "2026-12-07 14:28": "6747c35",
+    "2026-12-07 17:39": "355d20a",
 }
 #: where each tree keeps its own shipped checkpoints (they moved into the package and back out)
 CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "6747c35": "checkpoints",
-                   "HEAD": "checkpoints"}  # fmt: skip
+                   "355d20a": "checkpoints", "HEAD": "checkpoints"}  # fmt: skip
 ROUNDS = int(os.environ.get("DT_CIRCUITS_SPEEDUP_ROUNDS", "2"))
 _SUMMARY = re.compile(r"(\d+)/(\d+) claims match expectations on .* \(([\d.]+) s\)")
 
