@@ -32,8 +32,8 @@ BASELINES = {
     "2026-12-07 17:39": "355d20a",
 }
 #: where each tree keeps its own shipped checkpoints (they moved into the package and back out)
-CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "6747c35": "checkpoints",
-                   "355d20a": "checkpoints", "HEAD": "checkpoints"}  # fmt: skip
+CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "355d20a": "checkpoints",
+                   "HEAD": "checkpoints"}  # fmt: skip
 ROUNDS = int(os.environ.get("DT_CIRCUITS_SPEEDUP_ROUNDS", "2"))
 _SUMMARY = re.compile(r"(\d+)/(\d+) claims match expectations on .* \(([\d.]+) s\)")
 

@@ -111,6 +111,8 @@ def check_request(*, seed: int, n: int | None = None) -> None:
         raise InvalidStateError(f"the number of states must be a positive integer, got {n!r}")
 
 
+#: the encoding of the obstacle ``StateRenderer.place`` puts in the env
+_BALL = np.array(Ball().encode(), dtype=np.uint8)
 #: (spec, agent_pos, agent_dir) -> :meth:`StateRenderer.pose_view`, shared by every renderer in the process
 _POSE_VIEWS: dict[tuple[EnvSpec, Cell, int], tuple[np.ndarray, dict[Cell, tuple[int, int]]]] = {}
 
@@ -135,7 +137,6 @@ class StateRenderer:
         self.env = spec.make()
         self.env.reset(seed=0)
         self._rendered: dict[tuple, np.ndarray] = {}
-        self._ball = np.array(Ball().encode(), dtype=np.uint8)  # the obstacle ``place`` puts in the env
 
     def place(self, state: GridState) -> None:
         """Put the env into ``state`` (validated): clear old balls, set pose, place balls."""
@@ -164,7 +165,7 @@ class StateRenderer:
         for ob in state.obstacles:
             where = seen.get((int(ob[0]), int(ob[1])))
             if where is not None:
-                obs[where] = self._ball
+                obs[where] = _BALL
         if key is not None and len(self._rendered) < self.CACHED_RENDERS:
             self._rendered[key] = obs.copy()
         return obs
@@ -175,8 +176,7 @@ class StateRenderer:
         renderer of the spec shares it: the walls and the goal do not move, and ``place`` clears the balls)."""
         key = (self.spec, agent_pos, agent_dir)
         if key not in _POSE_VIEWS:
-            self.place(GridState(agent_pos, agent_dir, (), self.spec.goal_pos))
-            base = self.env.gen_obs()["image"].astype(np.uint8)
+            base = self.render_in_env(GridState(agent_pos, agent_dir, (), self.spec.goal_pos))
             size = base.shape[0]
             seen = {}
             for cell in _interior(self.spec):
