@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.worktrees import git_worktrees
 from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 
 #: label -> commit: the code when issue 29 was filed (the wave-2 review, 22 claims, four recipes), this wave's
@@ -41,27 +41,10 @@ _SUMMARY = re.compile(r"(\d+)/(\d+) claims match expectations on .* \(([\d.]+) s
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     """label -> (source tree, its checkpoints folder): the baselines as worktrees, then this checkout."""
-    git = shutil.which("git")
-    if git is None or not (REPO_ROOT / ".git").exists():
-        pytest.skip("needs a git checkout with history (the baselines are older commits)")
-    root = tmp_path_factory.mktemp("baselines")
-    made: list[Path] = []
-    out = {}
-    try:
-        for label, commit in BASELINES.items():
-            where = root / commit
-            proc = subprocess.run([git, "-C", str(REPO_ROOT), "worktree", "add", "--detach", "-f", str(where), commit],
-                                  capture_output=True, text=True)  # fmt: skip
-            if proc.returncode != 0:
-                pytest.skip(f"baseline {commit} not in this clone's history: {proc.stderr.strip()}")
-            made.append(where)
-            out[label] = (where, where / CHECKPOINT_DIRS[commit])
+    with git_worktrees(tmp_path_factory.mktemp("baselines"), BASELINES) as made:
+        out = {label: (where, where / CHECKPOINT_DIRS[BASELINES[label]]) for label, where in made.items()}
         out["today (HEAD)"] = (REPO_ROOT, REPO_ROOT / CHECKPOINT_DIRS["HEAD"])
         yield out
-    finally:
-        for where in made:
-            remove = [git, "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(where)]
-            subprocess.run(remove, capture_output=True)
 
 
 def _run(tree: Path, checkpoint: Path, cwd: Path) -> tuple[float, int, float]:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformer_lens import FactoredMatrix
 
 from dt_circuits.analysis.attribution import DirectionLike, direction_name, direction_vector
 from dt_circuits.analysis.embeddings import as_grid
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import RTG_POS, STATE_POS, DecisionTransformer
+from dt_circuits.dt.tl import FactoredMatrix
 
 
 def _w(t: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformer_lens.hook_points import HookPoint
+
+from dt_circuits.dt.tl import HookPoint
 
 if TYPE_CHECKING:
     from dt_circuits.dt.config import DTConfig

@@ -19,8 +19,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformer_lens import ActivationCache, HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.config import (
@@ -30,6 +28,7 @@ from dt_circuits.dt.config import (
 )
 from dt_circuits.dt.inputs import as_model_inputs, as_window_inputs
 from dt_circuits.dt.layers import MLP, Attention, Block, GatedMLP, LayerNorm, widened
+from dt_circuits.dt.tl import ActivationCache, HookedRootModule, HookPoint
 from dt_circuits.env.spec import N_COLORS, N_OBJECTS, ONE_HOT_DEPTH
 
 __all__ = ["MLP", "Attention", "DTConfig", "DecisionTransformer", "GatedMLP", "LayerNorm", "RTG_POS", "STATE_POS",
