@@ -61,6 +61,15 @@ def test_a_model_runs_without_the_hugging_face_stack_and_tl_is_whole_afterwards(
         heavy_after_a_forward = sorted(m for m in {HEAVY!r} if m in sys.modules)
         deferred = type(sys.modules["transformer_lens"]).__name__
 
+        # a name the __init__ binds by a plain import (HookedRootModule's `from transformer_lens.utilities import
+        # Slice`) comes from that submodule alone; dir() is the whole package, so it runs utilities' __init__
+        import transformer_lens.utilities as utils
+        from transformer_lens.utilities.slice import Slice
+        state = utils.__dict__["__dt_circuits_deferred_init__"]
+        slice_alone = [utils.Slice is Slice, state["ran"]]
+        has_get_device = "get_device" in dir(utils)
+        slice_alone.append(state["ran"] and has_get_device)
+
         import transformer_lens
         import transformer_lens.hook_points
         same = [transformer_lens.HookedRootModule is tl.HookedRootModule,
@@ -73,6 +82,7 @@ def test_a_model_runs_without_the_hugging_face_stack_and_tl_is_whole_afterwards(
         except ImportError as e:
             removed = str(e)
         print(json.dumps({{"heavy": heavy_after_a_forward, "deferred": deferred, "same": same,
+                          "slice_alone": slice_alone,
                           "removed": removed, "packages": packages(),
                           "heavy_at_end": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
         """
@@ -80,6 +90,7 @@ def test_a_model_runs_without_the_hugging_face_stack_and_tl_is_whole_afterwards(
     assert ours["heavy"] == [], f"a forward imported {ours['heavy']}: the lean import regressed"
     assert ours["deferred"] == "DeferredInitPackage"
     assert all(ours["same"]), ours["same"]
+    assert ours["slice_alone"] == [True, False, True], ours["slice_alone"]
     assert "was removed in TransformerLens 4.0" in ours["removed"], ours["removed"]
     assert ours["heavy_at_end"], "the whole package's __init__ never ran"
 
@@ -101,24 +112,3 @@ def test_a_model_runs_without_the_hugging_face_stack_and_tl_is_whole_afterwards(
             {n: (ours_names.get(n), names.get(n)) for n in set(ours_names) | set(names)
              if ours_names.get(n) != names.get(n)},
         )  # fmt: skip
-
-
-def test_a_name_the_init_binds_by_import_resolves_from_its_submodule_alone():
-    """``from transformer_lens.utilities import Slice`` (what HookedRootModule does) imports utilities' slice module,
-    not utilities' whole ``__init__``; any name it defines otherwise runs the whole ``__init__``."""
-    got = _run(
-        """
-        from dt_circuits.dt import tl
-        import transformer_lens.utilities as utils
-        from transformer_lens.utilities.slice import Slice as direct
-
-        before = "transformers" in sys.modules
-        slice_ok = utils.Slice is direct
-        still_deferred = not utils.__dict__["__dt_circuits_deferred_init__"]["ran"]
-        names = dir(utils)  # dir() is the whole package: it runs the __init__
-        print(json.dumps({"before": before, "slice_ok": slice_ok, "still_deferred": still_deferred,
-                          "ran": utils.__dict__["__dt_circuits_deferred_init__"]["ran"],
-                          "has_get_device": "get_device" in names}))
-        """
-    )
-    assert got == {"before": False, "slice_ok": True, "still_deferred": True, "ran": True, "has_get_device": True}
