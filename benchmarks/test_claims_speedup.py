@@ -24,15 +24,19 @@ from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 
 #: label -> commit: the code when issue 29 was filed (the wave-2 review, 22 claims, four recipes), this wave's
 #: code just before its speed work (26 claims, five recipes with the counterfactual patch) and the code before the
-#: last round of speed work (29 claims: before the pose-view renderer and the chunked paired bootstrap; the round
-#: before, 6747c35, is in git history and README's brackets)
-BASELINES = {
+#: last round of speed work (29 claims: before TransformerLens was imported without its package __init__s; the
+#: rounds before, 355d20a and 6747c35, are in git history and README's brackets)
+ALL_BASELINES = {
     "2026-11-26 (issue filed)": "2e25cd0",
     "2026-12-06 before the speed work": "ca1f360",
-    "2026-12-07 17:39": "355d20a",
+    "2026-12-07 20:00": "646cd1a",
 }
+#: DT_CIRCUITS_SPEEDUP_BASELINES=646cd1a (commits, comma-separated) times today beside those alone: the two older
+#: trees take ~3x as long per run as today's
+_ONLY = [c for c in os.environ.get("DT_CIRCUITS_SPEEDUP_BASELINES", "").split(",") if c]
+BASELINES = {label: commit for label, commit in ALL_BASELINES.items() if not _ONLY or commit in _ONLY}
 #: where each tree keeps its own shipped checkpoints (they moved into the package and back out)
-CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "355d20a": "checkpoints",
+CHECKPOINT_DIRS = {"2e25cd0": "dt_circuits/checkpoints", "ca1f360": "checkpoints", "646cd1a": "checkpoints",
                    "HEAD": "checkpoints"}  # fmt: skip
 ROUNDS = int(os.environ.get("DT_CIRCUITS_SPEEDUP_ROUNDS", "2"))
 _SUMMARY = re.compile(r"(\d+)/(\d+) claims match expectations on .* \(([\d.]+) s\)")

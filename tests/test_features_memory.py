@@ -71,6 +71,10 @@ def test_windows_are_padded_as_dti_pads_them(probe_set):
     assert torch.equal(again.windows.obs, probe_set.windows.obs) and again.steps == probe_set.steps
 
 
+#: the tests reading ``tables`` run on one worker, so the two tables (~24 s) are computed once per test run
+ON_THE_TABLES_WORKER = pytest.mark.xdist_group("memory-tables")
+
+
 @pytest.fixture(scope="module")
 def tables():
     kw = dict(n_episodes=16, sites=("blocks.0.hook_resid_pre", "L0H0"), variables=("instruction_in_view",))
@@ -83,6 +87,7 @@ def _probes(table: dict) -> dict:
     return {(p["variable"], p["site"]): p for p in table["probes"]}
 
 
+@ON_THE_TABLES_WORKER
 def test_known_truth_what_the_frame_shows_is_read_where_the_model_puts_the_frame(tables):
     """The current frame's state token starts as W_state of the frame: a model that embeds frames carries "the
     instruction is drawn now" there (a random projection keeps it); its twin with W_state = W_time = 0 cannot
@@ -101,6 +106,7 @@ def test_known_truth_what_the_frame_shows_is_read_where_the_model_puts_the_frame
     assert q["accuracy"] <= q["majority"], q
 
 
+@ON_THE_TABLES_WORKER
 def test_the_memory_table_has_its_own_caption_and_rows(tables):
     table = {"checkpoint": "tiny-memory", "sha256": "0" * 64, "cpu": "test", **tables[0]}
     assert table["sites"] == [INPUT_FRAME, INPUT_WINDOW, "blocks.0.hook_resid_pre", "L0H0"]

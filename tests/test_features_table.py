@@ -19,6 +19,9 @@ from dt_circuits.features.readme_table import (
 )
 from dt_circuits.features.table import INPUT, INPUT_FRONT, localisation_table
 
+#: the tests reading ``table`` run on one worker, so it is computed once per test run (~10 s)
+ON_THE_TABLE_WORKER = pytest.mark.xdist_group("features-table")
+
 
 @pytest.fixture(scope="module")
 def table() -> dict:
@@ -29,6 +32,7 @@ def table() -> dict:
     return {"checkpoint": "handset-head1", "sha256": "0" * 64, "cpu": "test", **rows}
 
 
+@ON_THE_TABLE_WORKER
 def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
     probes = {(p["variable"], p["site"]): p for p in table["probes"]}
     assert table["sites"] == [INPUT, INPUT_FRONT, "L0H0", "L0H1"]
@@ -54,6 +58,7 @@ def test_the_table_localises_the_ball_in_the_head_that_carries_it(table):
     assert saes["L0H1"]["fvu"] < 0.01 and abs(saes["L0H1"]["delta_loss"]) < 0.01
 
 
+@ON_THE_TABLE_WORKER
 def test_text_forms_and_the_readme_block(table, tmp_path):
     text = terminal_table(table)
     assert "L0H1" in text and "1.00 / 1.00 / 1.00 / 1.00" in text
@@ -142,6 +147,7 @@ def test_the_table_reports_progress_off_a_terminal(capsys):
     assert "features: " in err and "done" in err.splitlines()[-1]
 
 
+@ON_THE_TABLE_WORKER
 def test_on_policy_rows_read_the_ball_where_head1_carries_it_and_agree_with_the_claims_probe(table):
     """The table's probes on the agent's own states (the claims' on-policy sample): at L0H1 ball-in-front is read
     perfectly on the head-1 model and at the majority class on its MLP twin; each cell is the number a

@@ -19,6 +19,9 @@ from dt_circuits.features.embed_das import differing, embed_das, instruction_dir
 from dt_circuits.features.memory_data import instruction_pairs, memory_probe_set
 
 CLAIM = next(c for c in discover() if c.id == "memory-das-instruction-pc0")
+#: one worker: the twins' DAS fits (~8 s each) are computed once and read back from the disk cache by the other tests
+#: here; on two workers at once, both would fit them
+pytestmark = pytest.mark.xdist_group("memory-das")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ import pytest
 
 from dt_circuits.core.paths import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+#: one worker builds and installs the wheel once (~4 s) for every test here
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
