@@ -172,3 +172,35 @@ def test_family_adjustment_is_statsmodels_multipletests(method):
     padded = np.concatenate([p, np.ones(110)])
     assert np.array_equal(family.adjust(p), multipletests(padded, alpha=0.05, method=method)[1][:40])
     assert family.adjust([]).shape == (0,)
+
+
+def test_group_shuffle_split_is_scikit_learns_index_for_index():
+    """The same (train, test) rows as scikit-learn's GroupShuffleSplit for every seed, test size and group count
+    tried, integer and string labels, groups of unequal sizes in any order."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from dt_circuits.analysis.stats import group_shuffle_split
+
+    rng = np.random.default_rng(0)
+    tried = 0
+    for n_groups in (2, 3, 7, 16, 60, 251):
+        for test_size in (0.5, 0.25, 0.3, 0.9):
+            labels = rng.integers(0, n_groups, size=5 * n_groups)
+            labels[:n_groups] = np.arange(n_groups)  # every group present
+            rng.shuffle(labels)
+            for groups in (labels, np.array([f"episode-{g}" for g in labels])):
+                for seed in (0, 1, 7, 12345):
+                    if np.ceil(test_size * n_groups) >= n_groups:
+                        with pytest.raises(ConfigError, match="none to train on"):
+                            group_shuffle_split(groups, seed, test_size)
+                        continue
+                    ours = group_shuffle_split(groups, seed, test_size)
+                    split = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+                    theirs = next(split.split(groups, groups=groups))
+                    for a, b in zip(ours, theirs, strict=True):
+                        np.testing.assert_array_equal(a, b)
+                    assert not set(groups[ours[0]]) & set(groups[ours[1]])
+                    tried += 1
+    assert tried > 150
+    with pytest.raises(ConfigError, match="test_size"):
+        group_shuffle_split(labels, 0, 1.0)

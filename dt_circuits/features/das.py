@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.interventions import Inputs, hooked, run
+from dt_circuits.analysis.stats import group_shuffle_split
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.dt.model import DecisionTransformer
 from dt_circuits.features.sites import Site, activations, write_hook
@@ -73,14 +74,12 @@ class Pairs:
         )
 
     def split(self, seed: int, test_size: float = 0.5) -> tuple[Pairs, Pairs]:
-        """(train, test) with no cluster on both sides (scikit-learn's GroupShuffleSplit, seeded)."""
+        """(train, test) with no cluster on both sides (scikit-learn's GroupShuffleSplit, seeded:
+        :func:`~dt_circuits.analysis.stats.group_shuffle_split`)."""
         if len(np.unique(self.clusters)) < 2:
             raise ConfigError("a held-out split of pairs needs at least two clusters")
-        from sklearn.model_selection import GroupShuffleSplit  # ~1 s to import: only where pairs are split
-
-        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        train, test = next(splitter.split(self.clusters, groups=self.clusters))
-        return self.subset(np.sort(train)), self.subset(np.sort(test))
+        train, test = group_shuffle_split(self.clusters, seed, test_size)
+        return self.subset(train), self.subset(test)
 
 
 def actions(model: DecisionTransformer, inputs: Inputs) -> torch.Tensor:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.interventions import hooked
+from dt_circuits.analysis.stats import group_shuffle_split  # noqa: F401 (named in _CODE)
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.paths import BUILTIN_CLAIMS_DIR
 from dt_circuits.dt.model import DecisionTransformer
@@ -114,6 +115,7 @@ _CODE = (
     "_frozen",
     "DecisionTransformer",
     "Pairs",
+    "group_shuffle_split",  # how Pairs.split holds episodes out
 )
 
 

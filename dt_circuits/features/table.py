@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dt_circuits.analysis.interventions import pos_axis
+from dt_circuits.analysis.stats import group_shuffle_split
 from dt_circuits.core.errors import ConfigError
 from dt_circuits.core.progress import progress as progress_reporter
 from dt_circuits.dt.model import DecisionTransformer
@@ -258,10 +259,7 @@ def site_saes(
 
 def _cluster_halves(clusters: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, test) row indices, half of the clusters each (no cluster in both)."""
-    from sklearn.model_selection import GroupShuffleSplit
-
-    split = GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=seed)
-    return tuple(np.sort(ix) for ix in next(split.split(clusters, groups=clusters)))  # type: ignore[return-value]
+    return group_shuffle_split(clusters, seed, 0.5)
 
 
 def _on_policy_sae(sae: Any, row: dict[str, Any], acts: torch.Tensor, values: dict[str, np.ndarray]) -> dict:
