@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from benchmarks.worktrees import git_worktrees
 from dt_circuits.core.paths import CHECKPOINTS_DIR, REPO_ROOT
@@ -26,7 +27,7 @@ BASELINE = {"2026-12-07 20:00 (TL's whole package)": "646cd1a"}
 ROUNDS = int(os.environ.get("DT_CIRCUITS_COLD_START_ROUNDS", "5"))
 
 
-def _run(tree, out) -> tuple[float, float]:
+def _run(tree: Path, out: Path) -> tuple[float, float]:
     """(whole command seconds, the claims' own seconds as the command's JSON reports them)."""
     cmd = [sys.executable, "-m", "dt_circuits.cli", "claims", "--checkpoint", str(CHECKPOINTS_DIR / "raw-index"),
            "--only", *CLAIMS, "--no-report", "--no-search", "--json", str(out)]  # fmt: skip
