@@ -40,11 +40,16 @@ def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 80) -> Path:
-    """Write ``fig`` as PNG (parents created) atomically: an interrupted run never leaves half an image."""
+def png_bytes(fig: Figure, *, dpi: int = 80) -> bytes:
+    """``fig`` drawn as PNG, in memory (a worker process can draw a figure and hand back the bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return write_bytes_atomic(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 80) -> Path:
+    """Write ``fig`` as PNG (parents created) atomically: an interrupted run never leaves half an image."""
+    return write_bytes_atomic(Path(path), png_bytes(fig, dpi=dpi))
 
 
 def _means(attr: Attribution | Mapping[str, float], grouped: bool) -> dict[str, float]:
