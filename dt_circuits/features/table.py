@@ -228,7 +228,7 @@ def site_saes(
     variables the view can tell). Returns (SAE by site name, JSON rows)."""
     from dt_circuits.features.sae import own_rows, sae_row, site_sae, walk_inputs
 
-    train, test = _cluster_halves(data.clusters, seed)
+    train, test = group_shuffle_split(data.clusters, seed)  # half of the episodes each, none in both
     names = {v: np.array(variable(v).values)[data.labels(v)] for v in variables}
     train_values = {v: x[train] for v, x in names.items()}
     test_values = {v: x[test] for v, x in names.items()}
@@ -236,7 +236,7 @@ def site_saes(
     test_inputs = data.inputs[torch.as_tensor(test)]
     if on_policy is not None:
         on_data, on_xs = on_policy
-        on_train, on_test = _cluster_halves(on_data.clusters, seed)
+        on_train, on_test = group_shuffle_split(on_data.clusters, seed)
         on_train = own_rows(on_train, seed)
         readable = [v for v in variables if variable(v).from_view is not None]
         on_values = {v: np.array(variable(v).values)[on_data.labels(v)][on_test] for v in readable}
@@ -255,11 +255,6 @@ def site_saes(
             row["on_policy"]["n_train"], row["on_policy"]["n_test"] = len(on_train), len(on_test)
         rows.append(row)
     return saes, rows
-
-
-def _cluster_halves(clusters: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, test) row indices, half of the clusters each (no cluster in both)."""
-    return group_shuffle_split(clusters, seed, 0.5)
 
 
 def _on_policy_sae(sae: Any, row: dict[str, Any], acts: torch.Tensor, values: dict[str, np.ndarray]) -> dict:

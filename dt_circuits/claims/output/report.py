@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dt_circuits.analysis.figures import png_bytes, save_png
+from dt_circuits.analysis.figures import png_bytes
 from dt_circuits.claims.evaluation.results import mediation_text, reading_text, recipe_dependence_text
 from dt_circuits.claims.evaluation.subject import Subject
 from dt_circuits.claims.suite.run import ClaimRun
@@ -41,12 +41,8 @@ def _interval(c) -> str:
     return f"undefined ({c.undefined})" if c.undefined else f"[{_f(c.ci_low)}, {_f(c.ci_high)}]"
 
 
-def check_figure(run: ClaimRun, path: Path) -> Path:
+def check_figure(run: ClaimRun) -> Figure:
     """One row per check: the per-example values, their mean and CI, and the bound the CI must clear."""
-    return save_png(_check_figure(run), path)
-
-
-def _check_figure(run: ClaimRun) -> Figure:
     checks = run.verdict.checks
     fig = Figure(figsize=(7, 0.9 + 0.8 * len(checks)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -70,12 +66,8 @@ def _check_figure(run: ClaimRun) -> Figure:
     return fig
 
 
-def counterexample_image(cx, subject: Subject, path: Path) -> Path:
+def counterexample_figure(cx, subject: Subject) -> Figure:
     """The full grid of a counterexample state, rendered by the real env (what a researcher would look at)."""
-    return save_png(_counterexample_figure(cx, subject), path)
-
-
-def _counterexample_figure(cx, subject: Subject) -> Figure:
     subject.renderer.place(cx.state)
     frame = subject.renderer.env.get_frame(highlight=True, tile_size=24)
     fig = Figure(figsize=(2.6, 2.6), layout="constrained")
@@ -92,7 +84,7 @@ def _figure_png(shared: tuple[Subject, list[ClaimRun]], task: tuple[int, int | N
     subject, runs = shared
     i, j = task
     run = runs[i]
-    figure = _check_figure(run) if j is None else _counterexample_figure(run.verdict.counterexamples[j], subject)
+    figure = check_figure(run) if j is None else counterexample_figure(run.verdict.counterexamples[j], subject)
     return png_bytes(figure)
 
 
