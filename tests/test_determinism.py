@@ -24,11 +24,12 @@ from dt_circuits.claims.measures.rollouts import Rollouts
 from dt_circuits.claims.measures.states import Ablation, Behaviour
 from dt_circuits.claims.measures.weights import Weights
 from dt_circuits.claims.output.suite_output import suite_json
+from dt_circuits.claims.plugin import claims_group
 from dt_circuits.claims.records.flakecheck import flakecheck, format_report, margin
 from dt_circuits.claims.suite.discovery import discover
 from dt_circuits.claims.suite.run import run_suite
 from dt_circuits.core.errors import ConfigError
-from dt_circuits.core.paths import REPO_ROOT, checkpoint_label, reference_checkpoint
+from dt_circuits.core.paths import REPO_ROOT, reference_checkpoint
 from dt_circuits.dt.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from dt_circuits.env.spec import EnvSpec
 from tests.helpers import random_model
@@ -197,7 +198,7 @@ def reference_suite(reference_path, tmp_path_factory):
 
 #: the reference's suite here shares a worker, and so its disk cache's rollouts and fits, with the claims plugin's
 #: items on the reference (see ``reference_suite``)
-ON_THE_REFERENCES_WORKER = pytest.mark.xdist_group(f"claims[{checkpoint_label(reference_checkpoint())}]")
+ON_THE_REFERENCES_WORKER = pytest.mark.xdist_group(claims_group(reference_checkpoint()))
 
 
 def _same_claims(data: dict[str, Any], ids: list[str]) -> dict[str, Any]:

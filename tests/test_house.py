@@ -217,6 +217,25 @@ def test_xdist_groups_are_in_effect_under_loadgroup(request):
     assert request.node.nodeid.endswith("@house-grouping-check"), (
         f"xdist_group marks are ignored (node id {request.node.nodeid!r}): pin pytest < 9.2 (constraints.txt)"
     )
+    # and every group reaches the scheduler as its name: xdist reads the group only from an `@` after the node id's
+    # last `]`, so a group named `claims[raw-index]` was silently one group per module (the claims plugin's were)
+    from xdist.scheduler.loadgroup import LoadGroupScheduling
+
+    from dt_circuits.claims.plugin import claims_group
+    from dt_circuits.core.paths import (
+        checkpoint_label,
+        memory_reference_checkpoint,
+        own_checkpoints,
+        reference_checkpoint,
+    )
+
+    scope = LoadGroupScheduling._split_scope.__get__(object.__new__(LoadGroupScheduling))
+    grouped = {item.nodeid: mark.args[0] for item in request.session.items for mark in item.iter_markers("xdist_group")}
+    for path in (*own_checkpoints(), reference_checkpoint(), memory_reference_checkpoint()):  # collected or not
+        label, group = checkpoint_label(path), claims_group(path)
+        grouped[f"claims/a_claim.py::a-claim[{label}]@{group}"] = group
+    split = {nodeid: (group, scope(nodeid)) for nodeid, group in grouped.items() if scope(nodeid) != group}
+    assert not split, split
 
 
 def test_the_plugin_evaluates_claims_with_the_clis_threads_and_gives_the_users_back(pytester, monkeypatch):

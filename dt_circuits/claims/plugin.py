@@ -36,6 +36,15 @@ _CLAIMS_DIR = pytest.StashKey[Path | None]()
 _SUBJECTS: dict[tuple[str, str | None, str, str], Any] = {}
 
 
+def claims_group(checkpoint: str | Path) -> str:
+    """The pytest-xdist group of every claim item on ``checkpoint`` (``--dist loadgroup``: one worker, and so one
+    subject, its rollouts and its caches). No brackets: xdist 3.8 reads a node id's group only from an ``@`` after
+    its last ``]``, and takes a node id whose group ends in ``]`` (``claims[raw-index]``) as a group of its own, so
+    such a checkpoint's claims were spread over both workers, one module each, and the determinism test's reference
+    suite (which joins this group) was computed on both."""
+    return "claims-" + checkpoint_label(checkpoint).replace("[", "(").replace("]", ")")
+
+
 class ClaimMismatch(AssertionError):
     """The verdict differs from what is recorded for this checkpoint."""
 
@@ -186,7 +195,7 @@ class ClaimItem(pytest.Item):
         self.add_marker(pytest.mark.claim)
         if self.config.pluginmanager.hasplugin("xdist"):
             # pytest-xdist --dist loadgroup: every claim on one checkpoint shares one worker (and its rollouts)
-            self.add_marker(pytest.mark.xdist_group(f"claims[{checkpoint_label(checkpoint)}]"))
+            self.add_marker(pytest.mark.xdist_group(claims_group(checkpoint)))
 
     def runtest(self) -> None:
         from dt_circuits.claims.suite.run import run_claim
