@@ -44,6 +44,21 @@ def require_reference() -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The DTI reference's claim items first, then the tests that read the determinism test's reference suite:
+    that suite takes the claim items' verdicts when they have run in the same process (same xdist group, so the
+    same worker), instead of measuring the 29 claims again. First in the whole run, too: the group is the longest
+    (~80 s of a test command, AMD EPYC), and a long unit scheduled last would leave the other worker idle."""
+    from dt_circuits.claims.plugin import ClaimItem
+
+    reference = reference_checkpoint().resolve()
+    claims = [i for i in items if isinstance(i, ClaimItem) and Path(i.checkpoint).resolve() == reference]
+    suite = [i for i in items if "reference_suite" in getattr(i, "fixturenames", ())]
+    if claims and suite:
+        first = {*claims, *suite}
+        items[:] = [*claims, *suite, *(i for i in items if i not in first)]
+
+
 @pytest.fixture(scope="session")
 def reference_path() -> Path:
     return require_reference()
@@ -84,7 +99,7 @@ def memory_model(memory_path: Path):
 # Scheduling under pytest-xdist (``-n 2 --dist loadgroup``): tests go to workers one by one, except those with an
 # explicit ``xdist_group`` mark: a module whose shared fixtures are expensive (the EnvPool lockstep runs) carries one,
 # each gate retrain is its own group, and the claims plugin groups claim items by checkpoint (the determinism test's
-# reference suite joins the reference's group, to share its disk cache). A conftest hook grouping *every* module was
+# reference suite joins the reference's group and takes its claim items' verdicts; pytest_collection_modifyitems). A conftest hook grouping *every* module was
 # dropped: it reached xdist only as ``tryfirst`` (xdist reads the marks in a hook registered after this file), and then
 # the test command took 14 min 22 s on a fresh clone of 07c1a48 (Intel Xeon) against 12 min 57 s at de246b4 without it,
 # the 14-test falsifiability module running on one worker (its fixtures load checkpoints, a second or two; its tests

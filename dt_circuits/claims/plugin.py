@@ -220,7 +220,7 @@ class ClaimItem(pytest.Item):
                     f"not applicable: {self.claim.id} is about {self.claim.env} checkpoints, not {subject.env_family}"
                 )
             run = run_claim(self.claim, subject)
-        self.config.stash.setdefault(_RUNS, []).append((checkpoint_label(self.checkpoint), run))
+        self.config.stash.setdefault(_RUNS, []).append((self.checkpoint, run))
         details = (
             "\n".join(
                 f"  {'ok  ' if c.holds else 'FAIL'} [{c.kind}] {c.name}: {c.numbers(_f)} "
@@ -257,12 +257,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[_SELECTED] = selected
 
 
+def claim_runs(config: pytest.Config, checkpoint: str | Path) -> list:
+    """The ``ClaimRun`` of every claim item on ``checkpoint`` that has run in this process so far, in the order
+    they ran (a test can read what the plugin measured instead of measuring it again)."""
+    path = Path(checkpoint).resolve()
+    return [run for run_checkpoint, run in config.stash.get(_RUNS, []) if Path(run_checkpoint).resolve() == path]
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     runs = config.stash.get(_RUNS, [])
     if not runs:
         return
     terminalreporter.section("claims")
-    for label, run in runs:
+    for checkpoint, run in runs:
+        label = checkpoint_label(checkpoint)
         h = run.verdict.headline
         terminalreporter.write_line(
             f"{label:<16} {run.claim.id:<30} {run.verdict.verdict:<6} (expected {run.expected:<5}) "
