@@ -99,8 +99,8 @@ def memory_model(memory_path: Path):
 # Scheduling under pytest-xdist (``-n 2 --dist loadgroup``): tests go to workers one by one, except those with an
 # explicit ``xdist_group`` mark: a module whose shared fixtures are expensive (the EnvPool lockstep runs) carries one,
 # each gate retrain is its own group, and the claims plugin groups claim items by checkpoint (the determinism test's
-# reference suite joins the reference's group and takes its claim items' verdicts; pytest_collection_modifyitems). A conftest hook grouping *every* module was
-# dropped: it reached xdist only as ``tryfirst`` (xdist reads the marks in a hook registered after this file), and then
-# the test command took 14 min 22 s on a fresh clone of 07c1a48 (Intel Xeon) against 12 min 57 s at de246b4 without it,
-# the 14-test falsifiability module running on one worker (its fixtures load checkpoints, a second or two; its tests
-# take ~15 s each).
+# reference suite joins the reference's group and takes its claim items' verdicts: pytest_collection_modifyitems
+# above). A conftest hook grouping *every* module was dropped: it reached xdist only as ``tryfirst`` (xdist reads the
+# marks in a hook registered after this file), and then the test command took 14 min 22 s on a fresh clone of 07c1a48
+# (Intel Xeon) against 12 min 57 s at de246b4 without it, the 14-test falsifiability module running on one worker
+# (its fixtures load checkpoints, a second or two; its tests take ~15 s each).
