@@ -215,7 +215,7 @@ def reference_suite(reference_path, tmp_path_factory, pytestconfig):
     return subject, here, json.loads(out.read_text())
 
 
-#: the reference's suite here shares a worker, and so its disk cache's rollouts and fits, with the claims plugin's
+#: the reference's suite here shares a worker, and so its disk cache and its verdicts, with the claims plugin's
 #: items on the reference (see ``reference_suite``)
 ON_THE_REFERENCES_WORKER = pytest.mark.xdist_group(claims_group(reference_checkpoint()))
 
