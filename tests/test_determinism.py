@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,19 +168,15 @@ def reference_suite(reference_path, tmp_path_factory, pytestconfig):
     largest item, 136 s on an AMD EPYC with a second process on the other core).
 
     The suite here is the claims plugin's: its items on the reference run first in this process (the root
-    conftest orders them, and the same xdist group keeps them on this worker), and their verdicts are taken as
-    they are, with the counterexample searches added here. So the plugin's own numbers are what is compared with
-    the CLI's and with the record, and the 29 claims are not measured a second time in one process (~20 s of a
-    test command, AMD EPYC). Without those items (a selection, ``-p no:dt_circuits``) the suite is run here, from
-    the test run's disk cache (core/cache.py). Either way the comparison is between a computation from nothing in
-    the other process and one process's, from nothing or read back from saved results, and it must be exact. The
-    run here is one process; the CLI's shares claims and searches out over forked workers (``run_suite``), so the
-    comparison also holds the suite's numbers independent of how it is shared."""
-    from dt_circuits.claims.evaluation.comparisons import default_comparisons
-    from dt_circuits.claims.evaluation.measurement import PerStateMeasure
-    from dt_circuits.claims.evaluation.search import timed_search
+    conftest orders them, and the same xdist group keeps them on this worker), and ``run_suite(measured=...)``
+    takes their verdicts as they are and adds the counterexample searches. So the plugin's own numbers are what is
+    compared with the CLI's and with the record, and the 29 claims are not measured a second time in one process
+    (~20 s of a test command, AMD EPYC). A claim whose item has not run here (a selection, ``-p no:dt_circuits``)
+    is measured here, from the test run's disk cache (core/cache.py). Either way the comparison is between a
+    computation from nothing in the other process and one process's, from nothing or read back from saved
+    results, and it must be exact. The run here is one process; the CLI's shares claims and searches out over
+    forked workers (``run_suite``), so the comparison also holds the suite's numbers independent of how it is shared."""
     from dt_circuits.claims.plugin import claim_runs
-    from dt_circuits.claims.suite.run import applicable
     from dt_circuits.core.cache import CACHE_ENV
     from dt_circuits.core.cores import WORKERS_ENV
 
@@ -194,19 +189,8 @@ def reference_suite(reference_path, tmp_path_factory, pytestconfig):
     try:
         subject = Subject.load(reference_path)
         subject.workers = 1  # one process here; the CLI shares its claims and searches out over forked workers
-        claims = applicable(discover(), subject)
         measured = {run.claim.id: run for run in claim_runs(pytestconfig, reference_path)}
-        ids = [c.id for c in claims]
-        if set(ids) <= set(measured):
-            subject.comparisons = subject.comparisons or default_comparisons()
-            # copies: the plugin's own runs (its terminal summary) stay as it measured them
-            runs = [replace(run, verdict=replace(run.verdict, counterexamples=[])) for run in map(measured.get, ids)]
-            for run in runs:
-                for check in run.claim.checks:
-                    if isinstance(check.measure, PerStateMeasure):
-                        run.verdict.counterexamples.append(timed_search(subject, run.claim.id, check)[0])
-        else:
-            runs = run_suite(subject, claims, search=True)
+        runs = run_suite(subject, discover(), search=True, measured=measured)
         here = suite_json(subject, runs)
         _, err = proc.communicate(timeout=900)
     finally:
@@ -227,6 +211,22 @@ def _same_claims(data: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     family = {k: v for k, v in data["multiple_comparisons"].items() if k != "tests_in_this_run"}
     claims = {c["id"]: _without(c, frozenset({"p_adjusted"})) for c in data["claims"] if c["id"] in ids}
     return {**top, "multiple_comparisons": family, "claims": claims}
+
+
+def test_a_suite_takes_runs_already_measured_and_measures_the_rest():
+    """``run_suite(measured=...)``: a run made elsewhere (the plugin's) comes back as it was made, not measured
+    again, with its counterexamples searched here; the other claims are measured; the numbers are the suite's own."""
+    from dataclasses import replace
+
+    subject = Subject.load(REPO_ROOT / "checkpoints" / "raw-index")
+    subject.workers = 1
+    claims = [CLAIMS["wall-detection-embedding"], CLAIMS["rtg-embedding-forward"]]
+    full = run_suite(subject, claims, search=True)
+    assert full[0].verdict.counterexamples, "the taken claim must have a search to add"
+    made = replace(full[0], verdict=replace(full[0].verdict, statement="made elsewhere", counterexamples=[]))
+    runs = run_suite(subject, claims, search=True, measured={made.claim.id: made})
+    assert runs[0].verdict.statement == "made elsewhere" and made.verdict.counterexamples == []  # taken; a copy
+    assert _canonical([r.to_dict() for r in runs]) == _canonical([r.to_dict() for r in full])
 
 
 def test_the_second_process_runs_every_kind_of_measure():

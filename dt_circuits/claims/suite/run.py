@@ -7,7 +7,8 @@ table are :mod:`dt_circuits.claims.output.suite_output`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dt_circuits.claims.evaluation.comparisons import Comparisons, default_comparisons
@@ -72,11 +73,18 @@ def applicable(claims: list[Claim], subject: Subject) -> list[Claim]:
 
 
 def run_suite(
-    subject: Subject, claims: list[Claim], *, search: bool = False, comparisons: Comparisons | None = None
+    subject: Subject,
+    claims: list[Claim],
+    *,
+    search: bool = False,
+    comparisons: Comparisons | None = None,
+    measured: Mapping[str, ClaimRun] | None = None,
 ) -> list[ClaimRun]:
     """Every applicable claim on ``subject``; ``search`` also looks for a counterexample to each per-state
     prediction. ``comparisons``: the family the checks are adjusted for (default: the subject's, else the shipped
-    claims').
+    claims'). ``measured``: runs already made on this subject, by claim id (the pytest plugin's, in the same
+    process): their verdicts are taken as they are (copies, whose counterexamples are searched here when
+    ``search``), and only the other claims are evaluated.
 
     The claims and the searches are shared out over ``subject.workers`` forked processes (default: every core)
     where the platform forks (:func:`dt_circuits.evaluation.pool.start_method`), after the rollouts every claim
@@ -85,17 +93,24 @@ def run_suite(
     search strategy go to one worker, which draws their first pass once. Each worker keeps its own caches and uses
     one torch thread, as the rollout pool's do."""
     claims = applicable(claims, subject)
+    measured = measured or {}
+    todo = [i for i, c in enumerate(claims) if c.id not in measured]
     subject.comparisons = comparisons or subject.comparisons or default_comparisons()
-    subject.prefetch_rollouts(rollout_requests(claims))
+    subject.prefetch_rollouts(rollout_requests([claims[i] for i in todo]))
     searches = [(c.id, check) for c in claims for check in c.checks if isinstance(check.measure, PerStateMeasure)]
     searches = searches if search else []
-    jobs: list[tuple[str, Any]] = [("claim", i) for i in range(len(claims))]
+    jobs: list[tuple[str, Any]] = [("claim", i) for i in todo]
     jobs += [("search", group) for group in strategy_groups(subject, searches)]
     done = fork_map(_job, jobs, (subject, claims, searches), subject.workers)
-    runs = [ClaimRun(c, verdict, subject.expected(c.id), seconds)
-            for c, (verdict, seconds) in zip(claims, done[: len(claims)], strict=True)]  # fmt: skip
+    evaluated = dict(zip(todo, done[: len(todo)], strict=True))
+    runs = [
+        ClaimRun(c, evaluated[i][0], subject.expected(c.id), evaluated[i][1])
+        if i in evaluated
+        else _copy(measured[c.id], searched=search)
+        for i, c in enumerate(claims)
+    ]
     found: dict[int, tuple] = {}
-    for (_, group), results in zip(jobs[len(claims) :], done[len(claims) :], strict=True):
+    for (_, group), results in zip(jobs[len(todo) :], done[len(todo) :], strict=True):
         found.update(zip(group, results, strict=True))
     by_id = {r.claim.id: r for r in runs}
     for i, (claim_id, _) in enumerate(searches):
@@ -103,6 +118,13 @@ def run_suite(
         by_id[claim_id].verdict.counterexamples.append(counterexample)
         by_id[claim_id].seconds += seconds
     return runs
+
+
+def _copy(run: ClaimRun, *, searched: bool) -> ClaimRun:
+    """A run made elsewhere, as this suite's: its own verdict object, without counterexamples when they are
+    searched here."""
+    kept = [] if searched else list(run.verdict.counterexamples)
+    return replace(run, verdict=replace(run.verdict, counterexamples=kept))
 
 
 def _job(shared: tuple, job: tuple[str, Any]) -> Any:
